@@ -1,0 +1,13 @@
+// Package knock implements the "sesame knock" subcommand.
+package knock
+
+import (
+	"fmt"
+	"io"
+)
+
+// Main runs the subcommand with its arguments and returns the process exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fmt.Fprintln(stderr, "sesame knock: not implemented yet")
+	return 2
+}

@@ -1,0 +1,13 @@
+// Package server implements the "sesame server" subcommand.
+package server
+
+import (
+	"fmt"
+	"io"
+)
+
+// Main runs the subcommand with its arguments and returns the process exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fmt.Fprintln(stderr, "sesame server: not implemented yet")
+	return 2
+}

@@ -1,0 +1,13 @@
+// Package shield implements the "sesame shield" subcommand.
+package shield
+
+import (
+	"fmt"
+	"io"
+)
+
+// Main runs the subcommand with its arguments and returns the process exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fmt.Fprintln(stderr, "sesame shield: not implemented yet")
+	return 2
+}
