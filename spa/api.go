@@ -94,7 +94,7 @@ type ProtoPort struct {
 var (
 	ErrTooShort       = errors.New("packet too short")
 	ErrTooLong        = errors.New("packet too long")
-	ErrPrefixPresent  = errors.New("packet starts with the Salted__ prefix")
+	ErrPrefixPresent  = errors.New("packet starts with a prefix the client strips (U2FsdGVkX1, or hQ on 400+ characters)")
 	ErrNotBase64      = errors.New("packet is not base64")
 	ErrGnuPG          = errors.New("packet of 400 or more characters is GnuPG, not Rijndael")
 	ErrHMACMissing    = errors.New("HMAC expected but packet too short to hold one")
@@ -105,6 +105,23 @@ var (
 	ErrUsernameTooBig = errors.New("username too long")
 	ErrBadKey         = errors.New("invalid key")
 	ErrUnsupported    = errors.New("not supported")
+
+	// Added by the spa implementation (one sentinel per decoder check).
+	ErrHMACType      = errors.New("invalid HMAC type")
+	ErrMode          = errors.New("invalid encryption mode")
+	ErrCipherLen     = errors.New("ciphertext length is not a multiple of the AES block size")
+	ErrPlaintext     = errors.New("invalid plaintext length or non-printable plaintext")
+	ErrFieldCount    = errors.New("wrong number of fields")
+	ErrRandom        = errors.New("invalid random value")
+	ErrUsername      = errors.New("invalid username")
+	ErrTimestamp     = errors.New("invalid timestamp")
+	ErrVersion       = errors.New("invalid version")
+	ErrMsgType       = errors.New("invalid message type")
+	ErrMessage       = errors.New("invalid access or command message")
+	ErrNATAccess     = errors.New("invalid NAT access")
+	ErrServerAuth    = errors.New("invalid server auth")
+	ErrClientTimeout = errors.New("invalid client timeout")
+	ErrAccess        = errors.New("invalid access message")
 )
 
 // The functions below are implemented in the package's other files:
@@ -112,13 +129,20 @@ var (
 //	func Encode(m *Message, k Keys, rand io.Reader) (string, error)  // wire string; fills Random, Version, Digest
 //	func Decode(wire []byte, k Keys) (*Message, error)               // sanity, HMAC, decrypt, plaintext checks
 //	func CheckWire(wire []byte) error                                // cheap pre-decryption checks (§7.3 1,2,4)
+//	func VerifyHMAC(wire []byte, k Keys) ([]byte, error)             // per-stanza half 1: HMAC only, returns ciphertext text
+//	func DecodeCiphertext(ct []byte, k Keys) (*Message, error)       // per-stanza half 2: decrypt + plaintext checks
+//	func NewDecoder(k Keys) (*Decoder, error)                        // per-stanza: keys checked once, pooled HMAC, 0-alloc reject
+//	func (k Keys) Validate() error
+//	func DecodeGnuPG(wire []byte, k Keys, o Opener) (*Message, error) // GnuPG seam (nil Opener: ErrUnsupported)
 //	func EncodePlaintext(m *Message) (string, error)                 // "enc:digest"
 //	func DecodePlaintext(pt []byte) (*Message, error)
 //	func ReplayDigest(wire []byte) string                            // unpadded base64 SHA-256 of the wire bytes
 //	func ParseAccess(msg string) (Access, error)
+//	func (Access) String() string                                     // "ip,proto/port[,...]" (0.0.0.0 for the zero Addr)
+//	func DecodeKey(raw string, isBase64 bool) ([]byte, error)        // KEY / KEY_BASE64 forms
 //	func ParseDigestType(name string) (DigestType, error)            // md5 ... sha3_512, any case
 //	func ParseMode(name string) (Mode, error)                        // cbc, ecb, cfb, ofb, ctr, legacy, any case
 //	func (DigestType) String() string                                 // MD5, SHA1, SHA256, SHA384, SHA512, SHA3_256, SHA3_512
-//	func (Mode) String() string                                       // CBC, ECB, ...
+//	func (Mode) String() string                                       // CBC, ECB, CFB, PCBC, OFB, CTR, Asymmetric, legacy
 //	func (MessageType) String() string                                // fwknop's dump text, "Access msg"
 var _ io.Reader = nil
