@@ -1,0 +1,103 @@
+package capture
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+)
+
+// DefaultUDPAddr is fwknopd's UDP-server address (UDPSERV_PORT 62201 on all addresses).
+const DefaultUDPAddr = ":62201"
+
+// maxDatagram fits any UDP payload, so nothing is silently cut.
+const maxDatagram = 65536
+
+// UDPServer is a Source reading a plain UDP socket (fwknopd's ENABLE_UDP_SERVER / -U). Unlike
+// sniffing, the firewall must accept the port. Packet.Src is the sender with IPv4-mapped IPv6
+// addresses unmapped and any zone dropped; Packet.Dst is the unspecified address of the
+// sender's family (fwknopd records 0.0.0.0) with the local port; Proto is 17.
+//
+// Read must be called from one goroutine at a time; Close may be called from any goroutine.
+// Over a *net.UDPConn, Read allocates only the returned payload.
+type UDPServer struct {
+	pc   net.PacketConn
+	udp  *net.UDPConn // pc, when it is one: the allocation-free path
+	port uint16
+	buf  []byte
+}
+
+var _ Source = (*UDPServer)(nil)
+
+// NewUDPServer listens on addr ("host:port"; ":62201" is dual-stack, both IPv4 and IPv6).
+func NewUDPServer(addr string) (*UDPServer, error) {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("capture: udp server: %w", err)
+	}
+	return FromPacketConn(pc), nil
+}
+
+// FromPacketConn reads from a socket opened elsewhere (systemd socket activation). The
+// UDPServer owns pc from now on and closes it on Close.
+func FromPacketConn(pc net.PacketConn) *UDPServer {
+	s := &UDPServer{pc: pc, buf: make([]byte, maxDatagram)}
+	s.udp, _ = pc.(*net.UDPConn)
+	if ua, ok := pc.LocalAddr().(*net.UDPAddr); ok {
+		s.port = uint16(ua.Port)
+	}
+	return s
+}
+
+// LocalAddr is the socket's address.
+func (s *UDPServer) LocalAddr() net.Addr { return s.pc.LocalAddr() }
+
+// Read blocks until a datagram arrives. After Close the error wraps net.ErrClosed.
+func (s *UDPServer) Read() (Packet, error) {
+	var (
+		n   int
+		src netip.AddrPort
+		err error
+	)
+	if s.udp != nil {
+		n, src, err = s.udp.ReadFromUDPAddrPort(s.buf)
+	} else {
+		var a net.Addr
+		n, a, err = s.pc.ReadFrom(s.buf)
+		if err == nil {
+			src, err = addrPort(a)
+		}
+	}
+	if err != nil {
+		return Packet{}, fmt.Errorf("capture: udp read on %v: %w", s.pc.LocalAddr(), err)
+	}
+	ip := src.Addr().Unmap().WithZone("")
+	dst := netip.IPv4Unspecified()
+	if ip.Is6() {
+		dst = netip.IPv6Unspecified()
+	}
+	return Packet{
+		Src:     netip.AddrPortFrom(ip, src.Port()),
+		Dst:     netip.AddrPortFrom(dst, s.port),
+		Proto:   ProtoUDP,
+		Payload: append([]byte(nil), s.buf[:n]...),
+	}, nil
+}
+
+func addrPort(a net.Addr) (netip.AddrPort, error) {
+	if ua, ok := a.(*net.UDPAddr); ok {
+		return ua.AddrPort(), nil
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("sender address %v: %w", a, err)
+	}
+	return ap, nil
+}
+
+// Close closes the socket, unblocking Read.
+func (s *UDPServer) Close() error {
+	if err := s.pc.Close(); err != nil {
+		return fmt.Errorf("capture: close udp server: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,111 @@
+package capture
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/sesame-spa/sesame/internal/nstest"
+)
+
+// wrapped hides *net.UDPConn so FromPacketConn takes its generic path.
+type wrapped struct{ net.PacketConn }
+
+func TestUDPServerLoopback(t *testing.T) {
+	for name, open := range map[string]func() (*UDPServer, error){
+		"NewUDPServer": func() (*UDPServer, error) { return NewUDPServer("127.0.0.1:0") },
+		"generic PacketConn": func() (*UDPServer, error) {
+			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				return nil, err
+			}
+			return FromPacketConn(wrapped{pc}), nil
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := startReading(t, s)
+			c, err := net.Dial("udp", s.LocalAddr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			big := make([]byte, 9000)
+			for _, msg := range [][]byte{[]byte("one"), big, {}} {
+				if _, err := c.Write(msg); err != nil {
+					t.Fatal(err)
+				}
+				p := r.expect(t, "a datagram")
+				port := uint16(s.LocalAddr().(*net.UDPAddr).Port)
+				want := Packet{Src: c.LocalAddr().(*net.UDPAddr).AddrPort(), Dst: netip.AddrPortFrom(netip.IPv4Unspecified(), port), Proto: ProtoUDP}
+				if p.Src != want.Src || p.Dst != want.Dst || p.Proto != ProtoUDP || len(p.Payload) != len(msg) {
+					t.Fatalf("got %v -> %v proto %d %d bytes, want %v -> %v %d bytes", p.Src, p.Dst, p.Proto, len(p.Payload), want.Src, want.Dst, len(msg))
+				}
+			}
+			s.Close()
+			select {
+			case <-r.ch:
+			case <-time.After(2 * time.Second):
+				t.Fatal("Close did not end Read")
+			}
+			if err := <-r.errc; !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("Read after Close: %v, want net.ErrClosed", err)
+			}
+		})
+	}
+}
+
+func TestUDPServerReadAllocs(t *testing.T) {
+	s, err := NewUDPServer("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, err := net.Dial("udp", s.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := spaPayload()
+	allocs := testing.AllocsPerRun(50, func() {
+		c.Write(msg)
+		if _, err := s.Read(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 1 { // the payload copy
+		t.Fatalf("%v allocations per datagram, want at most 1", allocs)
+	}
+}
+
+// TestIntegrationUDPServer: UDP-server mode on the dual-stack wildcard over IPv4 and IPv6,
+// with IPv4 senders unmapped.
+func TestIntegrationUDPServer(t *testing.T) {
+	srv, cli := nstest.Pair(t)
+	var s *UDPServer
+	if err := srv.Do(t, func() (err error) { s, err = NewUDPServer(DefaultUDPAddr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if la := s.LocalAddr().(*net.UDPAddr); !la.IP.IsUnspecified() || la.IP.To4() != nil {
+		t.Fatalf("listening on %v, want the dual-stack [::]", la)
+	}
+	r := startReading(t, s)
+	for _, c := range []struct{ dst, unspec string }{
+		{srvAP4.String(), "0.0.0.0:62201"},
+		{srvAP6.String(), "[::]:62201"},
+	} {
+		local, _ := sendUDP(t, cli, c.dst, []byte("spa "+c.dst), 0)
+		p := r.expect(t, c.dst)
+		if p.Src != local.AddrPort() || p.Dst.String() != c.unspec || string(p.Payload) != "spa "+c.dst {
+			t.Fatalf("got %v -> %v %q, want %v -> %s", p.Src, p.Dst, p.Payload, local.AddrPort(), c.unspec)
+		}
+		if p.Src.Addr().Is4In6() {
+			t.Fatalf("source %v not unmapped", p.Src)
+		}
+	}
+}
