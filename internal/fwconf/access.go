@@ -1,0 +1,413 @@
+package fwconf
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sesame-spa/sesame/spa"
+)
+
+// MaxIncludeDepth is how deep access files may nest: the top file, a file it includes, and a
+// file that one includes (fwknopd's limit).
+const MaxIncludeDepth = 3
+
+// Key length limits.
+const (
+	MaxKeyLen     = 32  // Rijndael passphrase, bytes
+	MaxHMACKeyLen = 128 // HMAC key, bytes
+)
+
+const keygenFix = "generate keys with 'sesame keygen'"
+
+// keyVars are the variables %include_keys takes from its file.
+var keyVars = map[string]bool{"KEY": true, "KEY_BASE64": true, "HMAC_KEY": true, "HMAC_KEY_BASE64": true}
+
+// LoadAccess reads an access.conf file, following %include, %include_folder and
+// %include_keys, and returns its stanzas in load order.
+func LoadAccess(path string, opts Options) ([]*Stanza, []Warning, error) {
+	ap := newAccessParser(opts)
+	if err := ap.include(pos{File: path}, path, 0); err != nil {
+		return nil, ap.warns, err
+	}
+	return ap.done(path)
+}
+
+// LoadAccessFolder reads every *.conf file in dir, in name order, as fwknopd's
+// --access-folder / ACCESS_FOLDER does.
+func LoadAccessFolder(dir string, opts Options) ([]*Stanza, []Warning, error) {
+	ap := newAccessParser(opts)
+	if err := ap.folder(pos{File: dir}, dir, 0); err != nil {
+		return nil, ap.warns, err
+	}
+	return ap.done(dir)
+}
+
+// LoadAccess loads the access stanzas the server configuration names: ACCESS_FOLDER when set,
+// else ACCESS_FILE.
+func (s *Server) LoadAccess(opts Options) ([]*Stanza, []Warning, error) {
+	if s.AccessFolder != "" {
+		return LoadAccessFolder(s.AccessFolder, opts)
+	}
+	return LoadAccess(s.AccessFile, opts)
+}
+
+// ParseAccess parses access.conf text; name is used in messages. Includes are resolved
+// through opts' file system (none for the zero Options: they fail).
+func ParseAccess(name string, data []byte, opts Options) ([]*Stanza, []Warning, error) {
+	if opts.fs == nil {
+		opts.fs = noFS{}
+	}
+	ap := newAccessParser(opts)
+	if err := ap.file(name, data, 1); err != nil {
+		return nil, ap.warns, err
+	}
+	return ap.done(name)
+}
+
+type accessParser struct {
+	fsys    fileSystem
+	loc     *time.Location
+	stanzas []*Stanza
+	warns   []Warning
+}
+
+func newAccessParser(opts Options) *accessParser {
+	loc := opts.Location
+	if loc == nil {
+		loc = time.Local
+	}
+	return &accessParser{fsys: opts.fsys(), loc: loc}
+}
+
+func (ap *accessParser) done(name string) ([]*Stanza, []Warning, error) {
+	if len(ap.stanzas) == 0 {
+		return nil, ap.warns, &Error{File: name, Msg: "no SOURCE stanza found", Fix: "add a stanza starting with a SOURCE line", Err: ErrStanza}
+	}
+	return ap.stanzas, ap.warns, nil
+}
+
+// read reads a file, turning permission remarks into warnings.
+func (ap *accessParser) read(from pos, name, path string) ([]byte, error) {
+	data, remarks, err := ap.fsys.ReadFile(path)
+	if err != nil {
+		return nil, from.errorf(ErrInclude, name, "", "cannot read %s: %v", path, err)
+	}
+	for _, r := range remarks {
+		ap.warns = append(ap.warns, Warning{File: path, Msg: r})
+	}
+	return data, nil
+}
+
+// include parses the access file at path, included from `from` at depth (0 for the top file).
+func (ap *accessParser) include(from pos, path string, depth int) error {
+	if depth >= MaxIncludeDepth {
+		return from.errorf(ErrInclude, "%include", "flatten the includes",
+			"refusing to nest access files more than %d deep", MaxIncludeDepth)
+	}
+	name := ""
+	if depth > 0 {
+		name = "%include"
+	}
+	data, err := ap.read(from, name, path)
+	if err != nil {
+		return err
+	}
+	return ap.file(path, data, depth+1)
+}
+
+// folder parses every *.conf file in dir, sorted.
+func (ap *accessParser) folder(from pos, dir string, depth int) error {
+	files, err := confFiles(ap.fsys, dir)
+	if err != nil {
+		name := ""
+		if depth > 0 {
+			name = "%include_folder"
+		}
+		return from.errorf(ErrInclude, name, "", "cannot read folder %s: %v", dir, err)
+	}
+	for _, f := range files {
+		if err := ap.include(from, f, depth); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resolve makes an included path relative to the including file's directory.
+func resolve(from, path string) string {
+	if filepath.IsAbs(path) || from == "" {
+		return path
+	}
+	return filepath.Join(filepath.Dir(from), path)
+}
+
+// file parses one access file at depth (1 for the top file).
+func (ap *accessParser) file(path string, data []byte, depth int) error {
+	var cur *Stanza
+	err := lines(path, data, func(e entry) error {
+		p := pos{path, e.Line}
+		name := e.Name
+		if i := strings.LastIndexByte(name, ':'); i >= 0 {
+			name = name[:i] // "SOURCE:" is tolerated
+		}
+		switch name {
+		case "%include":
+			return ap.include(p, resolve(path, e.Value), depth)
+		case "%include_folder":
+			if depth >= MaxIncludeDepth {
+				return p.errorf(ErrInclude, name, "flatten the includes",
+					"refusing to nest access files more than %d deep", MaxIncludeDepth)
+			}
+			return ap.folder(p, resolve(path, e.Value), depth)
+		case "SOURCE":
+			if cur != nil {
+				if err := ap.finish(cur); err != nil {
+					return err
+				}
+			}
+			cur = &Stanza{File: path, Line: e.Line, Num: len(ap.stanzas) + 1, SourceText: e.Value,
+				Raw: map[string]string{}, Where: map[string]Origin{}}
+			ap.stanzas = append(ap.stanzas, cur)
+			return ap.set(cur, p, name, e.Value)
+		}
+		if cur == nil {
+			ap.warns = append(ap.warns, p.warn(name, "appears before the first SOURCE line; ignored"))
+			return nil
+		}
+		if name == "%include_keys" {
+			return ap.includeKeys(cur, p, resolve(path, e.Value))
+		}
+		return ap.set(cur, p, name, e.Value)
+	})
+	if err != nil {
+		return err
+	}
+	if cur != nil {
+		return ap.finish(cur)
+	}
+	return nil
+}
+
+// includeKeys takes only the key variables from a file.
+func (ap *accessParser) includeKeys(cur *Stanza, from pos, path string) error {
+	data, err := ap.read(from, "%include_keys", path)
+	if err != nil {
+		return err
+	}
+	return lines(path, data, func(e entry) error {
+		p := pos{path, e.Line}
+		name := e.Name
+		if i := strings.LastIndexByte(name, ':'); i >= 0 {
+			name = name[:i]
+		}
+		if !keyVars[name] {
+			if v, ok := Variables[name]; ok && v.Support == Unsupported {
+				return p.errorf(ErrUnsupported, name, "remove it", "%s is not supported by sesame (%s)", name, v.Note)
+			}
+			ap.warns = append(ap.warns, p.warn(name, "only KEY, KEY_BASE64, HMAC_KEY and HMAC_KEY_BASE64 are taken from an %%include_keys file; ignored"))
+			return nil
+		}
+		return ap.set(cur, p, name, e.Value)
+	})
+}
+
+// set applies one variable to the current stanza.
+func (ap *accessParser) set(s *Stanza, p pos, name, val string) error {
+	v, known := Variables[name]
+	if !known || v.Scope&InAccess == 0 {
+		if known {
+			ap.warns = append(ap.warns, p.warn(name, "belongs in fwknopd.conf; ignored"))
+		} else {
+			ap.warns = append(ap.warns, p.warn(name, "unknown variable; ignored"))
+		}
+		return nil
+	}
+	w, err := checkSupport(p, name, val, v)
+	if err != nil {
+		return err
+	}
+	if w != nil {
+		ap.warns = append(ap.warns, *w)
+	}
+	if o, dup := s.Where[name]; dup && name != "SOURCE" {
+		ap.warns = append(ap.warns, p.warn(name, "also set at %s:%d in this stanza; this later value wins", o.File, o.Line))
+	}
+	s.Raw[name] = val
+	s.Where[name] = Origin{p.File, p.Line}
+	bad := func(fix, format string, args ...any) error {
+		return p.errorf(ErrValue, name, fix, format, args...)
+	}
+	yn := func() (bool, error) {
+		b, ok := parseYN(val)
+		if !ok {
+			return false, bad("use Y or N", "%q is not Y or N", val)
+		}
+		return b, nil
+	}
+	var err2 error
+	switch name {
+	case "SOURCE":
+		s.Source, s.SourceAny, err2 = ParseAddrList(val)
+		if err2 != nil {
+			return bad("write ANY, addresses or prefixes, comma-separated", "%v", err2)
+		}
+	case "DESTINATION":
+		var any bool
+		s.Destination, any, err2 = ParseAddrList(val)
+		if err2 != nil {
+			return bad("write ANY, addresses or prefixes, comma-separated", "%v", err2)
+		}
+		if any {
+			s.Destination = nil
+		}
+	case "OPEN_PORTS", "RESTRICT_PORTS":
+		ports, err := ParsePorts(val)
+		if err != nil {
+			return bad(`write e.g. "tcp/22, udp/53"`, "%v", err)
+		}
+		if name == "OPEN_PORTS" {
+			s.OpenPorts = ports
+		} else {
+			s.RestrictPorts = ports
+		}
+	case "KEY", "HMAC_KEY", "KEY_BASE64", "HMAC_KEY_BASE64":
+		if strings.EqualFold(val, "__CHANGEME__") {
+			return p.errorf(ErrPlaceholder, name, keygenFix+" and put them here",
+				"still the shipped placeholder __CHANGEME__")
+		}
+		key := []byte(val)
+		if strings.HasSuffix(name, "_BASE64") {
+			key, err2 = decodeBase64(val)
+			if err2 != nil {
+				return bad(keygenFix, "value is not valid base64")
+			}
+			if len(key) == 0 {
+				return bad(keygenFix, "value decodes to an empty key")
+			}
+		}
+		if strings.HasPrefix(name, "HMAC") {
+			s.Keys.HMACKey = key
+		} else {
+			s.Keys.Key = key
+		}
+	case "HMAC_DIGEST_TYPE":
+		t, ok := digestNames[strings.ToLower(val)]
+		if !ok {
+			return bad("use one of md5, sha1, sha256, sha384, sha512, sha3_256, sha3_512", "unknown digest type %q", val)
+		}
+		s.Keys.HMACType = t
+	case "ENCRYPTION_MODE":
+		lv := strings.ToLower(val)
+		if lv == "asymmetric" || lv == "gpg" {
+			return p.errorf(ErrUnsupported, name, "use a KEY/HMAC_KEY stanza", "GnuPG (%s) mode is not supported by sesame", val)
+		}
+		if lv == "pcbc" {
+			return p.errorf(ErrUnsupported, name, "use CBC", "PCBC mode is not supported")
+		}
+		m, ok := modeNames[lv]
+		if !ok {
+			return bad("use one of CBC, CTR, CFB, OFB, ECB, legacy", "unknown encryption mode %q", val)
+		}
+		s.Keys.Mode = m
+	case "FW_ACCESS_TIMEOUT", "MAX_FW_TIMEOUT":
+		n, err := parseUint(val, 0, 2<<22)
+		if err != nil {
+			return bad("", "%v", err)
+		}
+		if name == "FW_ACCESS_TIMEOUT" {
+			s.FWAccessTimeout = time.Duration(n) * time.Second
+		} else {
+			s.MaxFWTimeout = time.Duration(n) * time.Second
+		}
+	case "ENABLE_CMD_EXEC":
+		s.EnableCmdExec, err2 = yn()
+	case "REQUIRE_USERNAME":
+		s.RequireUsername = val
+	case "REQUIRE_SOURCE_ADDRESS", "REQUIRE_SOURCE":
+		s.RequireSourceAddress, err2 = yn()
+	case "SESAME_REQUIRE_SOURCE_MATCH":
+		s.RequireSourceMatch, err2 = yn()
+	case "ACCESS_EXPIRE":
+		s.AccessExpire, err2 = parseExpire(val, ap.loc)
+		if err2 != nil {
+			return bad("write MM/DD/YYYY", "%v", err2)
+		}
+	case "ACCESS_EXPIRE_EPOCH":
+		n, err := parseUint(val, 0, 1<<40)
+		if err != nil {
+			return bad("write Unix seconds", "%v", err)
+		}
+		s.AccessExpire = time.Unix(n, 0)
+	default:
+		// DefaultOnly variables at their default: nothing to store beyond Raw.
+		if _, ok := parseYN(val); !ok && (v.Default == "Y" || v.Default == "N") {
+			return bad("use Y or N", "%q is not Y or N", val)
+		}
+	}
+	return err2
+}
+
+// finish applies defaults and checks a completed stanza.
+func (ap *accessParser) finish(s *Stanza) error {
+	at := func(name string) pos {
+		if o, ok := s.Where[name]; ok {
+			return pos{o.File, o.Line}
+		}
+		return pos{s.File, s.Line}
+	}
+	keyVar := func(hmac bool) string {
+		prefix := "KEY"
+		if hmac {
+			prefix = "HMAC_KEY"
+		}
+		a, b := s.Where[prefix], s.Where[prefix+"_BASE64"]
+		if b.File != "" && (a.File == "" || b.Line > a.Line || b.File != a.File) {
+			return prefix + "_BASE64"
+		}
+		return prefix
+	}
+	if len(s.Keys.Key) == 0 {
+		return pos{s.File, s.Line}.errorf(ErrStanza, "SOURCE", "add KEY_BASE64 and HMAC_KEY_BASE64; "+keygenFix,
+			"stanza #%d (SOURCE %s) has no KEY or KEY_BASE64", s.Num, s.SourceText)
+	}
+	if n := len(s.Keys.Key); n > MaxKeyLen {
+		k := keyVar(false)
+		return at(k).errorf(ErrValue, k, keygenFix, "key is %d bytes; Rijndael keys are 1..%d bytes", n, MaxKeyLen)
+	}
+	if n := len(s.Keys.HMACKey); n > MaxHMACKeyLen {
+		k := keyVar(true)
+		return at(k).errorf(ErrValue, k, keygenFix, "HMAC key is %d bytes; at most %d are allowed", n, MaxHMACKeyLen)
+	}
+	if s.Keys.HMACKey != nil && bytes.Equal(s.Keys.Key, s.Keys.HMACKey) {
+		k := keyVar(true)
+		return at(k).errorf(ErrValue, k, keygenFix, "the HMAC key equals the encryption key; they must differ")
+	}
+	if s.Keys.Mode == 0 {
+		s.Keys.Mode = spa.CBC
+	}
+	if s.Keys.HMACType == 0 && s.Keys.HMACKey != nil {
+		s.Keys.HMACType = spa.SHA256
+	}
+	if s.Keys.Mode == spa.Legacy && len(s.Keys.Key) > 16 {
+		ap.warns = append(ap.warns, at("ENCRYPTION_MODE").warn("ENCRYPTION_MODE", "legacy mode uses only the first 16 bytes of the %d-byte key", len(s.Keys.Key)))
+		s.Keys.Key = s.Keys.Key[:16] // as fwknopd does
+	}
+	if s.Keys.HMACKey == nil {
+		ap.warns = append(ap.warns, pos{s.File, s.Line}.warn("SOURCE", "stanza #%d has no HMAC key: packets are decrypted without being authenticated first; add HMAC_KEY_BASE64", s.Num))
+	}
+	if s.FWAccessTimeout <= 0 {
+		s.FWAccessTimeout = 30 * time.Second
+	}
+	if s.MaxFWTimeout <= 0 {
+		s.MaxFWTimeout = 300 * time.Second
+	}
+	if s.MaxFWTimeout < s.FWAccessTimeout {
+		ap.warns = append(ap.warns, at("MAX_FW_TIMEOUT").warn("MAX_FW_TIMEOUT", "is below FW_ACCESS_TIMEOUT; MAX_FW_TIMEOUT is honoured"))
+	}
+	if !s.RequireSourceAddress {
+		ap.warns = append(ap.warns, pos{s.File, s.Line}.warn("SOURCE", "REQUIRE_SOURCE_ADDRESS not enabled for stanza #%d", s.Num))
+	}
+	return nil
+}

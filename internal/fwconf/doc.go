@@ -1,0 +1,42 @@
+/*
+Package fwconf reads fwknopd.conf and access.conf as fwknopd 2.6 does, into typed structs.
+
+# Syntax
+
+One "NAME value" per line; the value runs from the first non-blank after the name to the
+first ';', CR or LF, and trailing blanks are trimmed (as fwknopd 2.6.11 does; 2.6.10 kept
+them, so "KEY fwknoptest   " was a 13-byte key there and is a 10-byte key here). Lines that
+are empty, blank, or start with '#' or ';' are ignored. In access.conf a colon after the name
+is tolerated ("SOURCE: ANY"). In fwknopd.conf a value may start with $NAME, the value of a
+variable set on an earlier line ("$FWKNOP_RUN_DIR/digest.cache").
+
+access.conf directives: "%include FILE" and "%include_folder DIR" (every *.conf in DIR, in
+name order) nest files up to MaxIncludeDepth deep; "%include_keys FILE" inside a SOURCE stanza
+takes only KEY, KEY_BASE64, HMAC_KEY and HMAC_KEY_BASE64 from FILE. Relative paths are
+resolved against the including file's directory (fwknopd uses its working directory).
+
+# Variables
+
+Variables lists every variable fwknopd 2.6 knows and what sesame does with it. Unknown
+variables are warnings; variables sesame does not implement are errors naming file, line and
+variable; settings without effect in sesame are warnings. Keys left at __CHANGEME__, an HMAC
+key equal to the encryption key, Rijndael keys outside 1..32 bytes and HMAC keys over 128
+bytes are refused. Files readable by group or other, or owned by another user, give warnings.
+
+sesame's own variables:
+
+	variable                     file          default  meaning
+	SESAME_GUARD_PORTS           fwknopd.conf  (none)   proto/port list ("tcp/22, tcp/5432") that
+	                                                    sesame's own nftables table drops unless
+	                                                    granted
+	SESAME_HOST_CHAIN            fwknopd.conf  none     hook grants into a host ruleset that already
+	                                                    drops: "none", "iptables [CHAIN]" or
+	                                                    "nft ip|ip6|inet TABLE CHAIN" (see HostChain)
+	SESAME_REPLAY_MARGIN         fwknopd.conf  60       seconds a replay digest is kept beyond the
+	                                                    2*MAX_SPA_PACKET_AGE window (Server.ReplayKeep)
+	SESAME_REQUIRE_SOURCE_MATCH  access.conf   N        Y: the allow-IP in the packet must equal the
+	                                                    packet's source address (fwknop PR #281)
+
+sesame also accepts IPv6 addresses and prefixes in SOURCE and DESTINATION.
+*/
+package fwconf

@@ -1,0 +1,125 @@
+package fwconf
+
+import (
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/sesame-spa/sesame/spa"
+)
+
+// DumpOptions tune Dump.
+type DumpOptions struct {
+	// ShowKeys prints keys (as KEY_BASE64 / HMAC_KEY_BASE64); otherwise they are replaced by a
+	// comment giving their length.
+	ShowKeys bool
+}
+
+// DumpServer writes the effective fwknopd.conf, like `fwknopd -D`, as "NAME value" lines
+// (sorted by name: every variable that is set, and the defaults of those sesame uses). The output parses back to
+// the same configuration.
+func DumpServer(w io.Writer, s *Server) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# effective configuration of %s\n", s.File)
+	for _, name := range sortedKeys(Variables) {
+		v := Variables[name]
+		if v.Scope&InServer == 0 {
+			continue
+		}
+		if _, set := s.Raw[name]; !set && (v.Support == NoEffect || v.Support == Unsupported) {
+			continue
+		}
+		if v, _ := s.value(name); v != "" {
+			fmt.Fprintf(&b, "%-28s %s\n", name, v)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// DumpAccess writes the effective access stanzas as access.conf text, defaults included.
+func DumpAccess(w io.Writer, stanzas []*Stanza, opts DumpOptions) error {
+	var b strings.Builder
+	for i, s := range stanzas {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		line := func(name, value string) { fmt.Fprintf(&b, "%-28s %s\n", name, value) }
+		fmt.Fprintf(&b, "# stanza #%d (%s:%d)\n", s.Num, s.File, s.Line)
+		src := formatPrefixes(s.Source)
+		if s.SourceAny {
+			src = append([]string{"ANY"}, src...)
+		}
+		line("SOURCE", strings.Join(src, ", "))
+		if len(s.Destination) > 0 {
+			line("DESTINATION", strings.Join(formatPrefixes(s.Destination), ", "))
+		}
+		if len(s.OpenPorts) > 0 {
+			line("OPEN_PORTS", formatPorts(s.OpenPorts))
+		}
+		if len(s.RestrictPorts) > 0 {
+			line("RESTRICT_PORTS", formatPorts(s.RestrictPorts))
+		}
+		for _, k := range []struct {
+			name string
+			key  []byte
+		}{{"KEY_BASE64", s.Keys.Key}, {"HMAC_KEY_BASE64", s.Keys.HMACKey}} {
+			switch {
+			case k.key == nil:
+			case opts.ShowKeys:
+				line(k.name, base64.StdEncoding.EncodeToString(k.key))
+			default:
+				fmt.Fprintf(&b, "# %s (hidden, %d bytes)\n", k.name, len(k.key))
+			}
+		}
+		if s.Keys.HMACKey != nil {
+			line("HMAC_DIGEST_TYPE", digestText[s.Keys.HMACType])
+		}
+		if m, ok := modeText[s.Keys.Mode]; ok {
+			line("ENCRYPTION_MODE", m)
+		}
+		line("FW_ACCESS_TIMEOUT", strconv.Itoa(int(s.FWAccessTimeout.Seconds())))
+		line("MAX_FW_TIMEOUT", strconv.Itoa(int(s.MaxFWTimeout.Seconds())))
+		if s.RequireUsername != "" {
+			line("REQUIRE_USERNAME", s.RequireUsername)
+		}
+		line("REQUIRE_SOURCE_ADDRESS", yesNo(s.RequireSourceAddress))
+		line("SESAME_REQUIRE_SOURCE_MATCH", yesNo(s.RequireSourceMatch))
+		line("ENABLE_CMD_EXEC", yesNo(s.EnableCmdExec))
+		if !s.AccessExpire.IsZero() {
+			line("ACCESS_EXPIRE_EPOCH", strconv.FormatInt(s.AccessExpire.Unix(), 10))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "Y"
+	}
+	return "N"
+}
+
+func formatPrefixes(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		if p.IsSingleIP() {
+			out[i] = p.Addr().String()
+		} else {
+			out[i] = p.String()
+		}
+	}
+	return out
+}
+
+func formatPorts(ps []spa.ProtoPort) string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Proto + "/" + strconv.Itoa(int(p.Port))
+	}
+	return strings.Join(out, ", ")
+}

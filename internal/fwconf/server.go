@@ -1,0 +1,298 @@
+package fwconf
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sesame-spa/sesame/spa"
+)
+
+// Server is the effective fwknopd.conf: typed fields for what sesame uses, with fwknopd's
+// Debian defaults filled in, and Raw for every variable that was set.
+type Server struct {
+	File string // the file read ("" for ParseServer's text)
+
+	PcapIntf         string // PCAP_INTF (-i), default eth0
+	PcapFilter       string // PCAP_FILTER (-P), default "udp port 62201"
+	PcapAnyDirection bool   // ENABLE_PCAP_ANY_DIRECTION
+	EnableUDPServer  bool   // ENABLE_UDP_SERVER (-U)
+	UDPServPort      uint16 // UDPSERV_PORT, default 62201
+
+	EnableSPAPacketAging    bool          // ENABLE_SPA_PACKET_AGING, default Y
+	MaxSPAPacketAge         time.Duration // MAX_SPA_PACKET_AGE, default 120 s (1..100000 s)
+	EnableDigestPersistence bool          // ENABLE_DIGEST_PERSISTENCE, default Y
+	DigestFile              string        // DIGEST_FILE (-d), default $FWKNOP_RUN_DIR/digest.cache
+
+	RunDir       string // FWKNOP_RUN_DIR (-r), default /run/fwknop
+	PIDFile      string // FWKNOP_PID_FILE (-p), default $FWKNOP_RUN_DIR/fwknopd.pid
+	ConfDir      string // FWKNOP_CONF_DIR, default /etc/fwknop
+	AccessFile   string // ACCESS_FILE (-a), default /etc/fwknop/access.conf
+	AccessFolder string // ACCESS_FOLDER (--access-folder); when set it replaces AccessFile
+
+	FlushAtInit     bool // FLUSH_IPT_AT_INIT, default Y
+	FlushAtExit     bool // FLUSH_IPT_AT_EXIT, default Y
+	DestinationRule bool // ENABLE_DESTINATION_RULE
+	Verbose         int  // VERBOSE (a number; Y counts as 1)
+
+	GuardPorts   []spa.ProtoPort // SESAME_GUARD_PORTS
+	HostChain    HostChain       // SESAME_HOST_CHAIN, default none
+	ReplayMargin time.Duration   // SESAME_REPLAY_MARGIN, default 60 s
+
+	// Raw holds every variable set in the file or by an override, after $VAR expansion.
+	Raw map[string]string
+	// Where records where each Raw value came from.
+	Where map[string]Origin
+}
+
+// Origin is where a setting came from: a file and line, or an override (Line 0).
+type Origin struct {
+	File string
+	Line int
+}
+
+// ReplayKeep is how long the replay cache keeps a digest: 2*MAX_SPA_PACKET_AGE +
+// SESAME_REPLAY_MARGIN with packet aging on (a packet can be that far from the clock on either
+// side), 0 (forever) with it off.
+func (s *Server) ReplayKeep() time.Duration {
+	if !s.EnableSPAPacketAging {
+		return 0
+	}
+	return 2*s.MaxSPAPacketAge + s.ReplayMargin
+}
+
+// Options tune the loaders. The zero value is fwknopd's behaviour.
+type Options struct {
+	// Overrides are fwknopd.conf variables set on the command line (ACCESS_FOLDER for
+	// --access-folder, PCAP_INTF for -i, ...). They win over the file, as in fwknopd.
+	Overrides map[string]string
+	// Location is the time zone of ACCESS_EXPIRE dates (nil: time.Local, as fwknopd's
+	// mktime).
+	Location *time.Location
+
+	fs fileSystem // nil: the real file system
+}
+
+func (o *Options) fsys() fileSystem {
+	if o.fs == nil {
+		return osFS{}
+	}
+	return o.fs
+}
+
+// LoadServer reads fwknopd.conf at path, applies opts.Overrides and fwknopd's defaults, and
+// checks every value. Warnings (unknown variables, loose permissions, settings without effect)
+// are returned, not printed.
+func LoadServer(path string, opts Options) (*Server, []Warning, error) {
+	data, permWarns, err := opts.fsys().ReadFile(path)
+	if err != nil {
+		return nil, nil, &Error{File: path, Msg: fmt.Sprintf("cannot read: %v", err), Err: err}
+	}
+	var warns []Warning
+	for _, w := range permWarns {
+		warns = append(warns, Warning{File: path, Msg: w})
+	}
+	s, w, err := parseServer(path, data, opts)
+	return s, append(warns, w...), err
+}
+
+// ParseServer parses fwknopd.conf text; name is used in messages.
+func ParseServer(name string, data []byte, opts Options) (*Server, []Warning, error) {
+	return parseServer(name, data, opts)
+}
+
+func parseServer(name string, data []byte, opts Options) (*Server, []Warning, error) {
+	s := &Server{File: name, Raw: map[string]string{}, Where: map[string]Origin{}}
+	var warns []Warning
+	err := lines(name, data, func(e entry) error {
+		p := pos{name, e.Line}
+		v, known := Variables[e.Name]
+		if !known || v.Scope&InServer == 0 {
+			if known {
+				warns = append(warns, p.warn(e.Name, "belongs in access.conf; ignored"))
+			} else {
+				warns = append(warns, p.warn(e.Name, "unknown variable; ignored"))
+			}
+			return nil
+		}
+		val := e.Value
+		if val[0] == '$' {
+			// fwknopd expands one variable, set earlier in the file, at the start of a value.
+			i := 1
+			for i < len(val) && (val[i] >= 'A' && val[i] <= 'Z' || val[i] == '_') {
+				i++
+			}
+			ref := val[1:i]
+			prev, ok := s.Raw[ref]
+			if !ok {
+				return p.errorf(ErrValue, e.Name, "set "+ref+" on an earlier line or write the path out",
+					"$%s is not set earlier in the file", ref)
+			}
+			val = prev + val[i:]
+		}
+		if o, dup := s.Where[e.Name]; dup {
+			warns = append(warns, p.warn(e.Name, "also set on line %d; this later value wins", o.Line))
+		}
+		s.Raw[e.Name] = val
+		s.Where[e.Name] = Origin{name, e.Line}
+		return nil
+	})
+	if err != nil {
+		return nil, warns, err
+	}
+	for _, k := range sortedKeys(opts.Overrides) {
+		v, known := Variables[k]
+		if !known || v.Scope&InServer == 0 {
+			return nil, warns, &Error{File: "command line", Var: k, Msg: "unknown fwknopd.conf variable", Err: ErrValue}
+		}
+		s.Raw[k] = opts.Overrides[k]
+		s.Where[k] = Origin{File: "command line"}
+	}
+	w, err := s.resolve()
+	return s, append(warns, w...), err
+}
+
+// value returns the effective value of a variable (set or default) and where it came from.
+func (s *Server) value(name string) (string, pos) {
+	if v, ok := s.Raw[name]; ok {
+		o := s.Where[name]
+		return v, pos{o.File, o.Line}
+	}
+	return defaultOf(s, name), pos{File: s.File}
+}
+
+// defaultOf is fwknopd's default for a variable, with the run-dir derived paths.
+func defaultOf(s *Server, name string) string {
+	switch name {
+	case "FWKNOP_PID_FILE":
+		v, _ := s.value("FWKNOP_RUN_DIR")
+		return strings.TrimSuffix(v, "/") + "/fwknopd.pid"
+	case "DIGEST_FILE":
+		v, _ := s.value("FWKNOP_RUN_DIR")
+		return strings.TrimSuffix(v, "/") + "/digest.cache"
+	case "DIGEST_DB_FILE":
+		v, _ := s.value("FWKNOP_RUN_DIR")
+		return strings.TrimSuffix(v, "/") + "/digest_db.cache"
+	}
+	return Variables[name].Default
+}
+
+// resolve checks support for every set variable and fills the typed fields.
+func (s *Server) resolve() ([]Warning, error) {
+	var warns []Warning
+	for _, k := range sortedKeys(s.Raw) {
+		o := s.Where[k]
+		w, err := checkSupport(pos{o.File, o.Line}, k, s.Raw[k], Variables[k])
+		if err != nil {
+			return warns, err
+		}
+		if w != nil {
+			warns = append(warns, *w)
+		}
+	}
+	var errs []error
+	str := func(name string) string { v, _ := s.value(name); return v }
+	yn := func(name string) bool {
+		v, p := s.value(name)
+		b, ok := parseYN(v)
+		if !ok && v != "" {
+			errs = append(errs, p.errorf(ErrValue, name, "use Y or N", "%q is not Y or N", v))
+		}
+		return b
+	}
+	num := func(name string, lo, hi int64) int64 {
+		v, p := s.value(name)
+		n, err := parseUint(v, lo, hi)
+		if err != nil {
+			errs = append(errs, p.errorf(ErrValue, name, "", "%v", err))
+		}
+		return n
+	}
+	s.PcapIntf = str("PCAP_INTF")
+	s.PcapFilter = str("PCAP_FILTER")
+	s.PcapAnyDirection = yn("ENABLE_PCAP_ANY_DIRECTION")
+	s.EnableUDPServer = yn("ENABLE_UDP_SERVER")
+	s.UDPServPort = uint16(num("UDPSERV_PORT", 1, 65535))
+	s.EnableSPAPacketAging = yn("ENABLE_SPA_PACKET_AGING")
+	s.MaxSPAPacketAge = time.Duration(num("MAX_SPA_PACKET_AGE", 1, 100000)) * time.Second
+	s.EnableDigestPersistence = yn("ENABLE_DIGEST_PERSISTENCE")
+	s.RunDir = str("FWKNOP_RUN_DIR")
+	s.DigestFile = str("DIGEST_FILE")
+	s.PIDFile = str("FWKNOP_PID_FILE")
+	s.ConfDir = str("FWKNOP_CONF_DIR")
+	s.AccessFile = str("ACCESS_FILE")
+	s.AccessFolder = str("ACCESS_FOLDER")
+	s.FlushAtInit = yn("FLUSH_IPT_AT_INIT")
+	s.FlushAtExit = yn("FLUSH_IPT_AT_EXIT")
+	s.DestinationRule = yn("ENABLE_DESTINATION_RULE")
+	if v, p := s.value("VERBOSE"); v != "" {
+		if b, ok := parseYN(v); ok {
+			s.Verbose = map[bool]int{true: 1}[b]
+		} else if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+			s.Verbose = n
+		} else {
+			errs = append(errs, p.errorf(ErrValue, "VERBOSE", "use a number such as 1", "%q is not a verbosity level", v))
+		}
+	}
+	if v, p := s.value("SESAME_GUARD_PORTS"); v != "" {
+		ports, err := ParsePorts(v)
+		if err != nil {
+			errs = append(errs, p.errorf(ErrValue, "SESAME_GUARD_PORTS", `write e.g. "tcp/22, tcp/5432"`, "%v", err))
+		}
+		s.GuardPorts = ports
+	}
+	{
+		v, p := s.value("SESAME_HOST_CHAIN")
+		hc, err := ParseHostChain(v)
+		if err != nil {
+			errs = append(errs, p.errorf(ErrValue, "SESAME_HOST_CHAIN", "", "%v", err))
+		}
+		s.HostChain = hc
+	}
+	s.ReplayMargin = time.Duration(num("SESAME_REPLAY_MARGIN", 0, 86400)) * time.Second
+	for _, name := range []string{"PCAP_INTF", "FWKNOP_RUN_DIR", "DIGEST_FILE", "FWKNOP_PID_FILE", "ACCESS_FILE"} {
+		if v, p := s.value(name); strings.TrimSpace(v) == "" {
+			errs = append(errs, p.errorf(ErrValue, name, "", "must not be empty"))
+		}
+	}
+	if len(errs) > 0 {
+		return warns, errs[0]
+	}
+	return warns, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range maps.Keys(m) {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// String renders the typed fields (not Raw/Where), for logs and tests.
+func (s Server) String() string {
+	s.Raw, s.Where = nil, nil
+	return fmt.Sprintf("%+v", struct {
+		File                                             string
+		PcapIntf, PcapFilter                             string
+		PcapAnyDirection, EnableUDPServer                bool
+		UDPServPort                                      uint16
+		EnableSPAPacketAging                             bool
+		MaxSPAPacketAge                                  time.Duration
+		EnableDigestPersistence                          bool
+		DigestFile, RunDir, PIDFile, ConfDir, AccessFile string
+		AccessFolder                                     string
+		FlushAtInit, FlushAtExit, DestinationRule        bool
+		Verbose                                          int
+		GuardPorts                                       []spa.ProtoPort
+		HostChain                                        string
+		ReplayMargin                                     time.Duration
+	}{s.File, s.PcapIntf, s.PcapFilter, s.PcapAnyDirection, s.EnableUDPServer, s.UDPServPort,
+		s.EnableSPAPacketAging, s.MaxSPAPacketAge, s.EnableDigestPersistence,
+		s.DigestFile, s.RunDir, s.PIDFile, s.ConfDir, s.AccessFile, s.AccessFolder,
+		s.FlushAtInit, s.FlushAtExit, s.DestinationRule, s.Verbose, s.GuardPorts, s.HostChain.String(), s.ReplayMargin})
+}

@@ -1,0 +1,177 @@
+package fwconf
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sesame-spa/sesame/spa"
+)
+
+func TestParseServerDefaults(t *testing.T) {
+	s, warns, err := ParseServer("fwknopd.conf", nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warns) != 0 {
+		t.Errorf("warnings for an empty file: %v", warns)
+	}
+	want := Server{
+		PcapIntf: "eth0", PcapFilter: "udp port 62201", UDPServPort: 62201,
+		EnableSPAPacketAging: true, MaxSPAPacketAge: 120 * time.Second, EnableDigestPersistence: true,
+		DigestFile: "/run/fwknop/digest.cache", RunDir: "/run/fwknop", PIDFile: "/run/fwknop/fwknopd.pid",
+		ConfDir: "/etc/fwknop", AccessFile: "/etc/fwknop/access.conf", FlushAtInit: true, FlushAtExit: true,
+		HostChain: HostChain{Kind: "none"}, ReplayMargin: 60 * time.Second,
+	}
+	checkServer(t, s, want)
+	if got := s.ReplayKeep(); got != 300*time.Second {
+		t.Errorf("ReplayKeep = %v, want 300s", got)
+	}
+}
+
+// checkServer compares the typed fields.
+func checkServer(t *testing.T, got *Server, want Server) {
+	t.Helper()
+	g := *got
+	g.File, g.Raw, g.Where = "", nil, nil
+	if g.String() != want.String() {
+		t.Errorf("server config\n got %s\nwant %s", g.String(), want.String())
+	}
+}
+
+func TestParseServer(t *testing.T) {
+	conf := `# test
+PCAP_INTF                   vsrv;
+ENABLE_UDP_SERVER           Y;
+UDPSERV_PORT                62202
+MAX_SPA_PACKET_AGE          30
+ENABLE_SPA_PACKET_AGING     Y
+FWKNOP_RUN_DIR              /tmp/w/run
+FWKNOP_PID_FILE             $FWKNOP_RUN_DIR/fwknopd.pid
+DIGEST_FILE                 $FWKNOP_RUN_DIR/dc.cache
+FLUSH_IPT_AT_EXIT           N
+ENABLE_DESTINATION_RULE     Y
+ENABLE_PCAP_ANY_DIRECTION   y
+VERBOSE                     2
+IPT_INPUT_ACCESS            ACCEPT,filter,INPUT,1,FWKNOP_INPUT,1
+ENABLE_IPT_FORWARDING       N
+SESAME_GUARD_PORTS          tcp/22, TCP/5432
+SESAME_HOST_CHAIN           nft inet filter input
+SESAME_REPLAY_MARGIN        10
+`
+	s, warns, err := ParseServer("fwknopd.conf", []byte(conf), Options{Overrides: map[string]string{"ACCESS_FOLDER": "/etc/fwknop/access.d"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warns) != 0 {
+		t.Errorf("warnings: %v", warns)
+	}
+	checkServer(t, s, Server{
+		PcapIntf: "vsrv", PcapFilter: "udp port 62201", PcapAnyDirection: true, EnableUDPServer: true, UDPServPort: 62202,
+		EnableSPAPacketAging: true, MaxSPAPacketAge: 30 * time.Second, EnableDigestPersistence: true,
+		DigestFile: "/tmp/w/run/dc.cache", RunDir: "/tmp/w/run", PIDFile: "/tmp/w/run/fwknopd.pid",
+		ConfDir: "/etc/fwknop", AccessFile: "/etc/fwknop/access.conf", AccessFolder: "/etc/fwknop/access.d",
+		FlushAtInit: true, DestinationRule: true, Verbose: 2,
+		GuardPorts: []spa.ProtoPort{{Proto: "tcp", Port: 22}, {Proto: "tcp", Port: 5432}},
+		HostChain:  HostChain{Kind: "nft", Family: "inet", Table: "filter", Chain: "input"}, ReplayMargin: 10 * time.Second,
+	})
+	if got := s.ReplayKeep(); got != 70*time.Second {
+		t.Errorf("ReplayKeep = %v", got)
+	}
+	if o := s.Where["DIGEST_FILE"]; o.Line != 9 {
+		t.Errorf("DIGEST_FILE origin %+v", o)
+	}
+}
+
+func TestParseServerWarnings(t *testing.T) {
+	conf := "PCAP_INTF eth1\nBOGUS_VAR 1\nSOURCE ANY\nPCAP_DISPATCH_COUNT 5\nPCAP_DISPATCH_COUNT 100\nPCAP_INTF eth2\n"
+	s, warns, err := ParseServer("f.conf", []byte(conf), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.PcapIntf != "eth2" {
+		t.Errorf("later value should win, got %q", s.PcapIntf)
+	}
+	got := ""
+	for _, w := range warns {
+		got += w.String() + "\n"
+	}
+	for _, want := range []string{
+		"f.conf:2: BOGUS_VAR: unknown variable; ignored",
+		"f.conf:3: SOURCE: belongs in access.conf; ignored",
+		"f.conf:5: PCAP_DISPATCH_COUNT: also set on line 4",
+		"f.conf:6: PCAP_INTF: also set on line 1",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings lack %q:\n%s", want, got)
+		}
+	}
+	// PCAP_DISPATCH_COUNT ends at its default: no "no effect" warning.
+	if strings.Contains(got, "has no effect") {
+		t.Errorf("unexpected no-effect warning:\n%s", got)
+	}
+	_, warns, _ = ParseServer("f.conf", []byte("RULES_CHECK_THRESHOLD 5\n"), Options{})
+	if len(warns) != 1 || !strings.Contains(warns[0].String(), "f.conf:1: RULES_CHECK_THRESHOLD: has no effect in sesame") {
+		t.Errorf("warnings %v", warns)
+	}
+}
+
+func TestParseServerErrors(t *testing.T) {
+	tests := []struct {
+		conf     string
+		sentinel error
+		want     string
+	}{
+		{"PCAP_INTF\n", ErrSyntax, "fwknopd.conf:1: PCAP_INTF: no value after the name"},
+		{"\n\nDIGEST_FILE $FWKNOP_RUN_DIR/x\n", ErrValue, "fwknopd.conf:3: DIGEST_FILE: $FWKNOP_RUN_DIR is not set earlier in the file; set FWKNOP_RUN_DIR on an earlier line"},
+		{"MAX_SPA_PACKET_AGE 0\n", ErrValue, "fwknopd.conf:1: MAX_SPA_PACKET_AGE: \"0\" is not a whole number in [1, 100000]"},
+		{"MAX_SPA_PACKET_AGE 12x\n", ErrValue, "fwknopd.conf:1: MAX_SPA_PACKET_AGE:"},
+		{"UDPSERV_PORT 70000\n", ErrValue, "fwknopd.conf:1: UDPSERV_PORT:"},
+		{"ENABLE_UDP_SERVER maybe\n", ErrValue, "fwknopd.conf:1: ENABLE_UDP_SERVER: \"maybe\" is not Y or N; use Y or N"},
+		{"# c\nENABLE_SPA_OVER_HTTP Y\n", ErrUnsupported, "fwknopd.conf:2: ENABLE_SPA_OVER_HTTP: \"Y\" is not supported by sesame (SPA over HTTP is not implemented"},
+		{"ENABLE_TCP_SERVER Yes\n", ErrUnsupported, "fwknopd.conf:1: ENABLE_TCP_SERVER:"},
+		{"ENABLE_IPT_FORWARDING Y\n", ErrUnsupported, "fwknopd.conf:1: ENABLE_IPT_FORWARDING:"},
+		{"IPT_INPUT_ACCESS ACCEPT, filter, INPUT, 1, MY_CHAIN, 1\n", ErrUnsupported, "fwknopd.conf:1: IPT_INPUT_ACCESS:"},
+		{"PCAP_FILE /tmp/x.pcap\n", ErrUnsupported, "fwknopd.conf:1: PCAP_FILE: PCAP_FILE is not supported by sesame"},
+		{"GPG_HOME_DIR /root/.gnupg\n", ErrUnsupported, "fwknopd.conf:1: GPG_HOME_DIR:"},
+		{"SESAME_GUARD_PORTS tcp/22, icmp/8\n", ErrValue, "fwknopd.conf:1: SESAME_GUARD_PORTS: \"icmp/8\": protocol must be tcp or udp"},
+		{"SESAME_HOST_CHAIN nft bridge filter input\n", ErrValue, "fwknopd.conf:1: SESAME_HOST_CHAIN:"},
+		{"SESAME_HOST_CHAIN iptables INPUT extra\n", ErrValue, "fwknopd.conf:1: SESAME_HOST_CHAIN:"},
+		{"SESAME_REPLAY_MARGIN -1\n", ErrValue, "fwknopd.conf:1: SESAME_REPLAY_MARGIN:"},
+		{"VERBOSE lots\n", ErrValue, "fwknopd.conf:1: VERBOSE:"},
+	}
+	for _, tt := range tests {
+		_, _, err := ParseServer("fwknopd.conf", []byte(tt.conf), Options{})
+		if err == nil || !errors.Is(err, tt.sentinel) || !strings.HasPrefix(err.Error(), tt.want) {
+			t.Errorf("%q: err = %v\nwant prefix %q (%v)", tt.conf, err, tt.want, tt.sentinel)
+		}
+	}
+	_, _, err := ParseServer("f", nil, Options{Overrides: map[string]string{"NOPE": "x"}})
+	if err == nil || !strings.Contains(err.Error(), "command line: NOPE") {
+		t.Errorf("bad override: %v", err)
+	}
+}
+
+func TestHostChain(t *testing.T) {
+	for in, want := range map[string]HostChain{
+		"none":                   {Kind: "none"},
+		"iptables":               {Kind: "iptables", Chain: "INPUT"},
+		"iptables  MYCHAIN":      {Kind: "iptables", Chain: "MYCHAIN"},
+		"nft inet filter input":  {Kind: "nft", Family: "inet", Table: "filter", Chain: "input"},
+		"NFT IP6 my-table INPUT": {Kind: "nft", Family: "ip6", Table: "my-table", Chain: "INPUT"},
+	} {
+		got, err := ParseHostChain(in)
+		if err != nil || got != want {
+			t.Errorf("ParseHostChain(%q) = %+v, %v", in, got, err)
+		}
+		if again, err := ParseHostChain(got.String()); err != nil || again != got {
+			t.Errorf("round trip of %q: %+v, %v", got.String(), again, err)
+		}
+	}
+	for _, in := range []string{"", "nft", "nft inet filter", "iptables a b", "none x", "nft inet fi;lter in", "ufw"} {
+		if _, err := ParseHostChain(in); err == nil {
+			t.Errorf("ParseHostChain(%q) accepted", in)
+		}
+	}
+}

@@ -1,0 +1,222 @@
+package fwconf
+
+// Scope says which file a variable belongs in.
+type Scope uint8
+
+// Scopes.
+const (
+	InServer Scope = 1 << iota // fwknopd.conf
+	InAccess                   // access.conf (a SOURCE stanza)
+)
+
+// Support says what sesame does with a variable.
+type Support uint8
+
+const (
+	// Supported: sesame implements it.
+	Supported Support = iota
+	// NoEffect: accepted, but sesame has no use for it (a warning when set to anything but
+	// fwknopd's default).
+	NoEffect
+	// DefaultOnly: accepted only with fwknopd's default value (compared case-insensitively on
+	// the first letter for Y/N variables, field by field for chain specs); anything else is a
+	// startup error.
+	DefaultOnly
+	// Unsupported: any use is a startup error.
+	Unsupported
+)
+
+// Variable describes one configuration variable.
+type Variable struct {
+	Scope   Scope
+	Support Support
+	Default string // fwknopd 2.6.10's default on Debian, as `fwknopd -D` shows it; "" = not set
+	Note    string // why it is not supported, or what to use instead
+}
+
+// Variables is the one table of every variable fwknopd 2.6 knows in fwknopd.conf and
+// access.conf, plus sesame's own SESAME_* variables. The server flips entries to Supported as
+// features land; parsing consults only this table to decide between accepting, warning and
+// refusing.
+var Variables = map[string]Variable{
+	// fwknopd.conf: capture.
+	"PCAP_INTF":                 {InServer, Supported, "eth0", ""},
+	"PCAP_FILE":                 {InServer, Unsupported, "", "sesame captures live traffic only"},
+	"ENABLE_PCAP_PROMISC":       {InServer, NoEffect, "N", "sesame does not put the interface in promiscuous mode"},
+	"PCAP_FILTER":               {InServer, Supported, "udp port 62201", ""},
+	"PCAP_DISPATCH_COUNT":       {InServer, NoEffect, "100", "sesame has no pcap dispatch loop"},
+	"PCAP_LOOP_SLEEP":           {InServer, NoEffect, "100000", "sesame has no pcap loop sleep"},
+	"ENABLE_PCAP_ANY_DIRECTION": {InServer, Supported, "N", ""},
+	"EXIT_AT_INTF_DOWN":         {InServer, NoEffect, "Y", "sesame keeps running and recovers when the interface returns"},
+	"MAX_SNIFF_BYTES":           {InServer, NoEffect, "1500", "sesame reads whole packets"},
+	"ENABLE_SPA_PACKET_AGING":   {InServer, Supported, "Y", ""},
+	"MAX_SPA_PACKET_AGE":        {InServer, Supported, "120", ""},
+	"ENABLE_DIGEST_PERSISTENCE": {InServer, Supported, "Y", ""},
+	"RULES_CHECK_THRESHOLD":     {InServer, NoEffect, "20", "grants expire in the kernel"},
+	"CMD_EXEC_TIMEOUT":          {InServer, NoEffect, "", "unused by fwknopd 2.6 too"},
+	"ENABLE_SPA_OVER_HTTP":      {InServer, DefaultOnly, "N", "SPA over HTTP is not implemented; send SPA over UDP"},
+	"ALLOW_ANY_USER_AGENT":      {InServer, DefaultOnly, "N", "SPA over HTTP is not implemented"},
+	"ENABLE_TCP_SERVER":         {InServer, DefaultOnly, "N", "the dummy TCP server is not implemented; send SPA over UDP"},
+	"TCPSERV_PORT":              {InServer, NoEffect, "62201", "the dummy TCP server is not implemented"},
+	"ENABLE_UDP_SERVER":         {InServer, Supported, "N", ""},
+	"UDPSERV_PORT":              {InServer, Supported, "62201", ""},
+	"UDPSERV_SELECT_TIMEOUT":    {InServer, NoEffect, "500000", "sesame does not poll"},
+	"ENABLE_NFQ_CAPTURE":        {InServer, DefaultOnly, "N", "NFQUEUE capture is not implemented"},
+	"NFQ_INTERFACE":             {InServer, NoEffect, "", "NFQUEUE capture is not implemented"},
+	"NFQ_PORT":                  {InServer, NoEffect, "62201", "NFQUEUE capture is not implemented"},
+	"NFQ_TABLE":                 {InServer, NoEffect, "mangle", "NFQUEUE capture is not implemented"},
+	"NFQ_CHAIN":                 {InServer, NoEffect, "FWKNOP_NFQ", "NFQUEUE capture is not implemented"},
+	"NFQ_QUEUE_NUMBER":          {InServer, NoEffect, "1", "NFQUEUE capture is not implemented"},
+	"NFQ_LOOP_SLEEP":            {InServer, NoEffect, "500000", "NFQUEUE capture is not implemented"},
+
+	// fwknopd.conf: process and logging.
+	"CONFIG_FILE":             {InServer, NoEffect, "", "set by the -c option"},
+	"OVERRIDE_CONFIG":         {InServer, NoEffect, "", "set by the -O option"},
+	"LOCALE":                  {InServer, NoEffect, "", "sesame does not change its locale"},
+	"SYSLOG_IDENTITY":         {InServer, NoEffect, "fwknopd", "sesame logs to stderr/journald"},
+	"SYSLOG_FACILITY":         {InServer, NoEffect, "LOG_DAEMON", "sesame logs to stderr/journald"},
+	"VERBOSE":                 {InServer, Supported, "", ""},
+	"ENABLE_X_FORWARDED_FOR":  {InServer, DefaultOnly, "N", "SPA over HTTP is not implemented"},
+	"ENABLE_DESTINATION_RULE": {InServer, Supported, "N", ""},
+	"ENABLE_RULE_PREPEND":     {InServer, NoEffect, "N", "sesame grants through nftables sets, which have no order"},
+	"ENABLE_NAT_DNS":          {InServer, NoEffect, "Y", "NAT access is not implemented"},
+	"FWKNOP_RUN_DIR":          {InServer, Supported, "/run/fwknop", ""},
+	"FWKNOP_CONF_DIR":         {InServer, NoEffect, "/etc/fwknop", "sesame reads the files named by -c, -a and ACCESS_FILE"},
+	"ACCESS_FILE":             {InServer, Supported, "/etc/fwknop/access.conf", ""},
+	"ACCESS_FOLDER":           {InServer, Supported, "", ""},
+	"FWKNOP_PID_FILE":         {InServer, Supported, "/run/fwknop/fwknopd.pid", ""},
+	"DIGEST_FILE":             {InServer, Supported, "/run/fwknop/digest.cache", ""},
+	"DIGEST_DB_FILE":          {InServer, NoEffect, "/run/fwknop/digest_db.cache", "sesame uses DIGEST_FILE"},
+	"GPG_HOME_DIR":            {InServer | InAccess, Unsupported, "", "GnuPG mode is not implemented; use KEY/HMAC_KEY stanzas"},
+	"GPG_EXE":                 {InServer | InAccess, Unsupported, "", "GnuPG mode is not implemented"},
+	"SUDO_EXE":                {InServer, NoEffect, "/usr/bin/sudo", "command execution via sudo is not implemented"},
+	"FIREWALL_EXE":            {InServer, NoEffect, "/usr/sbin/iptables", "sesame drives nftables through netlink"},
+	"AFL_PKT_FILE":            {InServer, Unsupported, "", "fwknopd fuzzing builds only"},
+	"FAULT_INJECTION_TAG":     {InServer, Unsupported, "", "fwknopd test builds only"},
+
+	// fwknopd.conf: iptables (Debian's build).
+	"ENABLE_IPT_FORWARDING":    {InServer, DefaultOnly, "N", "NAT/forwarding access is not implemented"},
+	"ENABLE_IPT_LOCAL_NAT":     {InServer, DefaultOnly, "N", "local NAT access is not implemented"},
+	"ENABLE_IPT_SNAT":          {InServer, DefaultOnly, "N", "SNAT is not implemented"},
+	"SNAT_TRANSLATE_IP":        {InServer, Unsupported, "", "SNAT is not implemented"},
+	"ENABLE_IPT_OUTPUT":        {InServer, DefaultOnly, "N", "OUTPUT chain rules are not implemented"},
+	"FLUSH_IPT_AT_INIT":        {InServer, Supported, "Y", ""},
+	"FLUSH_IPT_AT_EXIT":        {InServer, Supported, "Y", ""},
+	"IPT_INPUT_ACCESS":         {InServer, DefaultOnly, "ACCEPT, filter, INPUT, 1, FWKNOP_INPUT, 1", "sesame uses its own nftables table; see SESAME_HOST_CHAIN"},
+	"IPT_OUTPUT_ACCESS":        {InServer, DefaultOnly, "ACCEPT, filter, OUTPUT, 1, FWKNOP_OUTPUT, 1", "sesame uses its own nftables table"},
+	"IPT_FORWARD_ACCESS":       {InServer, DefaultOnly, "ACCEPT, filter, FORWARD, 1, FWKNOP_FORWARD, 1", "sesame uses its own nftables table"},
+	"IPT_DNAT_ACCESS":          {InServer, DefaultOnly, "DNAT, nat, PREROUTING, 1, FWKNOP_PREROUTING, 1", "sesame uses its own nftables table"},
+	"IPT_SNAT_ACCESS":          {InServer, DefaultOnly, "SNAT, nat, POSTROUTING, 1, FWKNOP_POSTROUTING, 1", "sesame uses its own nftables table"},
+	"IPT_MASQUERADE_ACCESS":    {InServer, DefaultOnly, "MASQUERADE, nat, POSTROUTING, 1, FWKNOP_MASQUERADE, 1", "sesame uses its own nftables table"},
+	"ENABLE_IPT_COMMENT_CHECK": {InServer, NoEffect, "Y", "sesame does not use the comment match"},
+
+	// fwknopd.conf: other firewalls' builds (unknown to Debian's fwknopd, known here).
+	"ENABLE_FIREWD_FORWARDING":    {InServer, NoEffect, "N", "firewalld builds only"},
+	"ENABLE_FIREWD_LOCAL_NAT":     {InServer, NoEffect, "N", "firewalld builds only"},
+	"ENABLE_FIREWD_SNAT":          {InServer, NoEffect, "N", "firewalld builds only"},
+	"ENABLE_FIREWD_OUTPUT":        {InServer, NoEffect, "N", "firewalld builds only"},
+	"FLUSH_FIREWD_AT_INIT":        {InServer, NoEffect, "Y", "firewalld builds only"},
+	"FLUSH_FIREWD_AT_EXIT":        {InServer, NoEffect, "Y", "firewalld builds only"},
+	"FIREWD_INPUT_ACCESS":         {InServer, NoEffect, "", "firewalld builds only"},
+	"FIREWD_OUTPUT_ACCESS":        {InServer, NoEffect, "", "firewalld builds only"},
+	"FIREWD_FORWARD_ACCESS":       {InServer, NoEffect, "", "firewalld builds only"},
+	"FIREWD_DNAT_ACCESS":          {InServer, NoEffect, "", "firewalld builds only"},
+	"FIREWD_SNAT_ACCESS":          {InServer, NoEffect, "", "firewalld builds only"},
+	"FIREWD_MASQUERADE_ACCESS":    {InServer, NoEffect, "", "firewalld builds only"},
+	"ENABLE_FIREWD_COMMENT_CHECK": {InServer, NoEffect, "Y", "firewalld builds only"},
+	"FLUSH_IPFW_AT_INIT":          {InServer, NoEffect, "Y", "ipfw builds only"},
+	"FLUSH_IPFW_AT_EXIT":          {InServer, NoEffect, "Y", "ipfw builds only"},
+	"IPFW_START_RULE_NUM":         {InServer, NoEffect, "", "ipfw builds only"},
+	"IPFW_MAX_RULES":              {InServer, NoEffect, "", "ipfw builds only"},
+	"IPFW_ACTIVE_SET_NUM":         {InServer, NoEffect, "", "ipfw builds only"},
+	"IPFW_EXPIRE_SET_NUM":         {InServer, NoEffect, "", "ipfw builds only"},
+	"IPFW_EXPIRE_PURGE_INTERVAL":  {InServer, NoEffect, "", "ipfw builds only"},
+	"IPFW_ADD_CHECK_STATE":        {InServer, NoEffect, "", "ipfw builds only"},
+	"PF_ANCHOR_NAME":              {InServer, NoEffect, "", "pf builds only"},
+	"PF_EXPIRE_INTERVAL":          {InServer, NoEffect, "", "pf builds only"},
+
+	// fwknopd.conf: listed in the sample file, implemented by no fwknopd.
+	"ENABLE_EXTERNAL_CMDS":  {InServer, NoEffect, "", "not implemented by fwknopd 2.6 either"},
+	"EXTERNAL_CMD_OPEN":     {InServer, NoEffect, "", "not implemented by fwknopd 2.6 either"},
+	"EXTERNAL_CMD_CLOSE":    {InServer, NoEffect, "", "not implemented by fwknopd 2.6 either"},
+	"EXTERNAL_CMD_ALARM":    {InServer, NoEffect, "", "not implemented by fwknopd 2.6 either"},
+	"ENABLE_EXT_CMD_PREFIX": {InServer, NoEffect, "", "not implemented by fwknopd 2.6 either"},
+	"EXT_CMD_PREFIX":        {InServer, NoEffect, "", "not implemented by fwknopd 2.6 either"},
+
+	// fwknopd.conf: sesame's own.
+	"SESAME_GUARD_PORTS":   {InServer, Supported, "", ""},
+	"SESAME_HOST_CHAIN":    {InServer, Supported, "none", ""},
+	"SESAME_REPLAY_MARGIN": {InServer, Supported, "60", ""},
+
+	// access.conf.
+	"SOURCE":                      {InAccess, Supported, "", ""},
+	"DESTINATION":                 {InAccess, Supported, "", ""},
+	"OPEN_PORTS":                  {InAccess, Supported, "", ""},
+	"RESTRICT_PORTS":              {InAccess, Supported, "", ""},
+	"KEY":                         {InAccess, Supported, "", ""},
+	"KEY_BASE64":                  {InAccess, Supported, "", ""},
+	"HMAC_KEY":                    {InAccess, Supported, "", ""},
+	"HMAC_KEY_BASE64":             {InAccess, Supported, "", ""},
+	"HMAC_DIGEST_TYPE":            {InAccess, Supported, "", ""},
+	"ENCRYPTION_MODE":             {InAccess, Supported, "", ""},
+	"FW_ACCESS_TIMEOUT":           {InAccess, Supported, "30", ""},
+	"MAX_FW_TIMEOUT":              {InAccess, Supported, "300", ""},
+	"ENABLE_CMD_EXEC":             {InAccess, Supported, "N", ""},
+	"ENABLE_CMD_SUDO_EXEC":        {InAccess, DefaultOnly, "N", "command execution via sudo is not implemented"},
+	"CMD_SUDO_EXEC_USER":          {InAccess, Unsupported, "", "command execution via sudo is not implemented"},
+	"CMD_SUDO_EXEC_GROUP":         {InAccess, Unsupported, "", "command execution via sudo is not implemented"},
+	"CMD_EXEC_USER":               {InAccess, Unsupported, "", "running commands as another user is not implemented"},
+	"CMD_EXEC_GROUP":              {InAccess, Unsupported, "", "running commands as another group is not implemented"},
+	"CMD_CYCLE_OPEN":              {InAccess, Unsupported, "", "command cycles are not implemented; sesame grants through nftables sets with timeouts"},
+	"CMD_CYCLE_CLOSE":             {InAccess, Unsupported, "", "command cycles are not implemented"},
+	"CMD_CYCLE_TIMER":             {InAccess, Unsupported, "", "command cycles are not implemented"},
+	"REQUIRE_USERNAME":            {InAccess, Supported, "", ""},
+	"REQUIRE_SOURCE_ADDRESS":      {InAccess, Supported, "N", ""},
+	"REQUIRE_SOURCE":              {InAccess, Supported, "N", ""},
+	"GPG_DECRYPT_ID":              {InAccess, Unsupported, "", "GnuPG mode is not implemented; use KEY/HMAC_KEY stanzas"},
+	"GPG_DECRYPT_PW":              {InAccess, Unsupported, "", "GnuPG mode is not implemented; use KEY/HMAC_KEY stanzas"},
+	"GPG_ALLOW_NO_PW":             {InAccess, Unsupported, "", "GnuPG mode is not implemented; use KEY/HMAC_KEY stanzas"},
+	"GPG_REQUIRE_SIG":             {InAccess, Unsupported, "", "GnuPG mode is not implemented; use KEY/HMAC_KEY stanzas"},
+	"GPG_DISABLE_SIG":             {InAccess, Unsupported, "", "GnuPG mode is not implemented; use KEY/HMAC_KEY stanzas"},
+	"GPG_IGNORE_SIG_VERIFY_ERROR": {InAccess, Unsupported, "", "GnuPG mode is not implemented; use KEY/HMAC_KEY stanzas"},
+	"GPG_REMOTE_ID":               {InAccess, Unsupported, "", "GnuPG mode is not implemented; use KEY/HMAC_KEY stanzas"},
+	"GPG_FINGERPRINT_ID":          {InAccess, Unsupported, "", "GnuPG mode is not implemented; use KEY/HMAC_KEY stanzas"},
+	"ACCESS_EXPIRE":               {InAccess, Supported, "", ""},
+	"ACCESS_EXPIRE_EPOCH":         {InAccess, Supported, "", ""},
+	"FORCE_NAT":                   {InAccess, Unsupported, "", "NAT access is not implemented"},
+	"FORCE_SNAT":                  {InAccess, Unsupported, "", "SNAT is not implemented"},
+	"FORCE_MASQUERADE":            {InAccess, DefaultOnly, "N", "MASQUERADE is not implemented"},
+	"DISABLE_DNAT":                {InAccess, DefaultOnly, "N", "NAT access is not implemented"},
+	"FORWARD_ALL":                 {InAccess, DefaultOnly, "N", "forwarding is not implemented"},
+	"SESAME_REQUIRE_SOURCE_MATCH": {InAccess, Supported, "N", ""},
+}
+
+// checkSupport applies the table to one setting: an error for unsupported uses, a warning for
+// settings without effect.
+func checkSupport(p pos, name, value string, v Variable) (*Warning, error) {
+	switch v.Support {
+	case Unsupported:
+		return nil, p.errorf(ErrUnsupported, name, "remove it", "%s is not supported by sesame (%s)", name, v.Note)
+	case DefaultOnly:
+		if !sameValue(value, v.Default) {
+			return nil, p.errorf(ErrUnsupported, name, "remove it or set it to "+v.Default,
+				"%q is not supported by sesame (%s)", value, v.Note)
+		}
+	case NoEffect:
+		if !sameValue(value, v.Default) {
+			w := p.warn(name, "has no effect in sesame (%s)", v.Note)
+			return &w, nil
+		}
+	}
+	return nil, nil
+}
+
+// sameValue compares a value with a default: Y/N values on their first letter, lists field by
+// field ignoring blanks, and anything else exactly.
+func sameValue(v, def string) bool {
+	if def == "Y" || def == "N" {
+		b, ok := parseYN(v)
+		return ok && b == (def == "Y")
+	}
+	return normList(v) == normList(def)
+}

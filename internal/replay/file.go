@@ -1,0 +1,261 @@
+package replay
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// SyncPolicy says when File calls fsync.
+type SyncPolicy int
+
+const (
+	// SyncOnClose (the default) writes each Add with one write(2) before Add returns, so an
+	// entry survives the process being killed (even kill -9) but not a power cut; the file is
+	// fsynced on compaction and Close. Debian keeps DIGEST_FILE on tmpfs (/run) anyway.
+	SyncOnClose SyncPolicy = iota
+	// SyncEveryAdd also fsyncs after every Add (survives power loss; costs a disk flush per
+	// accepted packet).
+	SyncEveryAdd
+)
+
+// FileOptions configure OpenFile. The zero value is usable.
+type FileOptions struct {
+	// Now is the clock for expiry (nil: time.Now).
+	Now func() time.Time
+	// LegacyKeep is how long to keep entries read from fwknopd's 7-field lines, counted from
+	// their time field (0: forever, as fwknopd does).
+	LegacyKeep time.Duration
+	// Sync is the fsync policy.
+	Sync SyncPolicy
+	// CompactMin is the number of dead lines (expired, duplicate, corrupt) the file may hold
+	// before it is rewritten, whatever the live count (0: 4096). The file is also rewritten
+	// only once dead lines outnumber live entries, so compaction costs amortise to O(1).
+	CompactMin int
+}
+
+// LoadStats describe what OpenFile found in the file.
+type LoadStats struct {
+	Lines   int // non-comment, non-empty lines
+	Loaded  int // entries live after loading
+	Legacy  int // lines in fwknopd's 7-field format
+	Expired int // well-formed lines already expired
+	Skipped int // corrupt lines skipped
+}
+
+// File is a replay cache persisted in a DIGEST_FILE. It keeps every entry in a Memory cache and
+// appends one line per Add:
+//
+//	<digest> <proto> <src_ip> <src_port> <dst_ip> <dst_port> <time> <expires>
+//
+// The first seven fields are fwknopd 2.6's digest.cache format (sesame writes 0 0.0.0.0 0
+// 0.0.0.0 0 for the unknown packet fields), and fwknopd ignores the eighth, so each program can
+// read the other's file. expires is Unix seconds, 0 for never; a line without it (written by
+// fwknopd) expires LegacyKeep after its time field. Corrupt lines are skipped and counted. The
+// file is rewritten (to a temporary file, fsynced, renamed) when dead lines pile up.
+type File struct {
+	mem  *Memory
+	path string
+	opts FileOptions
+
+	mu        sync.Mutex // guards everything below
+	f         *os.File   // O_APPEND
+	buf       []byte
+	fileLines int // entry lines in the file
+	stats     LoadStats
+	closed    bool
+}
+
+var _ Cache = (*File)(nil)
+
+const fileHeader = "# <digest> <proto> <src_ip> <src_port> <dst_ip> <dst_port> <time> <expires>\n"
+
+// OpenFile loads path (creating it, mode 0600, if missing) and returns a cache that appends to
+// it.
+func OpenFile(path string, opts FileOptions) (*File, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.CompactMin <= 0 {
+		opts.CompactMin = 4096
+	}
+	c := &File{mem: NewMemory(opts.Now), path: path, opts: opts}
+	data, release, err := readMapped(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("replay: read digest file: %w", err)
+	}
+	c.stats = load(c.mem, data, opts.Now(), opts.LegacyKeep)
+	c.fileLines = c.stats.Lines
+	torn := len(data) > 0 && data[len(data)-1] != '\n'
+	empty := len(data) == 0
+	release()
+	if c.dead() > opts.CompactMin && c.dead() > c.mem.t.len() || empty {
+		if err := c.compactLocked(); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("replay: open digest file: %w", err)
+	}
+	c.f = f
+	if torn { // a torn last line: end it so appends start clean
+		if _, err := f.Write([]byte{'\n'}); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("replay: repair digest file: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// Stats returns what OpenFile found in the file.
+func (c *File) Stats() LoadStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats
+}
+
+// Seen implements Cache. It never touches the disk.
+func (c *File) Seen(digest string) (bool, error) { return c.mem.Seen(digest) }
+
+// Len implements Cache.
+func (c *File) Len() int { return c.mem.Len() }
+
+// Add implements Cache. The entry is in memory even when writing it fails.
+func (c *File) Add(digest string, now time.Time, keep time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	if err := c.mem.Add(digest, now, keep); err != nil {
+		return err
+	}
+	c.buf = appendLine(c.buf[:0], digest, now.Unix(), expiry(now, keep))
+	if _, err := c.f.Write(c.buf); err != nil {
+		return fmt.Errorf("replay: append to %s: %w", c.path, err)
+	}
+	c.fileLines++
+	if c.opts.Sync == SyncEveryAdd {
+		if err := c.f.Sync(); err != nil {
+			return fmt.Errorf("replay: fsync %s: %w", c.path, err)
+		}
+	}
+	if d := c.dead(); d > c.opts.CompactMin && d > c.mem.Len() {
+		c.mem.Sweep(c.opts.Now())
+		if err := c.compactLocked(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Compact sweeps expired entries and rewrites the file with the live ones.
+func (c *File) Compact() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	c.mem.Sweep(c.opts.Now())
+	return c.compactLocked()
+}
+
+// Close implements Cache: it fsyncs and closes the file.
+func (c *File) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	c.mem.Close()
+	errSync := c.f.Sync()
+	errClose := c.f.Close()
+	if err := errors.Join(errSync, errClose); err != nil {
+		return fmt.Errorf("replay: close %s: %w", c.path, err)
+	}
+	return nil
+}
+
+// dead is the number of lines in the file that hold no live entry.
+func (c *File) dead() int { return c.fileLines - c.mem.Len() }
+
+// compactLocked rewrites the file with the live entries and reopens it for appending.
+func (c *File) compactLocked() error {
+	dir, base := filepath.Split(c.path)
+	tmp, err := os.CreateTemp(dir, base+".tmp*")
+	if err != nil {
+		return fmt.Errorf("replay: compact %s: %w", c.path, err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("replay: compact %s: %w", c.path, err)
+	}
+	w := bufio.NewWriterSize(tmp, 1<<16)
+	io.WriteString(w, fileHeader)
+	n := 0
+	var line []byte
+	c.mem.mu.Lock()
+	c.mem.forEachLocked(func(d string, exp int64) {
+		// The added time is not kept in memory; write the expiry's second (or 0) instead.
+		added := int64(0)
+		if exp != never {
+			added = exp / 1e9
+		}
+		line = appendLine(line[:0], d, added, exp)
+		w.Write(line)
+		n++
+	})
+	c.mem.mu.Unlock()
+	err = w.Flush()
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if errClose := tmp.Close(); err == nil {
+		err = errClose
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), c.path)
+	}
+	if err != nil {
+		return fmt.Errorf("replay: compact %s: %w", c.path, err)
+	}
+	if d, err := os.Open(filepath.Clean(dir + ".")); err == nil {
+		d.Sync() // make the rename durable; best effort
+		d.Close()
+	}
+	f, err := os.OpenFile(c.path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("replay: reopen %s: %w", c.path, err)
+	}
+	if c.f != nil {
+		c.f.Close()
+	}
+	c.f = f
+	c.fileLines = n
+	return nil
+}
+
+// appendLine formats one cache line. exp is Unix ns or never.
+func appendLine(b []byte, digest string, added, exp int64) []byte {
+	b = append(b, digest...)
+	b = append(b, " 0 0.0.0.0 0 0.0.0.0 0 "...)
+	b = strconv.AppendInt(b, added, 10)
+	b = append(b, ' ')
+	if exp == never {
+		b = append(b, '0')
+	} else {
+		b = strconv.AppendInt(b, (exp+1e9-1)/1e9, 10) // round up to the second
+	}
+	return append(b, '\n')
+}

@@ -1,0 +1,177 @@
+package replay
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+)
+
+// never is the expiry of entries kept forever.
+const never = math.MaxInt64
+
+// sweepBudget is the number of table slots each call sweeps, so no single call stalls.
+const sweepBudget = 64
+
+// Memory is an in-memory replay cache: O(1) lookups in a hash table whose slots carry their
+// expiry. Seen ignores expired entries at once; their slots are reclaimed by a sweep that
+// looks at a few slots (sweepBudget) on every call, cycling through the table, and by Sweep.
+// The zero value is not usable; call NewMemory.
+//
+// Digests are held as 32-byte keys (the decoded SHA-256 of a canonical 43-character digest,
+// or the SHA-256 of any other string, whose text is then kept aside) in a flat open-addressing
+// table that holds no pointers, so a million entries load fast and cost the
+// garbage collector nothing. Memory: 40 bytes per table slot (load factor up to 3/4).
+type Memory struct {
+	mu     sync.Mutex
+	now    func() time.Time
+	t      table // expiry (Unix ns), never for forever
+	odd    map[key]string
+	cursor int // next table slot the incremental sweep looks at
+	closed bool
+}
+
+// key is the map key of a digest.
+type key [32]byte
+
+var b64 = base64.RawStdEncoding.Strict()
+
+// keyOf returns the key of digest d and whether d is canonical (recoverable from the key).
+func keyOf(d []byte) (k key, canonical bool) {
+	if len(d) == 43 {
+		if n, err := b64.Decode(k[:], d); err == nil && n == 32 {
+			return k, true
+		}
+	}
+	return sha256.Sum256(d), false
+}
+
+// text returns the digest string of k.
+func (c *Memory) text(k key) string {
+	if s, ok := c.odd[k]; ok {
+		return s
+	}
+	return b64.EncodeToString(k[:])
+}
+
+var _ Cache = (*Memory)(nil)
+
+// NewMemory returns an empty cache. now is the clock used by Seen to decide expiry (nil:
+// time.Now).
+func NewMemory(now func() time.Time) *Memory {
+	if now == nil {
+		now = time.Now
+	}
+	return &Memory{now: now, odd: make(map[key]string)}
+}
+
+// Seen implements Cache.
+func (c *Memory) Seen(digest string) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false, ErrClosed
+	}
+	now := c.now().UnixNano()
+	c.sweepLocked(now, sweepBudget)
+	k, _ := keyOf([]byte(digest))
+	exp, ok := c.t.get(k)
+	return ok && exp > now, nil
+}
+
+// Add implements Cache.
+func (c *Memory) Add(digest string, now time.Time, keep time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	if !validDigest(digest) {
+		return fmt.Errorf("replay: add %q: %w", digest, ErrBadDigest)
+	}
+	c.addLocked(digest, expiry(now, keep))
+	c.sweepLocked(now.UnixNano(), sweepBudget)
+	return nil
+}
+
+// Len implements Cache.
+func (c *Memory) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t.len()
+}
+
+// Close implements Cache. It drops every entry.
+func (c *Memory) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	c.t = table{}
+	c.odd = nil
+	return nil
+}
+
+// Sweep removes every entry expired at now and returns how many it removed.
+func (c *Memory) Sweep(now time.Time) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	nowNs := now.UnixNano()
+	var expired []key
+	c.t.each(func(k key, exp int64) {
+		if exp <= nowNs {
+			expired = append(expired, k)
+		}
+	})
+	for _, k := range expired {
+		c.t.del(k)
+		delete(c.odd, k)
+	}
+	return len(expired)
+}
+
+// expiry converts now+keep to the stored form (keep <= 0: never).
+func expiry(now time.Time, keep time.Duration) int64 {
+	if keep <= 0 {
+		return never
+	}
+	return max(now.Add(keep).UnixNano(), 1) // 0 marks an empty table slot
+}
+
+// addLocked stores digest with expiry exp, keeping the later expiry if it is already present.
+// It reports whether the entry was new.
+func (c *Memory) addLocked(digest string, exp int64) bool {
+	k, canonical := keyOf([]byte(digest))
+	n := c.t.len()
+	if !c.t.putMax(k, exp) {
+		return false
+	}
+	if !canonical {
+		c.odd[k] = digest
+	}
+	return c.t.len() > n
+}
+
+// sweepLocked looks at up to budget table slots from the cursor on, deleting expired entries.
+func (c *Memory) sweepLocked(now int64, budget int) int {
+	n := 0
+	for seen := 0; seen < budget && c.t.n > 0; seen++ {
+		i := c.cursor & (len(c.t.slots) - 1)
+		s := &c.t.slots[i]
+		if s.exp != 0 && s.exp <= now {
+			k := s.k
+			c.t.del(k)
+			delete(c.odd, k)
+			n++
+			continue // deletion may shift a later entry into slot i: look again
+		}
+		c.cursor = i + 1
+	}
+	return n
+}
+
+// forEachLocked calls fn for every live entry (expiry in Unix ns, never for forever).
+func (c *Memory) forEachLocked(fn func(digest string, exp int64)) {
+	c.t.each(func(k key, e int64) { fn(c.text(k), e) })
+}
