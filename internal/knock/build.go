@@ -1,0 +1,321 @@
+package knock
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sesame-spa/sesame/internal/rcfile"
+	"github.com/sesame-spa/sesame/spa"
+)
+
+// Errors callers branch on. Each error returned by Build wraps at most one of them and says in
+// its text which option fixes it.
+var (
+	ErrNoServer    = errors.New("no SPA server")
+	ErrNoAllowIP   = errors.New("no allow-IP")
+	ErrNoKey       = errors.New("no Rijndael key")
+	ErrKeyLength   = errors.New("key of the wrong length")
+	ErrUserTooLong = errors.New("username too long")
+	ErrBadOption   = errors.New("invalid option")
+)
+
+// MaxUsername is the longest username fwknopd accepts (its base64 form must fit 64 bytes).
+const MaxUsername = 48
+
+// maxHMACKey is the longest HMAC key fwknop's client takes (it cuts longer ones; sesame refuses).
+const maxHMACKey = 128
+
+// Env holds what Build takes from the outside world. Zero fields use the real thing.
+type Env struct {
+	Now      func() time.Time
+	Rand     io.Reader                                                 // crypto/rand.Reader
+	Username func() string                                             // default username (SPOOF_USER, LOGNAME, login, USER, NO_USER)
+	Resolve  func(ctx context.Context, url string) (netip.Addr, error) // -R; ResolveMyIP
+	// StdinKeys are keys read with --stdin/--fd: the Rijndael key and, optionally, the HMAC
+	// key. They are used when no other source gives a key.
+	StdinKey, StdinHMACKey string
+}
+
+// Packet is a built SPA packet.
+type Packet struct {
+	Msg  spa.Message // as encoded (Random, Version, Digest filled)
+	Keys spa.Keys
+	Wire string
+	// NoPorts is true when the access message is NoPortsAccess (no -A given).
+	NoPorts bool
+	// DestPort is the destination port: -p, 62201, or the -r random port.
+	DestPort int
+}
+
+// Build turns o into an encoded SPA packet.
+func Build(ctx context.Context, o *Options, env Env) (*Packet, error) {
+	if env.Now == nil {
+		env.Now = time.Now
+	}
+	if env.Rand == nil {
+		env.Rand = rand.Reader
+	}
+	if env.Username == nil {
+		env.Username = DefaultUsername
+	}
+	if env.Resolve == nil {
+		env.Resolve = ResolveMyIP
+	}
+	if o.Server == "" {
+		return nil, fmt.Errorf("%w: give -D HOST (or SPA_SERVER in the rc stanza)", ErrNoServer)
+	}
+	keys, err := o.keys(env)
+	if err != nil {
+		return nil, err
+	}
+	allow, err := o.allowIP(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	m := spa.Message{DigestType: o.Digest, ClientTimeout: uint32(o.FWTimeout)}
+	p := &Packet{}
+	if o.FWTimeout < 0 || o.FWTimeout > 65536 {
+		return nil, fmt.Errorf("%w: -f %d: the timeout must be 0..65536 seconds", ErrBadOption, o.FWTimeout)
+	}
+
+	m.Username = o.User
+	if m.Username == "" {
+		m.Username = env.Username()
+	}
+	if len(m.Username) > MaxUsername {
+		return nil, fmt.Errorf("%w: %q is %d bytes, fwknopd accepts at most %d; shorten -U/SPOOF_USER",
+			ErrUserTooLong, m.Username, len(m.Username), MaxUsername)
+	}
+	m.Timestamp = env.Now().Add(o.TimeOffset).Unix()
+
+	if o.ServerCmd != "" {
+		m.Type = spa.CommandMsg
+		m.Message = allow + "," + o.ServerCmd
+	} else {
+		m.Type = spa.AccessMsg
+		access := o.Access
+		if access == "" {
+			access, p.NoPorts = NoPortsAccess, true
+		} else if _, err := spa.ParseAccess("0.0.0.0," + access); err != nil {
+			return nil, fmt.Errorf("%w: -A %q: want proto/port[,proto/port...] with tcp or udp and ports 1..65535",
+				ErrBadOption, access)
+		}
+		if err := o.nat(&m, &access, p.NoPorts, env); err != nil {
+			return nil, err
+		}
+		m.Message = allow + "," + access
+	}
+
+	wire, err := spa.Encode(&m, keys, env.Rand)
+	if err != nil {
+		if p.NoPorts && errors.Is(err, spa.ErrMessage) {
+			return nil, fmt.Errorf("%w: no -A given and this build cannot encode the %q request (%v); give -A proto/port",
+				ErrBadOption, NoPortsAccess, err)
+		}
+		return nil, fmt.Errorf("build SPA packet: %w", err)
+	}
+	p.Msg, p.Keys, p.Wire = m, keys, wire
+	p.DestPort = o.Port
+	if p.DestPort == 0 {
+		p.DestPort = DefaultPort
+	}
+	if o.RandPort {
+		p.DestPort = randomPort(m.Random)
+	}
+	return p, nil
+}
+
+// randomPort is fwknop's -r rule: 10000 + (first five digits of the random value mod 55535).
+func randomPort(digits string) int {
+	n, _ := strconv.Atoi(digits[:5])
+	return 10000 + n%55535
+}
+
+// newRandomDigits draws 16 decimal digits for --nat-rand-port.
+func newRandomDigits(r io.Reader) (string, error) {
+	var b [16]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", fmt.Errorf("random port: %w", err)
+	}
+	for i := range b {
+		b[i] = '0' + b[i]%10
+	}
+	return string(b[:]), nil
+}
+
+// nat fills the NAT access field and rewrites the access port for -N, --nat-local,
+// --nat-port and --nat-rand-port, as fwknop's client does.
+func (o *Options) nat(m *spa.Message, access *string, noPorts bool, env Env) error {
+	natPort := o.NATPort
+	if o.NATRandPort {
+		d, err := newRandomDigits(env.Rand)
+		if err != nil {
+			return err
+		}
+		natPort = randomPort(d)
+	}
+	if o.NATAccess == "" && !o.NATLocal {
+		if natPort != 0 {
+			return fmt.Errorf("%w: --nat-port/--nat-rand-port need -N or --nat-local", ErrBadOption)
+		}
+		return nil
+	}
+	if o.NATAccess != "" && o.NATLocal {
+		return fmt.Errorf("%w: -N and --nat-local exclude each other", ErrBadOption)
+	}
+	if noPorts {
+		return fmt.Errorf("%w: NAT access needs -A proto/port", ErrBadOption)
+	}
+	first, _, _ := strings.Cut(*access, ",")
+	proto, port, _ := strings.Cut(first, "/")
+	if natPort != 0 {
+		if strings.Contains(*access, ",") {
+			return fmt.Errorf("%w: --nat-port/--nat-rand-port allow a single -A proto/port", ErrBadOption)
+		}
+		*access = proto + "/" + strconv.Itoa(natPort)
+	}
+	if o.NATLocal {
+		m.Type = spa.LocalNATAccessMsg
+		m.NATAccess = o.Server + "," + port
+		return nil
+	}
+	host, hport := splitHostPort(o.NATAccess)
+	if hport == "" {
+		hport = port
+	}
+	if n, err := strconv.Atoi(hport); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%w: -N %q: want HOST[:PORT] with a port 1..65535", ErrBadOption, o.NATAccess)
+	}
+	m.Type = spa.NATAccessMsg
+	m.NATAccess = host + "," + hport
+	return nil
+}
+
+// splitHostPort splits "host:port", "[v6]:port", "host" or a bare IPv6 address.
+func splitHostPort(s string) (host, port string) {
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		return h, p
+	}
+	return strings.Trim(s, "[]"), ""
+}
+
+// allowIP returns the allow-IP text of the message.
+func (o *Options) allowIP(ctx context.Context, env Env) (string, error) {
+	n := 0
+	for _, b := range []bool{o.AllowIP != "", o.SourceIP, o.ResolveIP} {
+		if b {
+			n++
+		}
+	}
+	switch {
+	case n == 0:
+		return "", fmt.Errorf("%w: give -a IP (the address to open), -s (the packet's source) or -R (ask --resolve-url)", ErrNoAllowIP)
+	case n > 1:
+		return "", fmt.Errorf("%w: -a, -s and -R exclude each other", ErrBadOption)
+	case o.SourceIP:
+		if o.Family == 6 {
+			return "::", nil
+		}
+		return "0.0.0.0", nil
+	case o.ResolveIP:
+		url := o.ResolveURL
+		if url == "" {
+			url = DefaultResolveURL
+		}
+		a, err := env.Resolve(ctx, url)
+		if err != nil {
+			return "", fmt.Errorf("%w: -R: %v; give -a IP instead", ErrNoAllowIP, err)
+		}
+		return a.String(), nil
+	}
+	a, err := netip.ParseAddr(o.AllowIP)
+	if err != nil || a.Zone() != "" {
+		return "", fmt.Errorf("%w: -a %q is not an IPv4 or IPv6 address", ErrBadOption, o.AllowIP)
+	}
+	return a.Unmap().String(), nil
+}
+
+// keys assembles spa.Keys from the key options.
+func (o *Options) keys(env Env) (spa.Keys, error) {
+	k := spa.Keys{Mode: o.Mode, HMACType: o.HMAC}
+	var err error
+	switch {
+	case o.Key != "":
+		k.Key = []byte(o.Key)
+	case o.KeyBase64 != "":
+		if k.Key, err = spa.DecodeKey(o.KeyBase64, true); err != nil {
+			return k, fmt.Errorf("%w: --key-base64-rijndael/KEY_BASE64 is not base64", ErrBadOption)
+		}
+	case o.KeyFile != "":
+		s, err := rcfile.LookupKey(o.KeyFile, o.Server)
+		if err != nil {
+			return k, fmt.Errorf("%w: -G: %v", ErrNoKey, err)
+		}
+		k.Key = []byte(s)
+	case env.StdinKey != "":
+		k.Key = []byte(env.StdinKey)
+	default:
+		return k, fmt.Errorf("%w: give --key-rijndael, --key-base64-rijndael, -G FILE or --stdin, or KEY_BASE64 in the rc stanza (make keys with: sesame knock -k)", ErrNoKey)
+	}
+	if len(k.Key) < 1 || len(k.Key) > 32 {
+		return k, fmt.Errorf("%w: the Rijndael key is %d bytes, it must be 1..32 (make one with: sesame knock -k)", ErrKeyLength, len(k.Key))
+	}
+	switch {
+	case o.HMACKey != "":
+		k.HMACKey = []byte(o.HMACKey)
+	case o.HMACKeyBase64 != "":
+		if k.HMACKey, err = spa.DecodeKey(o.HMACKeyBase64, true); err != nil {
+			return k, fmt.Errorf("%w: --key-base64-hmac/HMAC_KEY_BASE64 is not base64", ErrBadOption)
+		}
+	case o.HMACKeyFile != "":
+		s, err := rcfile.LookupKey(o.HMACKeyFile, o.Server)
+		if err != nil {
+			return k, fmt.Errorf("%w: --get-hmac-key: %v", ErrNoKey, err)
+		}
+		k.HMACKey = []byte(s)
+	case env.StdinHMACKey != "" && o.UseHMAC:
+		k.HMACKey = []byte(env.StdinHMACKey)
+	case o.UseHMAC:
+		return k, fmt.Errorf("%w: --use-hmac needs an HMAC key: give --key-hmac, --key-base64-hmac or --get-hmac-key", ErrNoKey)
+	}
+	if len(k.HMACKey) > maxHMACKey {
+		return k, fmt.Errorf("%w: the HMAC key is %d bytes, at most %d are allowed", ErrKeyLength, len(k.HMACKey), maxHMACKey)
+	}
+	if k.HMACKey != nil && string(k.HMACKey) == string(k.Key) {
+		return k, fmt.Errorf("%w: the Rijndael and HMAC keys are identical; fwknopd refuses that, use two keys", ErrBadOption)
+	}
+	if k.HMACKey != nil && k.Mode == spa.Legacy {
+		return k, fmt.Errorf("%w: -M legacy cannot be combined with HMAC (as in fwknop)", ErrBadOption)
+	}
+	if k.HMACKey == nil {
+		k.HMACType = 0
+	}
+	return k, nil
+}
+
+// DefaultUsername is fwknop's choice: $SPOOF_USER, $LOGNAME, the login name, $USER, or
+// NO_USER.
+func DefaultUsername() string {
+	for _, v := range []string{"SPOOF_USER", "LOGNAME"} {
+		if s := os.Getenv(v); s != "" {
+			return s
+		}
+	}
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if s := os.Getenv("USER"); s != "" {
+		return s
+	}
+	return "NO_USER"
+}
