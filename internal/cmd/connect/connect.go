@@ -1,13 +1,156 @@
-// Package connect implements the "sesame connect" subcommand.
+// Package connect implements the "sesame connect" subcommand: the TCP-MD5 client. It
+// relays stdin/stdout to a signed connection (an ssh ProxyCommand) or forwards a local
+// port.
 package connect
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/sesame-spa/sesame/internal/shield"
+	"github.com/sesame-spa/sesame/tcpmd5"
 )
+
+// EnvKey names the environment variable that may hold the key (ParseKey syntax).
+const EnvKey = "SESAME_MD5_KEY"
+
+const usage = `usage: sesame connect [flags] HOST PORT
+
+Open a TCP-MD5 signed connection to HOST PORT and relay stdin/stdout over it, e.g.
+  ssh -o ProxyCommand='sesame connect --key-file ~/.sesame/md5.key %h %p' host
+or, with -L [ADDR:]PORT, listen locally (127.0.0.1 unless ADDR is given) and forward
+each local connection over its own signed connection.
+
+The key comes from --key-file (mode 0600; one key, or a "PREFIX KEY" table from which
+the server address picks its key), --key, or $SESAME_MD5_KEY, in that order.
+
+flags:
+`
+
+type options struct {
+	keyFile, key, local string
+	timeout             time.Duration
+	host, port          string
+}
+
+func parse(args []string, stderr io.Writer) (*options, error) {
+	var o options
+	fs := pflag.NewFlagSet("sesame connect", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { io.WriteString(stderr, usage); fs.PrintDefaults() }
+	fs.StringVar(&o.keyFile, "key-file", "", "key file")
+	fs.StringVar(&o.key, "key", "", "the key (visible in ps; prefer --key-file or $"+EnvKey+")")
+	fs.StringVarP(&o.local, "local", "L", "", "forward the local [ADDR:]PORT instead of relaying stdio")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "connect timeout (a wrong key looks like a timeout)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() != 2 {
+		return nil, errors.New("want HOST PORT")
+	}
+	o.host, o.port = fs.Arg(0), fs.Arg(1)
+	return &o, nil
+}
+
+// KeySource picks the key for a server address. It is the dial-key hook: knock
+// integration and SPA-derived keys will provide their own.
+type KeySource func(remote netip.AddrPort) (tcpmd5.Key, error)
+
+// keySource builds the KeySource from the options and environment.
+func keySource(o *options, getenv func(string) string) (KeySource, error) {
+	var rules []tcpmd5.KeyRule
+	switch {
+	case o.keyFile != "":
+		r, err := shield.LoadKeyFile(o.keyFile)
+		if err != nil {
+			return nil, err
+		}
+		rules = r
+	case o.key != "" || getenv(EnvKey) != "":
+		s := o.key
+		if s == "" {
+			s = getenv(EnvKey)
+		}
+		k, err := tcpmd5.ParseKey(s)
+		if err != nil {
+			return nil, err
+		}
+		rules = tcpmd5.Any(k)
+	default:
+		return nil, fmt.Errorf("no key: use --key-file, --key or $%s", EnvKey)
+	}
+	return func(remote netip.AddrPort) (tcpmd5.Key, error) {
+		k, ok := shield.KeyFor(rules, remote.Addr())
+		if !ok {
+			return tcpmd5.Key{}, fmt.Errorf("the key file has no key for %v", remote.Addr())
+		}
+		return k, nil
+	}, nil
+}
 
 // Main runs the subcommand with its arguments and returns the process exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "sesame connect: not implemented yet")
-	return 2
+	o, err := parse(args, stderr)
+	if errors.Is(err, pflag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "sesame connect: %v\n", err)
+		return 2
+	}
+	keys, err := keySource(o, os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "sesame connect: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	d := &tcpmd5.Dialer{Dialer: net.Dialer{Timeout: o.timeout}, KeyFor: keys}
+	target := net.JoinHostPort(o.host, o.port)
+	if o.local == "" {
+		err = relayStdio(ctx, d, target, stdin, stdout)
+	} else {
+		err = forward(ctx, d, target, o.local, slog.New(slog.NewTextHandler(stderr, nil)))
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "sesame connect: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func relayStdio(ctx context.Context, d *tcpmd5.Dialer, target string, stdin io.Reader, stdout io.Writer) error {
+	c, err := d.DialContext(ctx, "tcp", target)
+	if err != nil {
+		return err
+	}
+	return shield.RelayStdio(c.(*net.TCPConn), stdin, stdout)
+}
+
+// forward listens on local ([ADDR:]PORT, loopback by default) and relays every
+// connection to target over its own signed connection.
+func forward(ctx context.Context, d *tcpmd5.Dialer, target, local string, log *slog.Logger) error {
+	if !strings.Contains(local, ":") {
+		local = "127.0.0.1:" + local
+	}
+	l, err := (&net.ListenConfig{}).Listen(ctx, "tcp", local)
+	if err != nil {
+		return err
+	}
+	log.Info("forwarding", "local", l.Addr().String(), "remote", target)
+	srv := &shield.Server{Listener: l.(*net.TCPListener), Log: log,
+		Handler: shield.Forward(target, d.DialContext, log)}
+	return srv.Serve(ctx)
 }

@@ -1,0 +1,68 @@
+package connect
+
+import (
+	"bytes"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestKeySourcePrecedence(t *testing.T) {
+	dir := t.TempDir()
+	kf := filepath.Join(dir, "k")
+	os.WriteFile(kf, []byte("any from-file\n10.0.0.0/8 ten\n"), 0o600)
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	at := netip.MustParseAddrPort("192.0.2.1:22")
+	ten := netip.MustParseAddrPort("10.1.1.1:22")
+
+	for _, tc := range []struct {
+		o    options
+		env  map[string]string
+		addr netip.AddrPort
+		want string
+	}{
+		{options{keyFile: kf, key: "flag"}, map[string]string{EnvKey: "env"}, at, "from-file"},
+		{options{keyFile: kf}, nil, ten, "ten"},
+		{options{key: "flag"}, map[string]string{EnvKey: "env"}, at, "flag"},
+		{options{}, map[string]string{EnvKey: "hex:656e76"}, at, "env"},
+	} {
+		ks, err := keySource(&tc.o, env(tc.env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := ks(tc.addr)
+		if err != nil || string(k.Bytes()) != tc.want {
+			t.Errorf("%+v env %v: %q, %v; want %q", tc.o, tc.env, k.Bytes(), err, tc.want)
+		}
+	}
+	if _, err := keySource(&options{}, env(nil)); err == nil || !strings.Contains(err.Error(), EnvKey) {
+		t.Errorf("no key: %v", err)
+	}
+	os.Chmod(kf, 0o644)
+	if _, err := keySource(&options{keyFile: kf}, env(nil)); err == nil {
+		t.Error("world-readable key file accepted")
+	}
+	os.WriteFile(kf, []byte("10.0.0.0/8 ten\n"), 0o600)
+	os.Chmod(kf, 0o600)
+	ks, _ := keySource(&options{keyFile: kf}, env(nil))
+	if _, err := ks(at); err == nil {
+		t.Error("key for an address outside the table")
+	}
+}
+
+func TestMainUsage(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := Main([]string{"onlyhost"}, nil, &out, &errb); code != 2 || !strings.Contains(errb.String(), "HOST PORT") {
+		t.Errorf("one argument: exit %d, %q", code, errb.String())
+	}
+	errb.Reset()
+	t.Setenv(EnvKey, "")
+	if code := Main([]string{"h", "1"}, nil, &out, &errb); code != 2 || !strings.Contains(errb.String(), "no key") {
+		t.Errorf("no key: exit %d, %q", code, errb.String())
+	}
+	if code := Main([]string{"--help"}, nil, &out, &errb); code != 0 {
+		t.Errorf("--help: exit %d", code)
+	}
+}

@@ -1,0 +1,325 @@
+package tcpmd5
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sesame-spa/sesame/internal/nstest"
+)
+
+const dialTimeout = 400 * time.Millisecond
+
+// inNS runs fn inside ns on a locked thread; sockets it opens stay in ns.
+func inNS(t *testing.T, ns *nstest.NS, fn func() error) {
+	t.Helper()
+	if err := ns.Do(t, fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// listenEcho starts an MD5 listener in ns that echoes every connection.
+func listenEcho(t *testing.T, ns *nstest.NS, network, addr string, rules []KeyRule) *Listener {
+	t.Helper()
+	var l *Listener
+	inNS(t, ns, func() (err error) {
+		l, err = Listen(context.Background(), network, addr, rules)
+		return err
+	})
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return l
+}
+
+// try dials addr from ns (with key, or unsigned if key is zero) and checks the echo.
+func try(t *testing.T, ns *nstest.NS, addr string, key Key, local string) error {
+	t.Helper()
+	var conn net.Conn
+	err := ns.Do(t, func() (err error) {
+		nd := net.Dialer{Timeout: dialTimeout}
+		if local != "" {
+			nd.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
+		}
+		if key.IsZero() {
+			conn, err = nd.Dial("tcp", addr)
+		} else {
+			d := &Dialer{Dialer: nd, Key: key}
+			conn, err = d.DialContext(context.Background(), "tcp", addr)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(2 * time.Second))
+	msg := fmt.Sprintf("ping %s", addr)
+	if _, err := io.WriteString(conn, msg); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(conn, buf); err != nil {
+		return fmt.Errorf("read echo: %w", err)
+	}
+	if string(buf) != msg {
+		return fmt.Errorf("echo %q, want %q", buf, msg)
+	}
+	return nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func expectOK(t *testing.T, what string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Errorf("%s: %v, want a working connection", what, err)
+	}
+}
+
+func expectSilence(t *testing.T, what string, err error) {
+	t.Helper()
+	if err == nil {
+		t.Errorf("%s: connected, want a timeout", what)
+	} else if !isTimeout(err) {
+		t.Errorf("%s: %v, want a timeout (no answer at all)", what, err)
+	}
+}
+
+func port(l *Listener) string { return fmt.Sprint(l.Addr().(*net.TCPAddr).Port) }
+
+func TestIntegrationRightWrongNoKey(t *testing.T) {
+	nstest.Require(t)
+	ns := nstest.New(t)
+	good, bad := mustKey(t, "correct horse"), mustKey(t, "wrong horse")
+	for _, tc := range []struct {
+		name, network, laddr string
+		hosts                []string
+	}{
+		{"v4", "tcp4", "127.0.0.1:0", []string{"127.0.0.1"}},
+		{"v6", "tcp6", "[::1]:0", []string{"[::1]"}},
+		{"dualstack", "tcp", ":0", []string{"127.0.0.1", "[::1]"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := listenEcho(t, ns, tc.network, tc.laddr, Any(good))
+			for _, h := range tc.hosts {
+				addr := h + ":" + port(l)
+				expectOK(t, "right key to "+addr, try(t, ns, addr, good, ""))
+				expectSilence(t, "no key to "+addr, try(t, ns, addr, Key{}, ""))
+				expectSilence(t, "wrong key to "+addr, try(t, ns, addr, bad, ""))
+			}
+		})
+	}
+}
+
+// TestIntegrationDualStackHole is the regression test for the dual-stack pitfall: a ::/0
+// key alone does not cover IPv4 peers of an AF_INET6 socket.
+func TestIntegrationDualStackHole(t *testing.T) {
+	nstest.Require(t)
+	ns := nstest.New(t)
+	key := mustKey(t, "dual")
+
+	l := listenEcho(t, ns, "tcp", "0.0.0.0:0", Any(key))
+	addr4 := "127.0.0.1:" + port(l)
+	expectSilence(t, "unkeyed IPv4 client, Any rule", try(t, ns, addr4, Key{}, ""))
+	expectOK(t, "keyed IPv4 client, Any rule", try(t, ns, addr4, key, ""))
+
+	// Only ::/0 given: IPv4 peers meet the random catch-all, so they get silence too.
+	l6 := listenEcho(t, ns, "tcp", ":0", []KeyRule{{AnyIPv6, key}})
+	addr4 = "127.0.0.1:" + port(l6)
+	expectSilence(t, "unkeyed IPv4 client, ::/0 rule only", try(t, ns, addr4, Key{}, ""))
+	expectOK(t, "keyed IPv6 client, ::/0 rule only", try(t, ns, "[::1]:"+port(l6), key, ""))
+
+	// The kernel's own behaviour that makes this necessary: a raw ::/0 key on a
+	// dual-stack socket, and nothing else, lets unsigned IPv4 clients in.
+	var raw net.Listener
+	inNS(t, ns, func() (err error) {
+		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+			s, err := newRawSocket(c)
+			if err != nil {
+				return err
+			}
+			return s.set(AnyIPv6, key.Bytes())
+		}}
+		raw, err = lc.Listen(context.Background(), "tcp", ":0")
+		return err
+	})
+	defer raw.Close()
+	go func() {
+		if c, err := raw.Accept(); err == nil {
+			io.Copy(c, c)
+			c.Close()
+		}
+	}()
+	rawAddr := fmt.Sprintf("127.0.0.1:%d", raw.Addr().(*net.TCPAddr).Port)
+	expectOK(t, "kernel control: unkeyed IPv4 to a raw ::/0-only socket", try(t, ns, rawAddr, Key{}, ""))
+}
+
+func TestIntegrationRotation(t *testing.T) {
+	nstest.Require(t)
+	ns := nstest.New(t)
+	a, b := mustKey(t, "key-A"), mustKey(t, "key-B")
+	l := listenEcho(t, ns, "tcp", ":0", Any(a))
+	addr := "127.0.0.1:" + port(l)
+
+	// An established connection made with A.
+	var old net.Conn
+	inNS(t, ns, func() (err error) {
+		old, err = Dial(context.Background(), "tcp", addr, a)
+		return err
+	})
+	defer old.Close()
+	echo := func(c net.Conn) error {
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Write([]byte("x")); err != nil {
+			return err
+		}
+		_, err := io.ReadFull(c, make([]byte, 1))
+		return err
+	}
+	expectOK(t, "old connection before rotation", echo(old))
+
+	for _, r := range Any(b) {
+		if err := l.SetKey(r.Prefix, r.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expectSilence(t, "old key after rotation", try(t, ns, addr, a, ""))
+	expectOK(t, "new key after rotation", try(t, ns, addr, b, ""))
+	expectOK(t, "old connection after rotation", echo(old))
+
+	// A longer prefix wins over the catch-all.
+	if err := l.SetKey(netip.MustParsePrefix("127.0.0.2/32"), a); err != nil {
+		t.Fatal(err)
+	}
+	expectOK(t, "from 127.0.0.2 with the /32 key", try(t, ns, addr, a, "127.0.0.2"))
+	expectSilence(t, "from 127.0.0.2 with the catch-all key", try(t, ns, addr, b, "127.0.0.2"))
+	expectOK(t, "from 127.0.0.3 with the catch-all key", try(t, ns, addr, b, "127.0.0.3"))
+	if got := len(l.Keys()); got != 3 {
+		t.Errorf("Keys() has %d rules, want 3: %v", got, l.Keys())
+	}
+
+	// Removing every rule leaves the port silent, never open.
+	for _, r := range l.Keys() {
+		if err := l.RemoveKey(r.Prefix); err != nil {
+			t.Fatalf("RemoveKey(%v): %v", r.Prefix, err)
+		}
+	}
+	expectSilence(t, "unkeyed client after removing all rules", try(t, ns, addr, Key{}, ""))
+	expectSilence(t, "old catch-all key after removing all rules", try(t, ns, addr, b, ""))
+	if err := l.RemoveKey(AnyIPv4); !errors.Is(err, ErrNoSuchKey) {
+		t.Errorf("RemoveKey of a missing rule: %v, want ErrNoSuchKey", err)
+	}
+	// Grants can come back later.
+	if err := l.SetKey(netip.MustParsePrefix("127.0.0.1/32"), b); err != nil {
+		t.Fatal(err)
+	}
+	expectOK(t, "re-granted /32", try(t, ns, addr, b, ""))
+}
+
+func TestIntegrationVeth(t *testing.T) {
+	nstest.Require(t)
+	srv, cli := nstest.Pair(t)
+	key := mustKey(t, "veth key")
+	l := listenEcho(t, srv, "tcp", ":0", Any(key))
+	for _, h := range []string{nstest.SrvIP4, "[" + nstest.SrvIP6 + "]"} {
+		addr := h + ":" + port(l)
+		expectOK(t, "right key to "+addr, try(t, cli, addr, key, ""))
+		expectSilence(t, "no key to "+addr, try(t, cli, addr, Key{}, ""))
+		expectSilence(t, "wrong key to "+addr, try(t, cli, addr, mustKey(t, "nope"), ""))
+	}
+}
+
+func TestIntegrationKeyLimit(t *testing.T) {
+	nstest.Require(t)
+	ns := nstest.New(t)
+	l := listenEcho(t, ns, "tcp4", "127.0.0.1:0", nil)
+	key := mustKey(t, "k")
+	var err error
+	n := 0
+	for ; n < 20000; n++ {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)}), 32)
+		if err = l.SetKey(p, key); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, ErrTooManyKeys) || !errors.Is(err, syscall.ENOMEM) {
+		t.Fatalf("after %d keys: %v, want ErrTooManyKeys", n, err)
+	}
+	t.Logf("%d keys fit on one socket; then: %v", n, err)
+	if len(l.Keys()) != n {
+		t.Errorf("Keys() has %d rules, want %d", len(l.Keys()), n)
+	}
+	// Deleting a key the kernel does not have is ENOENT; removing one frees a slot.
+	var kerr *KeyError
+	inNS(t, ns, func() error {
+		s, err := newRawSocket(mustSyscallConn(t, l))
+		if err != nil {
+			return err
+		}
+		derr := s.del(netip.MustParsePrefix("192.0.2.1/32"))
+		if !errors.As(derr, &kerr) || !errors.Is(derr, ErrNoSuchKey) || !errors.Is(derr, syscall.ENOENT) {
+			t.Errorf("delete of a missing key: %v, want ENOENT", derr)
+		}
+		return nil
+	})
+	if err := l.RemoveKey(netip.MustParsePrefix("10.0.0.5/32")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetKey(netip.MustParsePrefix("192.0.2.1/32"), key); err != nil {
+		t.Errorf("set after freeing a slot: %v", err)
+	}
+}
+
+func mustSyscallConn(t *testing.T, l *Listener) syscall.RawConn {
+	rc, err := l.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc
+}
+
+func TestIntegrationKernelRefusals(t *testing.T) {
+	nstest.Require(t)
+	ns := nstest.New(t)
+	inNS(t, ns, func() error {
+		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+		if err != nil {
+			return err
+		}
+		defer syscall.Close(fd)
+		// An AF_INET6 struct on an AF_INET socket: the kernel says EINVAL.
+		err = setFDKey(fd, syscall.AF_INET6, AnyIPv6, []byte("k"), false)
+		if !errors.Is(err, ErrInvalid) || !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("family mismatch: %v, want EINVAL", err)
+		}
+		return nil
+	})
+}
+
+func TestProbe(t *testing.T) {
+	if err := MD5.Probe(); err != nil {
+		t.Errorf("MD5 probe: %v", err)
+	}
+	err := AO.Probe()
+	if err != nil && !errors.Is(err, ErrAONotSupported) {
+		t.Errorf("AO probe: %v, want nil or ErrAONotSupported", err)
+	}
+	t.Logf("TCP-AO probe: %v", err)
+}
