@@ -287,22 +287,6 @@ func TestDumpFormat(t *testing.T) {
 	}
 }
 
-func TestGenerateKeys(t *testing.T) {
-	k, err := GenerateKeys(nil, 32, DefaultHMACKeyLen(spa.SHA256))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(k.KeyBase64) != 44 || len(k.HMACKeyBase64) != 88 {
-		t.Errorf("lengths %d %d", len(k.KeyBase64), len(k.HMACKeyBase64))
-	}
-	if !strings.HasPrefix(k.String(), "KEY_BASE64: ") || !strings.Contains(k.String(), "\nHMAC_KEY_BASE64: ") {
-		t.Errorf("format %q", k.String())
-	}
-	if _, err := GenerateKeys(nil, 33, 64); !errors.Is(err, ErrKeyLength) {
-		t.Errorf("33-byte key: %v", err)
-	}
-}
-
 func TestParseOffset(t *testing.T) {
 	for in, want := range map[string]time.Duration{"30": 30 * time.Second, "2m": 2 * time.Minute, "1h": time.Hour, "2d": 48 * time.Hour} {
 		if got, err := ParseOffset(in); err != nil || got != want {

@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/sesame-spa/sesame/internal/keygen"
 	"io"
 
 	"github.com/spf13/pflag"
@@ -32,7 +33,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func run(args []string, rng io.Reader, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("sesame keygen", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	keyLen := fs.Int("key-len", DefaultKeyLen, "Rijndael key length in bytes (1..32)")
+	keyLen := fs.Int("key-len", keygen.DefaultKeyLen, "Rijndael key length in bytes (1..32)")
 	hmacLen := fs.Int("hmac-key-len", 0, "HMAC key length in bytes (1..128; default by HMAC type)")
 	hmacType := fs.String("hmac-digest-type", "sha256", "HMAC type: md5 sha1 sha256 sha384 sha512 sha3_256 sha3_512")
 	qr := fs.Bool("qr", false, "also print the keys as a QR code for the Fwknop2 app")
@@ -58,9 +59,9 @@ func run(args []string, rng io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if !fs.Changed("hmac-key-len") {
-		*hmacLen = DefaultHMACKeyLen(ht)
+		*hmacLen = keygen.DefaultHMACKeyLen(ht)
 	}
-	p, err := Generate(rng, *keyLen, *hmacLen)
+	p, err := keygen.Generate(rng, *keyLen, *hmacLen)
 	if err != nil {
 		fmt.Fprintf(stderr, "sesame keygen: %v\n", err)
 		return 2

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"github.com/sesame-spa/sesame/internal/keygen"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -77,7 +78,7 @@ func TestLengths(t *testing.T) {
 
 func TestGenerateFromReader(t *testing.T) {
 	src := bytes.Repeat([]byte{0xfb}, 48)
-	p, err := Generate(bytes.NewReader(src), 32, 16)
+	p, err := keygen.Generate(bytes.NewReader(src), 32, 16)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestGenerateFromReader(t *testing.T) {
 	if p.String() != want {
 		t.Fatalf("got %q, want %q", p.String(), want)
 	}
-	if _, err := Generate(bytes.NewReader(src[:10]), 32, 16); err == nil {
+	if _, err := keygen.Generate(bytes.NewReader(src[:10]), 32, 16); err == nil {
 		t.Error("short random source accepted")
 	}
 }
@@ -176,7 +177,7 @@ func TestQR(t *testing.T) {
 }
 
 func TestQRText(t *testing.T) {
-	p := Pair{Key: []byte("k"), HMACKey: []byte("hh")}
+	p := keygen.Pair{Key: []byte("k"), HMACKey: []byte("hh")}
 	if got, want := p.QRText(), "KEY_BASE64:aw== HMAC_KEY_BASE64:aGg="; got != want {
 		t.Fatalf("QRText %q, want %q", got, want)
 	}

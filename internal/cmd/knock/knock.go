@@ -6,8 +6,10 @@ package knock
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/sesame-spa/sesame/internal/keygen"
 	"io"
 	"os"
 	"strings"
@@ -452,9 +454,13 @@ func savePacket(path, wire string, appendTo bool) error {
 func (c *cli) keyGen(f *flags, o *knock.Options, rc *rcfile.File) int {
 	hmacLen := f.hmacKeyLen
 	if hmacLen == 0 {
-		hmacLen = knock.DefaultHMACKeyLen(o.HMAC)
+		hmacLen = keygen.DefaultHMACKeyLen(o.HMAC)
 	}
-	k, err := knock.GenerateKeys(c.env.Rand, f.keyLen, hmacLen)
+	rng := c.env.Rand
+	if rng == nil {
+		rng = rand.Reader
+	}
+	k, err := keygen.Generate(rng, f.keyLen, hmacLen)
 	if err != nil {
 		return c.errorf("%v", err)
 	}
@@ -469,8 +475,8 @@ func (c *cli) keyGen(f *flags, o *knock.Options, rc *rcfile.File) int {
 		if name == "" {
 			return c.errorf("--save-rc-stanza needs a stanza name: give -n NAME (or -D)")
 		}
-		o.Key, o.KeyFile, o.KeyBase64 = "", "", k.KeyBase64
-		o.HMACKey, o.HMACKeyFile, o.HMACKeyBase64 = "", "", k.HMACKeyBase64
+		o.Key, o.KeyFile, o.KeyBase64 = "", "", k.KeyBase64()
+		o.HMACKey, o.HMACKeyFile, o.HMACKeyBase64 = "", "", k.HMACKeyBase64()
 		o.UseHMAC = true
 		if err := rcfile.SaveStanza(rc.Path, o.Stanza(name), f.forceStanza); err != nil {
 			return c.errorf("%v", err)

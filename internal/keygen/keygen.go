@@ -1,3 +1,5 @@
+// Package keygen generates fwknop-style key pairs (what --key-gen prints), shared by sesame
+// keygen, sesame knock -k and sesame server --key-gen.
 package keygen
 
 import (
