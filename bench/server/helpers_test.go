@@ -1,0 +1,251 @@
+package server
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sesame-spa/sesame/internal/nstest"
+	"github.com/sesame-spa/sesame/spa"
+)
+
+const (
+	benchKey  = "fwknoptest"
+	benchHMAC = "hmactest"
+)
+
+var benchKeys = spa.Keys{Key: []byte(benchKey), HMACKey: []byte(benchHMAC)}
+
+// packet builds a valid packet granting tcp/22 to allow.
+func packet(t testing.TB, allow string) []byte {
+	t.Helper()
+	m := spa.Message{Username: "root", Timestamp: time.Now().Unix(), Type: spa.AccessMsg, Message: allow + ",tcp/22"}
+	w, err := spa.Encode(&m, benchKeys, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []byte(w)
+}
+
+// forged builds a well-formed packet with the wrong HMAC key.
+func forged(t testing.TB, n int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		m := spa.Message{Username: "root", Timestamp: time.Now().Unix(), Type: spa.AccessMsg, Message: "10.99.0.2,tcp/22"}
+		w, err := spa.Encode(&m, spa.Keys{Key: benchKeys.Key, HMACKey: []byte("forged-hmac")}, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = []byte(w)
+	}
+	return out
+}
+
+// listen runs a TCP accept-and-close server on addr in ns.
+func listen(t testing.TB, ns *nstest.NS, addr string) {
+	t.Helper()
+	var ln net.Listener
+	if err := ns.Do(t, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+}
+
+// knockToOpen, inside ns: sends pkt to spaAddr, then tries a TCP connect from local to
+// dstAddr every 1 ms until one completes; returns the time from the send.
+func knockToOpen(t testing.TB, ns *nstest.NS, pkt []byte, spaAddr, local, dstAddr string, limit time.Duration) (time.Duration, error) {
+	var d time.Duration
+	err := ns.Do(t, func() error {
+		c, err := net.Dial("udp", spaAddr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		la, err := net.ResolveTCPAddr("tcp", local+":0")
+		if err != nil {
+			return err
+		}
+		dialer := net.Dialer{Timeout: time.Millisecond, LocalAddr: la}
+		start := time.Now()
+		if _, err := c.Write(pkt); err != nil {
+			return err
+		}
+		for time.Since(start) < limit {
+			conn, err := dialer.Dial("tcp", dstAddr)
+			if err == nil {
+				d = time.Since(start)
+				conn.Close()
+				return nil
+			}
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		return fmt.Errorf("not open after %v", limit)
+	})
+	return d, err
+}
+
+func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[min(len(s)-1, len(s)*p/100)]
+}
+
+// blast sends payloads from ns to addr, paced at rate packets/s (0: as fast as possible),
+// and returns when all are sent.
+func blast(t testing.TB, ns *nstest.NS, addr string, payloads [][]byte, rate int) time.Duration {
+	t.Helper()
+	var el time.Duration
+	err := ns.Do(t, func() error {
+		c, err := net.Dial("udp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		start := time.Now()
+		for i, p := range payloads {
+			c.Write(p)
+			if rate > 0 && i%20 == 19 {
+				due := start.Add(time.Duration(i+1) * time.Second / time.Duration(rate))
+				if w := time.Until(due); w > 0 {
+					time.Sleep(w)
+				}
+			}
+		}
+		el = time.Since(start)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return el
+}
+
+// floodFor sends payloads round-robin from ns to addr for d, as fast as possible.
+func floodFor(t testing.TB, ns *nstest.NS, addr string, payloads [][]byte, d time.Duration) int {
+	t.Helper()
+	n := 0
+	err := ns.Do(t, func() error {
+		c, err := net.Dial("udp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		end := time.Now().Add(d)
+		for time.Now().Before(end) {
+			for range 32 {
+				c.Write(payloads[n%len(payloads)])
+				n++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// cpuTime is the CPU time (user+system, including reaped children) of pid.
+func cpuTime(t testing.TB, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	var ticks int64
+	for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime (fields 14-17)
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		ticks += v
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+}
+
+// countLines counts the lines of path containing every substring.
+func countLines(path string, substrs ...string) int {
+	b, _ := os.ReadFile(path)
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		ok := true
+		for _, s := range substrs {
+			ok = ok && strings.Contains(l, s)
+		}
+		if ok {
+			n++
+		}
+	}
+	return n
+}
+
+// waitStable polls count until it stops growing for quiet (or reaches want) and returns the
+// final count and when it last grew.
+func waitStable(count func() int, want int, quiet, limit time.Duration) (int, time.Time) {
+	last, lastT := count(), time.Now()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		n := count()
+		if n != last {
+			last, lastT = n, time.Now()
+		}
+		if n >= want || time.Since(lastT) > quiet {
+			break
+		}
+	}
+	return last, lastT
+}
+
+func signal(t testing.TB, pid int, sig syscall.Signal) {
+	if err := syscall.Kill(pid, sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// connectOnce times one TCP connect from local in ns to addr.
+func connectOnce(t testing.TB, ns *nstest.NS, local, addr string) time.Duration {
+	t.Helper()
+	var d time.Duration
+	err := ns.Do(t, func() error {
+		la, err := net.ResolveTCPAddr("tcp", local+":0")
+		if err != nil {
+			return err
+		}
+		dialer := net.Dialer{Timeout: time.Second, LocalAddr: la}
+		start := time.Now()
+		c, err := dialer.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		d = time.Since(start)
+		return c.Close()
+	})
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	return d
+}

@@ -1,0 +1,173 @@
+package server
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/sesame-spa/sesame/internal/firewall"
+	"github.com/sesame-spa/sesame/internal/fwconf"
+	"github.com/sesame-spa/sesame/internal/server"
+)
+
+// overrides turns command-line options into fwknopd.conf overrides, as fwknopd does.
+func overrides(o *options) map[string]string {
+	m := map[string]string{}
+	set := func(name, v string) {
+		if v != "" {
+			m[name] = v
+		}
+	}
+	set("ACCESS_FILE", o.accessFile)
+	set("ACCESS_FOLDER", o.accessFolder)
+	set("PCAP_INTF", o.intf)
+	set("PCAP_FILTER", o.pcapFilter)
+	set("DIGEST_FILE", o.digestFile)
+	set("FWKNOP_PID_FILE", o.pidFile)
+	set("FWKNOP_RUN_DIR", o.runDir)
+	if o.udpServer {
+		m["ENABLE_UDP_SERVER"] = "Y"
+	}
+	return m
+}
+
+// loadSettings reads fwknopd.conf and the access stanzas it names, with the command line's
+// overrides.
+func loadSettings(o *options) (*settings, error) { return load(o, true) }
+
+// load reads fwknopd.conf and, if withAccess, the access stanzas. Control commands (-S, -K,
+// -R, --fw-list, --fw-flush) need only fwknopd.conf.
+func load(o *options, withAccess bool) (*settings, error) {
+	opts := fwconf.Options{Overrides: overrides(o)}
+	sc, warns, err := fwconf.LoadServer(o.configFile, opts)
+	if err != nil {
+		return nil, err
+	}
+	var stanzas []*fwconf.Stanza
+	var awarns []fwconf.Warning
+	if withAccess {
+		if stanzas, awarns, err = sc.LoadAccess(opts); err != nil {
+			return nil, err
+		}
+	}
+	s := &settings{
+		policy: server.Policy{
+			PacketAging:  sc.EnableSPAPacketAging,
+			MaxPacketAge: sc.MaxSPAPacketAge,
+			ReplayMargin: sc.ReplayMargin,
+			TestMode:     o.test,
+		},
+		udpServer:         sc.EnableUDPServer,
+		udpPort:           int(sc.UDPServPort),
+		pcapIntf:          sc.PcapIntf,
+		pcapFilter:        sc.PcapFilter,
+		anyDirection:      sc.PcapAnyDirection,
+		digestPersistence: sc.EnableDigestPersistence,
+		digestFile:        sc.DigestFile,
+		pidFile:           sc.PIDFile,
+		runDir:            sc.RunDir,
+		flushAtExit:       sc.FlushAtExit,
+		tableName:         firewall.DefaultTableName,
+		workers:           envWorkers(),
+	}
+	// fwknopd's FLUSH_IPT_AT_INIT defaults to Y and revokes live access at every start; sesame
+	// keeps live grants across restarts unless the file asks for the flush explicitly.
+	if _, set := sc.Raw["FLUSH_IPT_AT_INIT"]; set && sc.FlushAtInit {
+		s.flushAtInit = true
+	}
+	if s.udpPort == 0 {
+		s.udpPort = defaultUDPPort
+	}
+	if sc.HostChain.Kind != "" && sc.HostChain.Kind != "none" {
+		s.hostChain = sc.HostChain.String()
+	}
+	for _, p := range sc.GuardPorts {
+		proto := uint8(firewall.ProtoTCP)
+		if p.Proto == "udp" {
+			proto = firewall.ProtoUDP
+		}
+		s.guardPorts = append(s.guardPorts, firewall.Port{Proto: proto, Port: p.Port})
+	}
+	for _, st := range stanzas {
+		s.policy.Stanzas = append(s.policy.Stanzas, *st)
+	}
+	for _, w := range append(warns, awarns...) {
+		s.warnings = append(s.warnings, w.String())
+	}
+	if sc.DestinationRule {
+		s.warnings = append(s.warnings, "ENABLE_DESTINATION_RULE: sesame grants do not restrict the destination address; ignored")
+	}
+	s.dump = dump(sc, s)
+	return s, nil
+}
+
+// dump is the -D output: the effective settings and stanzas (keys hidden).
+func dump(sc *fwconf.Server, s *settings) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# fwknopd.conf: %s\n", sc.File)
+	names := make([]string, 0, len(sc.Raw))
+	for n := range sc.Raw {
+		names = append(names, n)
+	}
+	sortStrings(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "%-28s %s\n", n, sc.Raw[n])
+	}
+	fmt.Fprintf(&b, "# effective: capture=%s replay-keep=%v digest-file=%s pid-file=%s guard=%v host-chain=%q flush-at-exit=%v\n",
+		captureDesc(s), sc.ReplayKeep(), s.digestFile, s.pidFile, s.guardPorts, s.hostChain, s.flushAtExit)
+	for _, st := range s.policy.Stanzas {
+		src := "ANY"
+		if !st.SourceAny {
+			src = prefixes(st.Source)
+		}
+		fmt.Fprintf(&b, "# stanza #%d (%s:%d): SOURCE %s", st.Num, st.File, st.Line, src)
+		if len(st.Destination) > 0 {
+			fmt.Fprintf(&b, " DESTINATION %s", prefixes(st.Destination))
+		}
+		fmt.Fprintf(&b, " KEY_LEN %d HMAC_KEY_LEN %d HMAC %v MODE %v FW_ACCESS_TIMEOUT %v MAX_FW_TIMEOUT %v",
+			len(st.Keys.Key), len(st.Keys.HMACKey), st.Keys.HMACType, st.Keys.Mode, st.FWAccessTimeout, st.MaxFWTimeout)
+		if len(st.OpenPorts) > 0 {
+			fmt.Fprintf(&b, " OPEN_PORTS %v", st.OpenPorts)
+		}
+		if len(st.RestrictPorts) > 0 {
+			fmt.Fprintf(&b, " RESTRICT_PORTS %v", st.RestrictPorts)
+		}
+		if st.RequireUsername != "" {
+			fmt.Fprintf(&b, " REQUIRE_USERNAME %q", st.RequireUsername)
+		}
+		if st.RequireSourceAddress {
+			b.WriteString(" REQUIRE_SOURCE_ADDRESS Y")
+		}
+		if st.RequireSourceMatch {
+			b.WriteString(" SESAME_REQUIRE_SOURCE_MATCH Y")
+		}
+		if !st.AccessExpire.IsZero() {
+			fmt.Fprintf(&b, " ACCESS_EXPIRE %s", st.AccessExpire.Format("2006-01-02"))
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func captureDesc(s *settings) string {
+	if s.udpServer {
+		return "udp:" + strconv.Itoa(s.udpPort)
+	}
+	return "sniff:" + s.pcapIntf + " (" + s.pcapFilter + ")"
+}
+
+// defaultWorkers is how many goroutines handle packets that pass the HMAC check. The reader
+// rejects forged packets itself; valid packets wait on the firewall, and several waiting at
+// once are committed in one nftables transaction.
+const defaultWorkers = 64
+
+// envWorkers reads SESAME_WORKERS (a tuning knob for benchmarks; 1 handles every packet in
+// the reading goroutine).
+func envWorkers() int {
+	n, err := strconv.Atoi(os.Getenv("SESAME_WORKERS"))
+	if err != nil || n < 1 {
+		return defaultWorkers
+	}
+	return n
+}

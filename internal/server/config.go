@@ -1,0 +1,83 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/sesame-spa/sesame/internal/firewall"
+	"github.com/sesame-spa/sesame/internal/fwconf"
+	"github.com/sesame-spa/sesame/internal/replay"
+)
+
+// Firewall is the part of firewall.Backend the pipeline uses.
+type Firewall interface {
+	Grant(ctx context.Context, g firewall.Grant) error
+}
+
+// Policy is the reloadable part of the configuration: the access stanzas and the fwknopd.conf
+// settings that decide whether a packet is granted. Server.Reload swaps it atomically.
+type Policy struct {
+	Stanzas []fwconf.Stanza
+
+	// PacketAging enables the timestamp check (ENABLE_SPA_PACKET_AGING); MaxPacketAge is
+	// MAX_SPA_PACKET_AGE (120 s when zero).
+	PacketAging  bool
+	MaxPacketAge time.Duration
+	// ReplayMargin (SESAME_REPLAY_MARGIN) is added to 2*MaxPacketAge to get how long a digest is
+	// kept when aging is on. With aging off digests are kept forever.
+	ReplayMargin time.Duration
+
+	// TestMode (fwknopd -t) runs every check but makes no firewall change.
+	TestMode bool
+}
+
+// Config holds what a Server is built from.
+type Config struct {
+	Policy Policy
+
+	Firewall Firewall     // required unless Policy.TestMode
+	Cache    replay.Cache // nil: no replay protection (ENABLE_DIGEST_PERSISTENCE N without a cache)
+	Codec    Codec        // nil: the spa package (SPACodec)
+	Logger   *slog.Logger // nil: discard
+	Now      func() time.Time
+
+	// Workers is how many goroutines Run uses to handle packets; 0 or 1 handles them in the
+	// reading goroutine. Queue is the backlog between the reader and the workers when
+	// Workers > 1 (default 1024); when it is full the reader waits, leaving packets in the
+	// source's (kernel) buffer.
+	Workers int
+	Queue   int
+
+	// LogBurst and LogInterval rate-limit rejection log lines per source address: at most
+	// LogBurst lines per LogInterval per address (defaults 20 per 10 s); the rest are counted
+	// and reported in the next line logged for that address ("suppressed=N").
+	LogBurst    int
+	LogInterval time.Duration
+}
+
+const (
+	defaultMaxPacketAge  = 120 * time.Second
+	defaultAccessTimeout = 30 * time.Second
+	defaultMaxFWTimeout  = 300 * time.Second
+	defaultQueue         = 1024
+	defaultLogBurst      = 20
+	defaultLogInterval   = 10 * time.Second
+	maxLogLimiterEntries = 4096
+)
+
+func (p *Policy) maxAge() time.Duration {
+	if p.MaxPacketAge <= 0 {
+		return defaultMaxPacketAge
+	}
+	return p.MaxPacketAge
+}
+
+// replayKeep is how long an accepted digest must be remembered: a replay is refused by the
+// cache while it can still pass the age check, plus a margin; forever without aging.
+func (p *Policy) replayKeep() time.Duration {
+	if !p.PacketAging {
+		return 0
+	}
+	return 2*p.maxAge() + p.ReplayMargin
+}

@@ -1,0 +1,127 @@
+package server
+
+import (
+	"sync/atomic"
+)
+
+// Reason is why a packet was not granted. The zero value, Granted, means it was.
+type Reason uint8
+
+// Rejection reasons, one per check of the pipeline. Their String is the reason= log value.
+const (
+	Granted          Reason = iota
+	Malformed               // failed the cheap wire checks; not an SPA packet
+	UnknownSource           // no stanza's SOURCE/DESTINATION matches the packet
+	StanzaExpired           // every matching stanza is past ACCESS_EXPIRE
+	BadHMAC                 // HMAC mismatch (wrong HMAC key or tampered packet)
+	DecryptFailed           // decryption failed (wrong key or mode)
+	BadPlaintext            // decrypted, but the plaintext or its digest is invalid
+	Replay                  // the packet was accepted (decoded) before
+	TooOld                  // timestamp older than MAX_SPA_PACKET_AGE
+	TooNew                  // timestamp further in the future than MAX_SPA_PACKET_AGE
+	BadAccess               // the access message cannot be parsed
+	SourceRequired          // allow-IP 0.0.0.0 with REQUIRE_SOURCE_ADDRESS
+	SourceMismatch          // allow-IP differs from the packet source (SESAME_REQUIRE_SOURCE_MATCH)
+	UsernameMismatch        // REQUIRE_USERNAME does not match
+	CommandRefused          // command message (type 0): not supported
+	NATRefused              // NAT message (types 2, 4, 5, 6): not supported
+	RestrictedPort          // a requested port is in RESTRICT_PORTS
+	PortNotAllowed          // a requested port is not in OPEN_PORTS
+	NoPorts                 // "none/0" request but the stanza has no OPEN_PORTS
+	FirewallError           // the firewall refused the grant
+	InternalError           // replay cache failure or a recovered panic
+	numReasons
+)
+
+var reasonNames = [numReasons]string{
+	Granted:          "granted",
+	Malformed:        "malformed packet",
+	UnknownSource:    "no stanza for source",
+	StanzaExpired:    "stanza expired",
+	BadHMAC:          "HMAC mismatch",
+	DecryptFailed:    "decryption failed",
+	BadPlaintext:     "invalid plaintext",
+	Replay:           "replay",
+	TooOld:           "packet too old",
+	TooNew:           "packet too new",
+	BadAccess:        "invalid access message",
+	SourceRequired:   "0.0.0.0 allow-IP with REQUIRE_SOURCE_ADDRESS",
+	SourceMismatch:   "allow-IP differs from packet source",
+	UsernameMismatch: "username mismatch",
+	CommandRefused:   "command messages not supported",
+	NATRefused:       "NAT access not supported",
+	RestrictedPort:   "port in RESTRICT_PORTS",
+	PortNotAllowed:   "port not in OPEN_PORTS",
+	NoPorts:          "no ports requested and no OPEN_PORTS",
+	FirewallError:    "firewall error",
+	InternalError:    "internal error",
+}
+
+var reasonKeys = [numReasons]string{
+	Granted: "granted", Malformed: "malformed", UnknownSource: "unknown_source",
+	StanzaExpired: "stanza_expired", BadHMAC: "bad_hmac", DecryptFailed: "decrypt_failed",
+	BadPlaintext: "bad_plaintext", Replay: "replay", TooOld: "too_old", TooNew: "too_new",
+	BadAccess: "bad_access", SourceRequired: "source_required", SourceMismatch: "source_mismatch",
+	UsernameMismatch: "username_mismatch", CommandRefused: "command_refused", NATRefused: "nat_refused",
+	RestrictedPort: "restricted_port", PortNotAllowed: "port_not_allowed", NoPorts: "no_ports",
+	FirewallError: "firewall_error", InternalError: "internal_error",
+}
+
+// Reasons lists every Reason, Granted first.
+func Reasons() []Reason {
+	rs := make([]Reason, numReasons)
+	for i := range rs {
+		rs[i] = Reason(i)
+	}
+	return rs
+}
+
+// Key is a short identifier for metrics and stats lines ("bad_hmac").
+func (r Reason) Key() string {
+	if r < numReasons {
+		return reasonKeys[r]
+	}
+	return "unknown"
+}
+
+// String returns the reason as logged (reason=...).
+func (r Reason) String() string {
+	if r < numReasons {
+		return reasonNames[r]
+	}
+	return "unknown"
+}
+
+// Stats is a snapshot of the pipeline's counters.
+type Stats struct {
+	Packets  uint64            // packets handled (including dropped ones)
+	Grants   uint64            // firewall grants made (one per proto/port)
+	ByReason map[Reason]uint64 // packets per outcome; Granted counts granted packets
+}
+
+// Rejected is the number of packets that were not granted.
+func (s Stats) Rejected() uint64 {
+	var n uint64
+	for r, c := range s.ByReason {
+		if r != Granted {
+			n += c
+		}
+	}
+	return n
+}
+
+type counters struct {
+	packets  atomic.Uint64
+	grants   atomic.Uint64
+	byReason [numReasons]atomic.Uint64
+}
+
+func (c *counters) snapshot() Stats {
+	s := Stats{Packets: c.packets.Load(), Grants: c.grants.Load(), ByReason: map[Reason]uint64{}}
+	for i := range c.byReason {
+		if n := c.byReason[i].Load(); n > 0 {
+			s.ByReason[Reason(i)] = n
+		}
+	}
+	return s
+}
