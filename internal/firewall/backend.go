@@ -1,10 +1,11 @@
-// Package firewall opens and closes access for SPA grants. The nftables backend keeps grants as
-// set elements with per-element timeouts, so the kernel closes access on time even if sesame dies.
 package firewall
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
+	"strconv"
 	"time"
 )
 
@@ -28,7 +29,8 @@ type Backend interface {
 	Init(ctx context.Context) error
 	// Grant adds access, or refreshes the timeout of an existing identical grant.
 	Grant(ctx context.Context, g Grant) error
-	// Revoke removes a grant before it expires.
+	// Revoke removes a grant before it expires. Revoking a grant that does not exist (or has
+	// already expired) is not an error.
 	Revoke(ctx context.Context, g Grant) error
 	// List returns the live grants with their time left.
 	List(ctx context.Context) ([]Entry, error)
@@ -36,4 +38,62 @@ type Backend interface {
 	Flush(ctx context.Context) error
 	// Close releases the backend without removing grants (they expire in the kernel).
 	Close() error
+}
+
+// Protocol numbers a Grant or Port may carry.
+const (
+	ProtoTCP uint8 = 6
+	ProtoUDP uint8 = 17
+)
+
+// ErrInvalidGrant is returned (wrapped) for a grant with a bad address, protocol, port or
+// timeout.
+var ErrInvalidGrant = errors.New("invalid grant")
+
+// ErrNotInitialized is returned by the Fake when a grant is used before Init.
+var ErrNotInitialized = errors.New("firewall not initialized")
+
+// MaxTimeout is the longest grant accepted; the kernel stores element timeouts in
+// milliseconds, and a day is far beyond any SPA access window.
+const MaxTimeout = 24 * time.Hour
+
+// Validate reports whether g can be granted: a valid address (an IPv4-mapped IPv6 address
+// counts as IPv4), TCP or UDP, a non-zero port, and a timeout from 1 ms to MaxTimeout.
+// Revoke ignores the timeout.
+func (g Grant) Validate() error {
+	if err := g.validateKey(); err != nil {
+		return err
+	}
+	if g.Timeout < time.Millisecond || g.Timeout > MaxTimeout {
+		return fmt.Errorf("%w: timeout %v not in [1ms, %v]", ErrInvalidGrant, g.Timeout, MaxTimeout)
+	}
+	return nil
+}
+
+func (g Grant) validateKey() error {
+	if !g.Src.IsValid() {
+		return fmt.Errorf("%w: no source address", ErrInvalidGrant)
+	}
+	if g.Proto != ProtoTCP && g.Proto != ProtoUDP {
+		return fmt.Errorf("%w: protocol %d is not tcp (6) or udp (17)", ErrInvalidGrant, g.Proto)
+	}
+	if g.Port == 0 {
+		return fmt.Errorf("%w: port 0", ErrInvalidGrant)
+	}
+	return nil
+}
+
+// String formats g as "src proto/port".
+func (g Grant) String() string {
+	return fmt.Sprintf("%s %s/%d", g.Src.Unmap(), protoName(g.Proto), g.Port)
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case ProtoTCP:
+		return "tcp"
+	case ProtoUDP:
+		return "udp"
+	}
+	return strconv.Itoa(int(p))
 }

@@ -1,0 +1,183 @@
+package firewall
+
+import (
+	"context"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Fake is an in-memory Backend for callers' unit tests. Grants expire by its clock, which is
+// time.Now unless Now is set. It is safe for concurrent use; the zero value is ready (but, like
+// the real backend, refuses grants until Init).
+type Fake struct {
+	// Now is the clock; nil means time.Now. Set it before use.
+	Now func() time.Time
+	// Err, if set, is returned by every method (to test callers' error paths).
+	Err error
+
+	mu      sync.Mutex
+	inited  bool
+	closed  bool
+	expires map[fakeKey]fakeVal
+	// Calls counts method calls by name ("Init", "Grant", ...), for assertions.
+	Calls map[string]int
+}
+
+type fakeKey struct {
+	src   netip.Addr
+	proto uint8
+	port  uint16
+}
+
+type fakeVal struct {
+	timeout time.Duration
+	at      time.Time // expiry
+}
+
+var _ Backend = (*Fake)(nil)
+
+func (f *Fake) now() time.Time {
+	if f.Now != nil {
+		return f.Now()
+	}
+	return time.Now()
+}
+
+// enter locks f, counts the call and returns the error the call should fail with, if any.
+func (f *Fake) enter(name string) error {
+	f.mu.Lock()
+	if f.Calls == nil {
+		f.Calls = map[string]int{}
+	}
+	f.Calls[name]++
+	if f.Err != nil {
+		return f.Err
+	}
+	if f.closed {
+		return ErrClosed
+	}
+	if !f.inited && name != "Init" && name != "Flush" {
+		return ErrNotInitialized
+	}
+	return nil
+}
+
+// expire drops grants whose time is up. f.mu is held.
+func (f *Fake) expire() {
+	now := f.now()
+	for k, v := range f.expires {
+		if !now.Before(v.at) {
+			delete(f.expires, k)
+		}
+	}
+}
+
+// Init marks f ready; grants are kept.
+func (f *Fake) Init(ctx context.Context) error {
+	defer f.mu.Unlock()
+	if err := f.enter("Init"); err != nil {
+		return err
+	}
+	f.inited = true
+	if f.expires == nil {
+		f.expires = map[fakeKey]fakeVal{}
+	}
+	return nil
+}
+
+// Grant adds g or restarts its timeout.
+func (f *Fake) Grant(ctx context.Context, g Grant) error {
+	defer f.mu.Unlock()
+	if err := f.enter("Grant"); err != nil {
+		return err
+	}
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	f.expires[fakeKey{g.Src.Unmap(), g.Proto, g.Port}] = fakeVal{g.Timeout, f.now().Add(g.Timeout)}
+	return nil
+}
+
+// GrantMany grants all of gs, or none if one is invalid (like Nftables.GrantMany).
+func (f *Fake) GrantMany(ctx context.Context, gs []Grant) error {
+	for _, g := range gs {
+		if err := g.Validate(); err != nil {
+			return err
+		}
+	}
+	for _, g := range gs {
+		if err := f.Grant(ctx, g); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Revoke removes g if present.
+func (f *Fake) Revoke(ctx context.Context, g Grant) error {
+	defer f.mu.Unlock()
+	if err := f.enter("Revoke"); err != nil {
+		return err
+	}
+	if err := g.validateKey(); err != nil {
+		return err
+	}
+	delete(f.expires, fakeKey{g.Src.Unmap(), g.Proto, g.Port})
+	return nil
+}
+
+// List returns the live grants, sorted by address, protocol and port.
+func (f *Fake) List(ctx context.Context) ([]Entry, error) {
+	defer f.mu.Unlock()
+	if err := f.enter("List"); err != nil {
+		return nil, err
+	}
+	f.expire()
+	now := f.now()
+	out := make([]Entry, 0, len(f.expires))
+	for k, v := range f.expires {
+		out = append(out, Entry{Grant: Grant{Src: k.src, Proto: k.proto, Port: k.port, Timeout: v.timeout}, Expires: v.at.Sub(now)})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if c := a.Src.Compare(b.Src); c != 0 {
+			return c < 0
+		}
+		if a.Proto != b.Proto {
+			return a.Proto < b.Proto
+		}
+		return a.Port < b.Port
+	})
+	return out, nil
+}
+
+// Allowed reports whether a packet from src to proto/port would pass now, as the kernel would
+// decide it from the grant sets.
+func (f *Fake) Allowed(src netip.Addr, proto uint8, port uint16) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.expire()
+	_, ok := f.expires[fakeKey{src.Unmap(), proto, port}]
+	return ok
+}
+
+// Flush removes all grants and un-initializes f.
+func (f *Fake) Flush(ctx context.Context) error {
+	defer f.mu.Unlock()
+	if err := f.enter("Flush"); err != nil {
+		return err
+	}
+	f.expires = nil
+	f.inited = false
+	return nil
+}
+
+// Close makes later calls fail with ErrClosed.
+func (f *Fake) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	return nil
+}
