@@ -195,6 +195,24 @@ func Connect(t testing.TB, a, b *NS, aAddrs, bAddrs []string) (aIf, bIf string) 
 		}
 		side.ns.Run(t, "ip", "link", "set", side.ifc, "up")
 	}
+	// A veth carries traffic only once both ends report the carrier; on a loaded machine that
+	// can take a moment, and packets sent before are lost.
+	for _, side := range []struct {
+		ns  *NS
+		ifc string
+	}{{a, aIf}, {b, bIf}} {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			out, _ := exec.Command("ip", "-n", side.ns.Name, "-o", "link", "show", "dev", side.ifc).CombinedOutput()
+			if bytes.Contains(out, []byte("state UP")) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("[%s] %s did not come up: %s", side.ns.Name, side.ifc, out)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	return aIf, bIf
 }
 
