@@ -1,0 +1,346 @@
+package knock
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sesame-spa/sesame/internal/fwknoptest"
+	"github.com/sesame-spa/sesame/internal/nstest"
+	"github.com/sesame-spa/sesame/spa"
+)
+
+// Keys of the sesame-to-sesame tests that do not use the matrix's.
+const (
+	e2eKey  = "sesame-e2e-key"
+	e2eHMAC = "sesame-e2e-hmac"
+)
+
+// e2eKeyArgs are the client flags for e2eKey and e2eHMAC.
+var e2eKeyArgs = []string{"--no-rc-file", "--key-rijndael", e2eKey, "--use-hmac", "--key-hmac", e2eHMAC}
+
+// e2eStanza is an access.conf stanza (SOURCE ANY) for e2eKey and e2eHMAC plus extra lines.
+func e2eStanza(extra ...string) string {
+	return fmt.Sprintf("SOURCE ANY\nKEY %s\nHMAC_KEY %s\n%s\n", e2eKey, e2eHMAC, strings.Join(extra, "\n"))
+}
+
+// matrixSources is how many client source addresses the matrix spreads its knocks over: the
+// server logs at most 20 rejections per source per 10 s, and the matrix has more refused cases.
+const matrixSources = 4
+
+// matrixRoute gives cli source address 10.99.0.(11+g) toward server address 10.99.0.(101+g),
+// so a knock to that server address leaves from that source.
+func matrixRoute(t *testing.T, srv, cli *nstest.NS, g int) (server, source string) {
+	t.Helper()
+	server, source = fmt.Sprintf("10.99.0.%d", 101+g), fmt.Sprintf("10.99.0.%d", 11+g)
+	srv.Run(t, "ip", "addr", "add", server+"/32", "dev", srv.Ifc)
+	cli.Run(t, "ip", "addr", "add", source+"/32", "dev", cli.Ifc)
+	cli.Run(t, "ip", "route", "add", server+"/32", "dev", cli.Ifc, "src", source)
+	return server, source
+}
+
+// TestIntegrationSesameMatrix sends one knock per interop matrix case with the sesame binary
+// from a client namespace to sesame's server (UDP-server mode, one stanza per case) and checks
+// the outcome of each: access and client-timeout access cases are granted for their allow-IP,
+// ports and timeout (log and --fw-list); NAT and command cases are refused with the logged
+// reason and nothing granted.
+func TestIntegrationSesameMatrix(t *testing.T) {
+	nstest.Require(t, "ip")
+	t.Parallel()
+	cases := fwknoptest.Matrix()
+	var stanzas []string
+	for _, c := range cases {
+		stanzas = append(stanzas, c.Stanza())
+	}
+	srvNS, cliNS := nstest.Pair(t)
+	servers := make([]string, matrixSources)
+	sources := make([]string, matrixSources)
+	for g := range matrixSources {
+		servers[g], sources[g] = matrixRoute(t, srvNS, cliNS, g)
+	}
+	srv := startSesameServer(t, srvNS, "ENABLE_UDP_SERVER Y;\n", strings.Join(stanzas, "\n"))
+	home := t.TempDir()
+	t0 := time.Now()
+	for i, c := range cases {
+		runIn(t, cliNS, home, append(append([]string{"--no-rc-file"}, c.ClientArgs()...), "-D", servers[i%matrixSources])...)
+	}
+	t.Logf("%d knocks sent in %v", len(cases), time.Since(t0))
+
+	// Wait for every case's verdict, then read the grants once.
+	type verdict struct {
+		re   *regexp.Regexp
+		line string
+	}
+	verdicts := make([]verdict, len(cases))
+	timeouts := map[spa.MessageType]time.Duration{spa.AccessMsg: 30 * time.Second,
+		spa.ClientTimeoutAccessMsg: fwknoptest.MatrixTimeout * time.Second}
+	for i, c := range cases {
+		src := regexp.QuoteMeta(sources[i%matrixSources])
+		switch c.Type {
+		case spa.AccessMsg, spa.ClientTimeoutAccessMsg:
+			verdicts[i].re = regexp.MustCompile(fmt.Sprintf(`msg="access granted" src=%s stanza=%d allow=%s ports=%s timeout=%s `,
+				src, i+1, regexp.QuoteMeta(c.AllowIP), regexp.QuoteMeta(c.Access), timeouts[c.Type]))
+		case spa.CommandMsg:
+			verdicts[i].re = regexp.MustCompile(fmt.Sprintf(`msg="SPA packet rejected" src=%s reason="command messages not supported" stanza=%d$`,
+				src, i+1))
+		default:
+			verdicts[i].re = regexp.MustCompile(fmt.Sprintf(`msg="SPA packet rejected" src=%s reason="NAT access not supported" stanza=%d detail="type %d"$`,
+				src, i+1, int(c.Type)))
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		missing := 0
+		lines := strings.Split(srv.log(), "\n")
+		for i := range verdicts {
+			for _, l := range lines {
+				if verdicts[i].line == "" && verdicts[i].re.MatchString(l) {
+					verdicts[i].line = l
+				}
+			}
+			if verdicts[i].line == "" {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			for i, v := range verdicts {
+				if v.line == "" {
+					t.Errorf("%s: no log line matching %s", cases[i].Name, v.re)
+				}
+			}
+			t.FailNow()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("%d verdicts logged %v after the first knock", len(cases), time.Since(t0))
+	if n := len(srv.logLines("access granted")) + len(srv.logLines("SPA packet rejected")); n != len(cases) {
+		t.Errorf("%d verdicts logged, want one per knock (%d)", n, len(cases))
+	}
+
+	grants := srv.fwList()
+	want := 0
+	for _, c := range cases {
+		timeout, granted := timeouts[c.Type]
+		for _, pp := range strings.Split(c.Access, ",") {
+			g, ok := grants[c.AllowIP+" "+pp]
+			switch {
+			case !granted && ok:
+				t.Errorf("%s: refused type, yet --fw-list has %s %s", c.Name, c.AllowIP, pp)
+			case granted && !ok:
+				t.Errorf("%s: --fw-list has no %s %s", c.Name, c.AllowIP, pp)
+			case granted && (g.expires > timeout || g.expires < timeout-20*time.Second):
+				t.Errorf("%s: %s %s expires in %v, want just under %v", c.Name, c.AllowIP, pp, g.expires, timeout)
+			}
+			if granted {
+				want++
+			}
+		}
+	}
+	if len(grants) != want {
+		t.Errorf("--fw-list has %d grants, want %d: %v", len(grants), want, grants)
+	}
+}
+
+// TestIntegrationSesameSniffTransports: sesame's server in sniff mode with PCAP_FILTER
+// "udp port 62201 or icmp" grants knocks sent by sesame over UDP (also from a fixed source
+// port, and as a raw UDP packet) and ICMP, and never sees a knock to a random port (-r), which the filter excludes.
+// The ICMP knock asks for the client's own address and must open the guarded port to it.
+func TestIntegrationSesameSniffTransports(t *testing.T) {
+	nstest.Require(t, "nft")
+	t.Parallel()
+	srvNS, cliNS := nstest.Pair(t)
+	listenTCP(t, srvNS, ":22")
+	srv := startSesameServer(t, srvNS, fmt.Sprintf("PCAP_INTF %s;\nPCAP_FILTER udp port 62201 or icmp;\nSESAME_GUARD_PORTS tcp/22;\n",
+		srvNS.Ifc), e2eStanza("FW_ACCESS_TIMEOUT 30"))
+	home := t.TempDir()
+	knock := func(allow string, transport ...string) {
+		t.Helper()
+		runIn(t, cliNS, home, append(append([]string{"-D", nstest.SrvIP4, "-a", allow, "-A", "tcp/22"}, e2eKeyArgs...), transport...)...)
+	}
+	ssh := nstest.SrvIP4 + ":22"
+	if r := dialTCP(t, cliNS, ssh, 300*time.Millisecond); r != dialTimeout {
+		t.Fatalf("tcp/22 before any knock: %v, want timeout (guarded)", r)
+	}
+	knock("10.97.0.2", "-P", "udp")
+	srv.waitLog(5*time.Second, "access granted", "allow=10.97.0.2 ", "ports=tcp/22")
+	knock("10.97.1.2", "-P", "udp", "-S", "40123")
+	srv.waitLog(5*time.Second, "access granted", "allow=10.97.1.2 ")
+	knock("10.97.2.2", "-P", "udpraw")
+	srv.waitLog(5*time.Second, "access granted", "allow=10.97.2.2 ")
+	knock(nstest.CliIP4, "-P", "icmp")
+	srv.waitLog(5*time.Second, "access granted", "allow="+nstest.CliIP4+" ")
+	waitDialTCP(t, cliNS, ssh, dialOpen, 2*time.Second)
+	// The random-port knock goes first; once the knock after it is granted (and a moment
+	// more, as workers handle packets concurrently), the server would have logged it too had
+	// the filter let it through.
+	knock("10.97.3.2", "-r")
+	knock("10.97.4.2", "-P", "udp")
+	srv.waitLog(5*time.Second, "access granted", "allow=10.97.4.2 ")
+	time.Sleep(300 * time.Millisecond)
+	if l := srv.logLines("10.97.3.2"); len(l) > 0 {
+		t.Errorf("a knock to a random port passed PCAP_FILTER: %q", l)
+	}
+	grants := srv.fwList()
+	for _, a := range []string{"10.97.0.2", "10.97.1.2", "10.97.2.2", nstest.CliIP4, "10.97.4.2"} {
+		if _, ok := grants[a+" tcp/22"]; !ok {
+			t.Errorf("--fw-list has no %s tcp/22: %v", a, grants)
+		}
+	}
+	if len(grants) != 5 {
+		t.Errorf("--fw-list: %v, want 5 grants", grants)
+	}
+}
+
+// TestIntegrationSesameNoAccess: "sesame knock" without -A asks for the stanza's OPEN_PORTS;
+// sesame's server opens all of them, and refuses the request (logged, no grant) for a stanza
+// without OPEN_PORTS.
+func TestIntegrationSesameNoAccess(t *testing.T) {
+	nstest.Require(t, "nft")
+	t.Parallel()
+	srvNS, cliNS := nstest.Pair(t)
+	const otherKey, otherHMAC = "sesame-other-key", "sesame-other-hmac"
+	srv := startSesameServer(t, srvNS, "ENABLE_UDP_SERVER Y;\n",
+		e2eStanza("OPEN_PORTS tcp/22,tcp/5432", "FW_ACCESS_TIMEOUT 30")+
+			fmt.Sprintf("SOURCE ANY\nKEY %s\nHMAC_KEY %s\nFW_ACCESS_TIMEOUT 30\n", otherKey, otherHMAC))
+	home := t.TempDir()
+	out := runIn(t, cliNS, home, append([]string{"-D", nstest.SrvIP4, "-a", "10.96.0.2"}, e2eKeyArgs...)...)
+	if !strings.Contains(out, "OPEN_PORTS") {
+		t.Errorf("knock without -A printed no note about OPEN_PORTS: %s", out)
+	}
+	srv.waitLog(5*time.Second, "access granted", "stanza=1 ", "allow=10.96.0.2 ", "ports=tcp/22,tcp/5432 ", "timeout=30s")
+	runIn(t, cliNS, home, "--no-rc-file", "-D", nstest.SrvIP4, "-a", "10.96.1.2", "--key-rijndael", otherKey,
+		"--use-hmac", "--key-hmac", otherHMAC)
+	srv.waitLog(5*time.Second, "SPA packet rejected", "src="+nstest.CliIP4+" ",
+		`reason="no ports requested and no OPEN_PORTS" stanza=2`)
+	grants := srv.fwList()
+	for _, pp := range []string{"tcp/22", "tcp/5432"} {
+		if g, ok := grants["10.96.0.2 "+pp]; !ok || g.expires > 30*time.Second || g.expires < 20*time.Second {
+			t.Errorf("--fw-list: 10.96.0.2 %s: %v %v, want expiry just under 30 s", pp, g, ok)
+		}
+	}
+	if len(grants) != 2 {
+		t.Errorf("--fw-list: %v, want only 10.96.0.2's two grants", grants)
+	}
+}
+
+// TestIntegrationSesameIPv6: "sesame knock -6" to sesame's server over IPv6 with an IPv6
+// allow-IP: tcp/22 (guarded) times out before the knock, opens over IPv6 after it (grant in
+// the grants6 set), stays shut over IPv4, and shuts again when FW_ACCESS_TIMEOUT (3 s) ends.
+func TestIntegrationSesameIPv6(t *testing.T) {
+	nstest.Require(t, "nft")
+	t.Parallel()
+	srvNS, cliNS := nstest.Pair(t)
+	listenTCP(t, srvNS, ":22")
+	srv := startSesameServer(t, srvNS, "ENABLE_UDP_SERVER Y;\nSESAME_GUARD_PORTS tcp/22;\n",
+		e2eStanza("FW_ACCESS_TIMEOUT 3"))
+	ssh6, ssh4 := "["+nstest.SrvIP6+"]:22", nstest.SrvIP4+":22"
+	if r := dialTCP(t, cliNS, ssh6, 300*time.Millisecond); r != dialTimeout {
+		t.Fatalf("before the knock: %v, want timeout", r)
+	}
+	start := time.Now()
+	runIn(t, cliNS, t.TempDir(), append([]string{"-6", "-D", nstest.SrvIP6, "-a", nstest.CliIP6, "-A", "tcp/22"}, e2eKeyArgs...)...)
+	waitDialTCP(t, cliNS, ssh6, dialOpen, 2*time.Second)
+	t.Logf("open over IPv6 %v after the knock started", time.Since(start))
+	srv.waitLog(time.Second, "access granted", "src="+nstest.CliIP6+" ", "allow="+nstest.CliIP6+" ", "ports=tcp/22 ", "timeout=3s")
+	if _, ok := srv.fwList()[nstest.CliIP6+" tcp/22"]; !ok {
+		t.Errorf("--fw-list has no %s tcp/22", nstest.CliIP6)
+	}
+	if set := srvNS.Run(t, "nft", "list", "set", "inet", "sesame", "grants6"); !strings.Contains(set, nstest.CliIP6+" . tcp . 22") {
+		t.Errorf("grants6 lacks the grant:\n%s", set)
+	}
+	if r := dialTCP(t, cliNS, ssh4, 300*time.Millisecond); r != dialTimeout {
+		t.Errorf("IPv4 after an IPv6 grant: %v, want timeout", r)
+	}
+	waitDialTCP(t, cliNS, ssh6, dialTimeout, 6*time.Second)
+	if el := time.Since(start); el < 2500*time.Millisecond || el > 7*time.Second {
+		t.Errorf("grant lasted about %v, want about 3 s", el)
+	}
+}
+
+// listenTCP runs a TCP server on addr inside ns that writes a banner and closes each
+// connection; it stops at cleanup.
+func listenTCP(t *testing.T, ns *nstest.NS, addr string) {
+	t.Helper()
+	var ln net.Listener
+	if err := ns.Do(t, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+		t.Fatalf("listen %s: %v", addr, err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("SSH-2.0-sesame-test\r\n"))
+			c.Close()
+		}
+	}()
+}
+
+type dialResult int
+
+const (
+	dialOpen dialResult = iota
+	dialTimeout
+	dialRefused
+)
+
+func (r dialResult) String() string { return [...]string{"open", "timeout", "refused"}[r] }
+
+// dialTCP tries one TCP connection from ns to addr.
+func dialTCP(t *testing.T, ns *nstest.NS, addr string, timeout time.Duration) dialResult {
+	t.Helper()
+	var res dialResult
+	err := ns.Do(t, func() error {
+		c, err := net.DialTimeout("tcp", addr, timeout)
+		var ne net.Error
+		switch {
+		case err == nil:
+			c.Close()
+			res = dialOpen
+		case errors.Is(err, syscall.ECONNREFUSED):
+			res = dialRefused
+		case errors.As(err, &ne) && ne.Timeout():
+			res = dialTimeout
+		default:
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	return res
+}
+
+// waitDialTCP retries dialTCP until it gives want. A timeout must be seen twice in a row
+// (300 ms each), so one SYN lost on a loaded machine does not count as shut.
+func waitDialTCP(t *testing.T, ns *nstest.NS, addr string, want dialResult, within time.Duration) {
+	t.Helper()
+	start, streak := time.Now(), 0
+	for {
+		r := dialTCP(t, ns, addr, 300*time.Millisecond)
+		if r == want {
+			if streak++; want != dialTimeout || streak == 2 {
+				return
+			}
+			continue
+		}
+		streak = 0
+		if time.Since(start) > within {
+			t.Fatalf("dial %s: %v, still not %v after %v", addr, r, want, within)
+		}
+		if r != dialTimeout {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
