@@ -34,8 +34,17 @@ sesame's own variables:
 	                                                    "nft ip|ip6|inet TABLE CHAIN" (see HostChain)
 	SESAME_REPLAY_MARGIN         fwknopd.conf  60       seconds a replay digest is kept beyond the
 	                                                    2*MAX_SPA_PACKET_AGE window (Server.ReplayKeep)
+	SESAME_MD5_LISTEN            fwknopd.conf  (none)   IP:PORT (or :PORT) of the TCP-MD5 listener the
+	                                                    server runs; with SESAME_MD5_UPSTREAM
+	SESAME_MD5_UPSTREAM          fwknopd.conf  (none)   HOST:PORT where the MD5 listener relays signed
+	                                                    connections; with SESAME_MD5_LISTEN
 	SESAME_REQUIRE_SOURCE_MATCH  access.conf   N        Y: the allow-IP in the packet must equal the
 	                                                    packet's source address (fwknop PR #281)
+	SESAME_MD5                   access.conf   N        Y: each grant of this stanza also lets the
+	                                                    granted address connect to SESAME_MD5_LISTEN
+	                                                    with a TCP-MD5 key derived from the stanza's
+	                                                    KEY and HMAC_KEY (package md5grant), for the
+	                                                    grant's lifetime
 
 sesame also accepts IPv6 addresses and prefixes in SOURCE and DESTINATION.
 */

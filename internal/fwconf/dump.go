@@ -88,6 +88,7 @@ func DumpAccess(w io.Writer, stanzas []*Stanza, opts DumpOptions) error {
 		}
 		line("REQUIRE_SOURCE_ADDRESS", yesNo(s.RequireSourceAddress))
 		line("SESAME_REQUIRE_SOURCE_MATCH", yesNo(s.RequireSourceMatch))
+		line("SESAME_MD5", yesNo(s.MD5))
 		line("ENABLE_CMD_EXEC", yesNo(s.EnableCmdExec))
 		if !s.AccessExpire.IsZero() {
 			line("ACCESS_EXPIRE_EPOCH", strconv.FormatInt(s.AccessExpire.Unix(), 10))

@@ -23,6 +23,7 @@ var serverSeeds = []string{
 	"PCAP_INTF vsrv;\nENABLE_UDP_SERVER Y\nFWKNOP_RUN_DIR /tmp/r\nDIGEST_FILE $FWKNOP_RUN_DIR/dc\n",
 	"MAX_SPA_PACKET_AGE 0\n",
 	"SESAME_GUARD_PORTS tcp/22, udp/53\nSESAME_HOST_CHAIN nft inet filter input\nSESAME_REPLAY_MARGIN 5\n",
+	"SESAME_MD5_LISTEN [::]:2222\nSESAME_MD5_UPSTREAM 127.0.0.1:22\n",
 	"VERBOSE Y\nPCAP_FILTER udp port 1 ; x\r\n# c\n; c\n",
 	"IPT_INPUT_ACCESS ACCEPT,filter,INPUT,1,FWKNOP_INPUT,1\nX $\n",
 	"PCAP_INTF $PCAP_INTF\n",
@@ -30,6 +31,7 @@ var serverSeeds = []string{
 
 var accessSeeds = []string{
 	"SOURCE ANY\nKEY fwknoptest\nHMAC_KEY hmactest\n",
+	"SOURCE ANY\nKEY fwknoptest\nHMAC_KEY hmactest\nSESAME_MD5 Y\n",
 	"SOURCE: 10.0.0.0/8, 1.2.3.4/255.255.0.0, fd00::/8\nKEY_BASE64 Zndrbm9wdGVzdA==\nHMAC_KEY_BASE64 aG1hY3Rlc3Q\nOPEN_PORTS tcp/22\n",
 	"SOURCE ANY\nKEY k\nENCRYPTION_MODE legacy\nACCESS_EXPIRE 01/02/2030\nACCESS_EXPIRE_EPOCH 5\nDESTINATION ANY, 10.0.0.1\n",
 	"SOURCE ANY\nKEY_BASE64 __CHANGEME__\n",

@@ -42,6 +42,12 @@ type Server struct {
 	HostChain    HostChain       // SESAME_HOST_CHAIN, default none
 	ReplayMargin time.Duration   // SESAME_REPLAY_MARGIN, default 60 s
 
+	// MD5Listen (SESAME_MD5_LISTEN, "IP:PORT" or ":PORT") is where the server runs its
+	// TCP-MD5 shield listener; MD5Upstream (SESAME_MD5_UPSTREAM, "HOST:PORT") is where
+	// signed connections are relayed. Both are set or both are empty.
+	MD5Listen   string
+	MD5Upstream string
+
 	// Raw holds every variable set in the file or by an override, after $VAR expansion.
 	Raw map[string]string
 	// Where records where each Raw value came from.
@@ -253,6 +259,10 @@ func (s *Server) resolve() ([]Warning, error) {
 		s.HostChain = hc
 	}
 	s.ReplayMargin = time.Duration(num("SESAME_REPLAY_MARGIN", 0, 86400)) * time.Second
+	s.MD5Listen, s.MD5Upstream = str("SESAME_MD5_LISTEN"), str("SESAME_MD5_UPSTREAM")
+	if err := s.checkMD5(); err != nil {
+		errs = append(errs, err)
+	}
 	for _, name := range []string{"PCAP_INTF", "FWKNOP_RUN_DIR", "DIGEST_FILE", "FWKNOP_PID_FILE", "ACCESS_FILE"} {
 		if v, p := s.value(name); strings.TrimSpace(v) == "" {
 			errs = append(errs, p.errorf(ErrValue, name, "", "must not be empty"))
@@ -291,8 +301,10 @@ func (s Server) String() string {
 		GuardPorts                                       []spa.ProtoPort
 		HostChain                                        string
 		ReplayMargin                                     time.Duration
+		MD5Listen, MD5Upstream                           string
 	}{s.File, s.PcapIntf, s.PcapFilter, s.PcapAnyDirection, s.EnableUDPServer, s.UDPServPort,
 		s.EnableSPAPacketAging, s.MaxSPAPacketAge, s.EnableDigestPersistence,
 		s.DigestFile, s.RunDir, s.PIDFile, s.ConfDir, s.AccessFile, s.AccessFolder,
-		s.FlushAtInit, s.FlushAtExit, s.DestinationRule, s.Verbose, s.GuardPorts, s.HostChain.String(), s.ReplayMargin})
+		s.FlushAtInit, s.FlushAtExit, s.DestinationRule, s.Verbose, s.GuardPorts, s.HostChain.String(), s.ReplayMargin,
+		s.MD5Listen, s.MD5Upstream})
 }

@@ -29,6 +29,7 @@ type Stanza struct {
 	RequireUsername      string // "" = any
 	RequireSourceAddress bool   // refuse allow-IP 0.0.0.0
 	RequireSourceMatch   bool   // SESAME_REQUIRE_SOURCE_MATCH: allow-IP must equal the packet source
+	MD5                  bool   // SESAME_MD5: grants also install a TCP-MD5 key on the MD5 listener
 	AccessExpire         time.Time
 	EnableCmdExec        bool
 

@@ -147,6 +147,8 @@ var Variables = map[string]Variable{
 	"SESAME_GUARD_PORTS":   {InServer, Supported, "", ""},
 	"SESAME_HOST_CHAIN":    {InServer, Supported, "none", ""},
 	"SESAME_REPLAY_MARGIN": {InServer, Supported, "60", ""},
+	"SESAME_MD5_LISTEN":    {InServer, Supported, "", ""},
+	"SESAME_MD5_UPSTREAM":  {InServer, Supported, "", ""},
 
 	// access.conf.
 	"SOURCE":                      {InAccess, Supported, "", ""},
@@ -189,6 +191,7 @@ var Variables = map[string]Variable{
 	"DISABLE_DNAT":                {InAccess, DefaultOnly, "N", "NAT access is not implemented"},
 	"FORWARD_ALL":                 {InAccess, DefaultOnly, "N", "forwarding is not implemented"},
 	"SESAME_REQUIRE_SOURCE_MATCH": {InAccess, Supported, "N", ""},
+	"SESAME_MD5":                  {InAccess, Supported, "N", ""},
 }
 
 // checkSupport applies the table to one setting: an error for unsupported uses, a warning for

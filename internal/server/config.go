@@ -54,6 +54,11 @@ type Config struct {
 	// and reported in the next line logged for that address ("suppressed=N").
 	LogBurst    int
 	LogInterval time.Duration
+
+	// OnGrant, if set, is called after the firewall made the grants gs for stanza st (never
+	// in test mode), from the goroutine that handled the packet. An error is logged; the
+	// firewall grants stand. sesame's TCP-MD5 listener (package md5grant) uses it.
+	OnGrant func(st *fwconf.Stanza, gs []firewall.Grant) error
 }
 
 const (

@@ -133,6 +133,12 @@ func (s *Server) grant(ctx context.Context, p *Policy, st *fwconf.Stanza, pkt ca
 			return res
 		}
 		s.stats.grants.Add(uint64(len(res.Grants)))
+		if s.onGrant != nil {
+			if err := s.onGrant(st, res.Grants); err != nil {
+				s.log.LogAttrs(ctx, slog.LevelError, "grant hook failed",
+					slog.String("src", o.allow.String()), slog.Int("stanza", st.Num), slog.String("err", err.Error()))
+			}
+		}
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "access granted",
 		slog.String("src", pkt.Src.Addr().Unmap().String()),

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sesame-spa/sesame/internal/capture"
 	"github.com/sesame-spa/sesame/internal/firewall"
+	"github.com/sesame-spa/sesame/internal/fwconf"
 )
 
 // Server runs the pipeline. Handle and Run are safe for concurrent use; Reload may be called at
@@ -25,6 +26,7 @@ type Server struct {
 		Add(string, time.Time, time.Duration) error
 	}
 	codec   Codec
+	onGrant func(st *fwconf.Stanza, gs []firewall.Grant) error
 	log     *slog.Logger
 	now     func() time.Time
 	workers int
@@ -43,7 +45,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("server: no firewall")
 	}
 	s := &Server{fw: cfg.Firewall, codec: cfg.Codec, log: cfg.Logger, now: cfg.Now,
-		workers: cfg.Workers, queue: cfg.Queue}
+		workers: cfg.Workers, queue: cfg.Queue, onGrant: cfg.OnGrant}
 	if cfg.Cache != nil {
 		s.cache = cfg.Cache
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/sesame-spa/sesame/internal/md5grant"
 	"github.com/sesame-spa/sesame/internal/shield"
 	"github.com/sesame-spa/sesame/tcpmd5"
 )
@@ -36,6 +37,12 @@ each local connection over its own signed connection.
 The key comes from --key-file (mode 0600; one key, or a "PREFIX KEY" table from which
 the server address picks its key), --key, or $SESAME_MD5_KEY, in that order.
 
+With --knock[=STANZA], sesame first sends the SPA packet of the ~/.fwknoprc stanza (named
+HOST unless given; --rc-file picks another file) to a sesame server whose access stanza
+has SESAME_MD5 Y, then signs with the key both sides derive from that stanza's keys
+(package md5grant), retrying fast until the grant is live or --timeout passes. With -L,
+every local connection knocks again.
+
 flags:
 `
 
@@ -43,7 +50,14 @@ type options struct {
 	keyFile, key, local string
 	timeout             time.Duration
 	host, port          string
+
+	knock  bool   // --knock given
+	stanza string // its rc stanza ("" = host)
+	rcFile string
 }
+
+// knockHost is --knock's value when no stanza is named: the stanza is HOST.
+const knockHost = "(HOST)"
 
 func parse(args []string, stderr io.Writer) (*options, error) {
 	var o options
@@ -54,6 +68,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.key, "key", "", "the key (visible in ps; prefer --key-file or $"+EnvKey+")")
 	fs.StringVarP(&o.local, "local", "L", "", "forward the local [ADDR:]PORT instead of relaying stdio")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "connect timeout (a wrong key looks like a timeout)")
+	fs.StringVar(&o.stanza, "knock", "", "knock with this ~/.fwknoprc `STANZA` (default: HOST) and sign with its derived key")
+	fs.Lookup("knock").NoOptDefVal = knockHost
+	fs.StringVar(&o.rcFile, "rc-file", "", "rc file for --knock (default ~/.fwknoprc)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -61,6 +78,16 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("want HOST PORT")
 	}
 	o.host, o.port = fs.Arg(0), fs.Arg(1)
+	if o.knock = fs.Changed("knock"); o.knock {
+		if o.keyFile != "" || o.key != "" {
+			return nil, errors.New("--knock derives the key: drop --key-file/--key")
+		}
+		if o.stanza == knockHost || o.stanza == "" {
+			o.stanza = o.host
+		}
+	} else if o.rcFile != "" {
+		return nil, errors.New("--rc-file needs --knock")
+	}
 	return &o, nil
 }
 
@@ -110,14 +137,21 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sesame connect: %v\n", err)
 		return 2
 	}
-	keys, err := keySource(o, os.Getenv)
-	if err != nil {
-		fmt.Fprintf(stderr, "sesame connect: %v\n", err)
-		return 2
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	d := &tcpmd5.Dialer{Dialer: net.Dialer{Timeout: o.timeout}, KeyFor: keys}
+	var d dialer
+	if o.knock {
+		d = &knockDialer{knocker: &md5grant.Knocker{RCPath: o.rcFile,
+			Warn: func(w string) { fmt.Fprintf(stderr, "sesame connect: %s\n", w) }},
+			stanza: o.stanza, timeout: o.timeout}
+	} else {
+		keys, err := keySource(o, os.Getenv)
+		if err != nil {
+			fmt.Fprintf(stderr, "sesame connect: %v\n", err)
+			return 2
+		}
+		d = &tcpmd5.Dialer{Dialer: net.Dialer{Timeout: o.timeout}, KeyFor: keys}
+	}
 	target := net.JoinHostPort(o.host, o.port)
 	if o.local == "" {
 		err = relayStdio(ctx, d, target, stdin, stdout)
@@ -131,7 +165,12 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func relayStdio(ctx context.Context, d *tcpmd5.Dialer, target string, stdin io.Reader, stdout io.Writer) error {
+// dialer makes the signed connections: a *tcpmd5.Dialer, or a knockDialer.
+type dialer interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+func relayStdio(ctx context.Context, d dialer, target string, stdin io.Reader, stdout io.Writer) error {
 	c, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
 		return err
@@ -141,7 +180,7 @@ func relayStdio(ctx context.Context, d *tcpmd5.Dialer, target string, stdin io.R
 
 // forward listens on local ([ADDR:]PORT, loopback by default) and relays every
 // connection to target over its own signed connection.
-func forward(ctx context.Context, d *tcpmd5.Dialer, target, local string, log *slog.Logger) error {
+func forward(ctx context.Context, d dialer, target, local string, log *slog.Logger) error {
 	if !strings.Contains(local, ":") {
 		local = "127.0.0.1:" + local
 	}

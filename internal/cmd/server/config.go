@@ -70,6 +70,8 @@ func load(o *options, withAccess bool) (*settings, error) {
 		flushAtExit:       sc.FlushAtExit,
 		tableName:         firewall.DefaultTableName,
 		workers:           envWorkers(),
+		md5Listen:         sc.MD5Listen,
+		md5Upstream:       sc.MD5Upstream,
 	}
 	// fwknopd's FLUSH_IPT_AT_INIT defaults to Y and revokes live access at every start; sesame
 	// keeps live grants across restarts unless the file asks for the flush explicitly.
@@ -91,6 +93,10 @@ func load(o *options, withAccess bool) (*settings, error) {
 	}
 	for _, st := range stanzas {
 		s.policy.Stanzas = append(s.policy.Stanzas, *st)
+		if st.MD5 && s.md5Listen == "" {
+			s.warnings = append(s.warnings, fmt.Sprintf("stanza #%d (%s:%d) has SESAME_MD5 Y but SESAME_MD5_LISTEN is not set: its grants install no TCP-MD5 key",
+				st.Num, st.File, st.Line))
+		}
 	}
 	for _, w := range append(warns, awarns...) {
 		s.warnings = append(s.warnings, w.String())
@@ -116,6 +122,9 @@ func dump(sc *fwconf.Server, s *settings) string {
 	}
 	fmt.Fprintf(&b, "# effective: capture=%s replay-keep=%v digest-file=%s pid-file=%s guard=%v host-chain=%q flush-at-exit=%v\n",
 		captureDesc(s), sc.ReplayKeep(), s.digestFile, s.pidFile, s.guardPorts, s.hostChain, s.flushAtExit)
+	if s.md5Listen != "" {
+		fmt.Fprintf(&b, "# effective: tcp-md5 listener %s -> %s\n", s.md5Listen, s.md5Upstream)
+	}
 	for _, st := range s.policy.Stanzas {
 		src := "ANY"
 		if !st.SourceAny {
@@ -141,6 +150,9 @@ func dump(sc *fwconf.Server, s *settings) string {
 		}
 		if st.RequireSourceMatch {
 			b.WriteString(" SESAME_REQUIRE_SOURCE_MATCH Y")
+		}
+		if st.MD5 {
+			b.WriteString(" SESAME_MD5 Y")
 		}
 		if !st.AccessExpire.IsZero() {
 			fmt.Fprintf(&b, " ACCESS_EXPIRE %s", st.AccessExpire.Format("2006-01-02"))

@@ -178,8 +178,14 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 	}
 	defer cache.Close()
 
+	md5, err := startMD5(ctx, s, log)
+	if err != nil {
+		return err
+	}
+	defer md5.Close()
+
 	srv, err := server.New(server.Config{Policy: s.policy, Firewall: fw, Cache: cache, Logger: log,
-		Workers: s.workers})
+		Workers: s.workers, OnGrant: md5.OnGrant})
 	if err != nil {
 		return err
 	}

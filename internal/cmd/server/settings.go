@@ -37,6 +37,10 @@ type settings struct {
 
 	workers int
 
+	// md5Listen and md5Upstream are SESAME_MD5_LISTEN and SESAME_MD5_UPSTREAM: the TCP-MD5
+	// listener whose keys come from the grants of SESAME_MD5 stanzas ("" = none).
+	md5Listen, md5Upstream string
+
 	// dump is the text printed by -D.
 	dump string
 	// warnings are logged at start (unimplemented variables and the like).

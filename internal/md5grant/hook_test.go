@@ -1,0 +1,88 @@
+package md5grant
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/sesame-spa/sesame/internal/firewall"
+	"github.com/sesame-spa/sesame/internal/fwconf"
+	"github.com/sesame-spa/sesame/spa"
+	"github.com/sesame-spa/sesame/tcpmd5"
+)
+
+// fakeGranter records grants; fail makes Grant fail for that address.
+type fakeGranter struct {
+	got  []fakeGrant
+	fail netip.Addr
+}
+
+type fakeGrant struct {
+	addr netip.Addr
+	key  tcpmd5.Key
+	ttl  time.Duration
+}
+
+func (f *fakeGranter) Grant(addr netip.Addr, key tcpmd5.Key, ttl time.Duration) error {
+	if addr == f.fail {
+		return errors.New("no room")
+	}
+	f.got = append(f.got, fakeGrant{addr, key, ttl})
+	return nil
+}
+
+var (
+	keysA = spa.Keys{Key: []byte("fwknoptest"), HMACKey: []byte("hmactest")}
+	keysB = spa.Keys{Key: []byte("otherkey"), HMACKey: []byte("otherhmac")}
+)
+
+func TestHookOnGrant(t *testing.T) {
+	a4 := netip.MustParseAddr("10.99.0.2")
+	a6 := netip.MustParseAddr("fd99::2")
+	mapped := netip.AddrFrom16(a4.As16())
+	st := &fwconf.Stanza{Num: 3, Keys: keysA, MD5: true}
+	want, _ := Derive(keysA)
+
+	f := &fakeGranter{}
+	h := &Hook{Grants: f}
+	err := h.OnGrant(st, []firewall.Grant{
+		{Src: mapped, Proto: 6, Port: 22, Timeout: 30 * time.Second},
+		{Src: a4, Proto: 17, Port: 53, Timeout: 60 * time.Second},
+		{Src: a6, Proto: 6, Port: 22, Timeout: 10 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.got) != 2 || f.got[0].addr != a4 || f.got[0].ttl != 60*time.Second || !f.got[0].key.Equal(want) ||
+		f.got[1].addr != a6 || f.got[1].ttl != 10*time.Second || !f.got[1].key.Equal(want) {
+		t.Errorf("grants %+v", f.got)
+	}
+
+	// Stanzas without SESAME_MD5 and empty grant lists do nothing.
+	f.got = nil
+	if err := h.OnGrant(&fwconf.Stanza{Keys: keysA}, []firewall.Grant{{Src: a4, Timeout: time.Second}}); err != nil || len(f.got) != 0 {
+		t.Errorf("stanza without MD5: %v %+v", err, f.got)
+	}
+	if err := h.OnGrant(st, nil); err != nil || len(f.got) != 0 {
+		t.Errorf("no grants: %v %+v", err, f.got)
+	}
+
+	// Another stanza's grant carries that stanza's key.
+	other, _ := Derive(keysB)
+	h.OnGrant(&fwconf.Stanza{Keys: keysB, MD5: true}, []firewall.Grant{{Src: a4, Timeout: time.Second}})
+	if len(f.got) != 1 || !f.got[0].key.Equal(other) || other.Equal(want) {
+		t.Errorf("second stanza: %+v", f.got)
+	}
+
+	// A failing address is reported and the others still get their key.
+	f.got, f.fail = nil, a4
+	err = h.OnGrant(st, []firewall.Grant{{Src: a4, Timeout: time.Second}, {Src: a6, Timeout: time.Second}})
+	if err == nil || len(f.got) != 1 || f.got[0].addr != a6 {
+		t.Errorf("failing grant: %v %+v", err, f.got)
+	}
+	// A stanza without a key cannot derive one.
+	if err := h.OnGrant(&fwconf.Stanza{MD5: true}, []firewall.Grant{{Src: a6, Timeout: time.Second}}); !errors.Is(err, ErrNoKey) {
+		t.Errorf("keyless stanza: %v", err)
+	}
+}
