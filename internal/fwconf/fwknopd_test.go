@@ -65,7 +65,7 @@ FWKNOP_RUN_DIR              `+dir+`/run
 DIGEST_FILE                 $FWKNOP_RUN_DIR/dc.cache
 PCAP_FILTER                 udp port 62202 or udp port 62203  ;
 FLUSH_IPT_AT_EXIT           N
-ENABLE_DESTINATION_RULE     Y
+ENABLE_DESTINATION_RULE     N
 `)
 	keysFile := write("keys", "KEY_BASE64 Zndrbm9wdGVzdDI=\nHMAC_KEY_BASE64 aG1hY3Rlc3QyMjI=\n")
 	write("inc.conf", "SOURCE: 192.168.7.0/24\n%include_keys "+keysFile+"\nMAX_FW_TIMEOUT 100\n")

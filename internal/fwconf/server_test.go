@@ -51,7 +51,7 @@ FWKNOP_RUN_DIR              /tmp/w/run
 FWKNOP_PID_FILE             $FWKNOP_RUN_DIR/fwknopd.pid
 DIGEST_FILE                 $FWKNOP_RUN_DIR/dc.cache
 FLUSH_IPT_AT_EXIT           N
-ENABLE_DESTINATION_RULE     Y
+ENABLE_DESTINATION_RULE     N
 ENABLE_PCAP_ANY_DIRECTION   y
 VERBOSE                     2
 IPT_INPUT_ACCESS            ACCEPT,filter,INPUT,1,FWKNOP_INPUT,1
@@ -72,7 +72,7 @@ SESAME_REPLAY_MARGIN        10
 		EnableSPAPacketAging: true, MaxSPAPacketAge: 30 * time.Second, EnableDigestPersistence: true,
 		DigestFile: "/tmp/w/run/dc.cache", RunDir: "/tmp/w/run", PIDFile: "/tmp/w/run/fwknopd.pid",
 		ConfDir: "/etc/fwknop", AccessFile: "/etc/fwknop/access.conf", AccessFolder: "/etc/fwknop/access.d",
-		FlushAtInit: true, DestinationRule: true, Verbose: 2,
+		FlushAtInit: true, Verbose: 2,
 		GuardPorts: []spa.ProtoPort{{Proto: "tcp", Port: 22}, {Proto: "tcp", Port: 5432}},
 		HostChain:  HostChain{Kind: "nft", Family: "inet", Table: "filter", Chain: "input"}, ReplayMargin: 10 * time.Second,
 	})
@@ -173,5 +173,12 @@ func TestHostChain(t *testing.T) {
 		if _, err := ParseHostChain(in); err == nil {
 			t.Errorf("ParseHostChain(%q) accepted", in)
 		}
+	}
+}
+
+func TestDestinationRuleRefused(t *testing.T) {
+	_, _, err := ParseServer("fwknopd.conf", []byte("ENABLE_DESTINATION_RULE Y\n"), Options{})
+	if err == nil || !strings.Contains(err.Error(), "fwknopd.conf:1: ENABLE_DESTINATION_RULE") {
+		t.Fatalf("ENABLE_DESTINATION_RULE Y: %v, want an error naming file, line and variable", err)
 	}
 }

@@ -77,7 +77,7 @@ var Variables = map[string]Variable{
 	"SYSLOG_FACILITY":         {InServer, NoEffect, "LOG_DAEMON", "sesame logs to stderr/journald"},
 	"VERBOSE":                 {InServer, Supported, "", ""},
 	"ENABLE_X_FORWARDED_FOR":  {InServer, DefaultOnly, "N", "SPA over HTTP is not implemented"},
-	"ENABLE_DESTINATION_RULE": {InServer, Supported, "N", ""},
+	"ENABLE_DESTINATION_RULE": {InServer, DefaultOnly, "N", "sesame grants do not restrict the destination address yet"},
 	"ENABLE_RULE_PREPEND":     {InServer, NoEffect, "N", "sesame grants through nftables sets, which have no order"},
 	"ENABLE_NAT_DNS":          {InServer, NoEffect, "Y", "NAT access is not implemented"},
 	"FWKNOP_RUN_DIR":          {InServer, Supported, "/run/fwknop", ""},

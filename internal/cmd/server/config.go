@@ -101,9 +101,6 @@ func load(o *options, withAccess bool) (*settings, error) {
 	for _, w := range append(warns, awarns...) {
 		s.warnings = append(s.warnings, w.String())
 	}
-	if sc.DestinationRule {
-		s.warnings = append(s.warnings, "ENABLE_DESTINATION_RULE: sesame grants do not restrict the destination address; ignored")
-	}
 	s.dump = dump(sc, s)
 	return s, nil
 }
