@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	"golang.org/x/net/ipv4"
 )
 
 // DefaultUDPAddr is fwknopd's UDP-server address (UDPSERV_PORT 62201 on all addresses).
@@ -12,18 +14,26 @@ const DefaultUDPAddr = ":62201"
 // maxDatagram fits any UDP payload, so nothing is silently cut.
 const maxDatagram = 65536
 
+// udpBatch is how many datagrams one recvmmsg(2) may return. Under a flood the system call
+// is most of the cost of a forged packet, so reading many per call matters.
+const udpBatch = 64
+
 // UDPServer is a Source reading a plain UDP socket (fwknopd's ENABLE_UDP_SERVER / -U). Unlike
 // sniffing, the firewall must accept the port. Packet.Src is the sender with IPv4-mapped IPv6
 // addresses unmapped and any zone dropped; Packet.Dst is the unspecified address of the
 // sender's family (fwknopd records 0.0.0.0) with the local port; Proto is 17.
 //
 // Read must be called from one goroutine at a time; Close may be called from any goroutine.
-// Over a *net.UDPConn, Read allocates only the returned payload.
+// Over a *net.UDPConn, Read takes up to 64 datagrams per system call (recvmmsg).
 type UDPServer struct {
 	pc   net.PacketConn
-	udp  *net.UDPConn // pc, when it is one: the allocation-free path
 	port uint16
-	buf  []byte
+
+	bc   *ipv4.PacketConn // batch reader, when pc is a *net.UDPConn (works for IPv6 too)
+	msgs []ipv4.Message   // the last batch; msgs[i:n] are still to be returned
+	n, i int
+
+	buf []byte // the one-datagram path for other PacketConns
 }
 
 var _ Source = (*UDPServer)(nil)
@@ -40,8 +50,16 @@ func NewUDPServer(addr string) (*UDPServer, error) {
 // FromPacketConn reads from a socket opened elsewhere (systemd socket activation). The
 // UDPServer owns pc from now on and closes it on Close.
 func FromPacketConn(pc net.PacketConn) *UDPServer {
-	s := &UDPServer{pc: pc, buf: make([]byte, maxDatagram)}
-	s.udp, _ = pc.(*net.UDPConn)
+	s := &UDPServer{pc: pc}
+	if uc, ok := pc.(*net.UDPConn); ok {
+		s.bc = ipv4.NewPacketConn(uc)
+		s.msgs = make([]ipv4.Message, udpBatch)
+		for i := range s.msgs {
+			s.msgs[i].Buffers = [][]byte{make([]byte, maxDatagram)}
+		}
+	} else {
+		s.buf = make([]byte, maxDatagram)
+	}
 	if ua, ok := pc.LocalAddr().(*net.UDPAddr); ok {
 		s.port = uint16(ua.Port)
 	}
@@ -53,23 +71,35 @@ func (s *UDPServer) LocalAddr() net.Addr { return s.pc.LocalAddr() }
 
 // Read blocks until a datagram arrives. After Close the error wraps net.ErrClosed.
 func (s *UDPServer) Read() (Packet, error) {
-	var (
-		n   int
-		src netip.AddrPort
-		err error
-	)
-	if s.udp != nil {
-		n, src, err = s.udp.ReadFromUDPAddrPort(s.buf)
-	} else {
-		var a net.Addr
-		n, a, err = s.pc.ReadFrom(s.buf)
-		if err == nil {
-			src, err = addrPort(a)
+	if s.bc == nil {
+		n, a, err := s.pc.ReadFrom(s.buf)
+		if err != nil {
+			return Packet{}, fmt.Errorf("capture: udp read on %v: %w", s.pc.LocalAddr(), err)
 		}
+		src, err := addrPort(a)
+		if err != nil {
+			return Packet{}, fmt.Errorf("capture: udp read on %v: %w", s.pc.LocalAddr(), err)
+		}
+		return s.packet(src, s.buf[:n]), nil
 	}
-	if err != nil {
-		return Packet{}, fmt.Errorf("capture: udp read on %v: %w", s.pc.LocalAddr(), err)
+	for s.i >= s.n {
+		n, err := s.bc.ReadBatch(s.msgs, 0)
+		if err != nil {
+			return Packet{}, fmt.Errorf("capture: udp read on %v: %w", s.pc.LocalAddr(), err)
+		}
+		s.n, s.i = n, 0
 	}
+	m := &s.msgs[s.i]
+	s.i++
+	var src netip.AddrPort
+	if ua, ok := m.Addr.(*net.UDPAddr); ok {
+		src = ua.AddrPort()
+	}
+	return s.packet(src, m.Buffers[0][:m.N]), nil
+}
+
+// packet makes the Packet for a datagram from src, copying the payload.
+func (s *UDPServer) packet(src netip.AddrPort, payload []byte) Packet {
 	ip := src.Addr().Unmap().WithZone("")
 	dst := netip.IPv4Unspecified()
 	if ip.Is6() {
@@ -79,8 +109,8 @@ func (s *UDPServer) Read() (Packet, error) {
 		Src:     netip.AddrPortFrom(ip, src.Port()),
 		Dst:     netip.AddrPortFrom(dst, s.port),
 		Proto:   ProtoUDP,
-		Payload: append([]byte(nil), s.buf[:n]...),
-	}, nil
+		Payload: append([]byte(nil), payload...),
+	}
 }
 
 func addrPort(a net.Addr) (netip.AddrPort, error) {

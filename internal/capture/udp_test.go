@@ -78,8 +78,10 @@ func TestUDPServerReadAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if allocs > 1 { // the payload copy
-		t.Fatalf("%v allocations per datagram, want at most 1", allocs)
+	// The payload copy, and the sender address that x/net's recvmmsg path builds per message
+	// (a *net.UDPAddr and its IP): one system call per batch is worth more than those.
+	if allocs > 3 {
+		t.Fatalf("%v allocations per datagram, want at most 3", allocs)
 	}
 }
 
@@ -106,6 +108,36 @@ func TestIntegrationUDPServer(t *testing.T) {
 		}
 		if p.Src.Addr().Is4In6() {
 			t.Fatalf("source %v not unmapped", p.Src)
+		}
+	}
+}
+
+// TestUDPServerBurst sends datagrams before reading, so that one recvmmsg returns several, and
+// checks that each comes out once, in order, with its own payload.
+func TestUDPServerBurst(t *testing.T) {
+	s, err := NewUDPServer("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, err := net.Dial("udp", s.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = udpBatch + 10
+	for i := range n {
+		if _, err := c.Write([]byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		p, err := s.Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Payload) != 1 || p.Payload[0] != byte(i) {
+			t.Fatalf("datagram %d: payload %v", i, p.Payload)
 		}
 	}
 }

@@ -60,10 +60,6 @@ func openSource(s *settings) (capture.Source, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		if uc, ok := pc.(*net.UDPConn); ok {
-			src := newBatchUDP(uc)
-			return src, fmt.Sprintf("udp server on %v", src.LocalAddr()), nil
-		}
 		src := capture.FromPacketConn(pc)
 		return src, fmt.Sprintf("udp server on %v", src.LocalAddr()), nil
 	}
