@@ -293,8 +293,8 @@ func (ap *accessParser) set(s *Stanza, p pos, name, val string) error {
 			s.Keys.Key = key
 		}
 	case "HMAC_DIGEST_TYPE":
-		t, ok := digestNames[strings.ToLower(val)]
-		if !ok {
+		t, err := spa.ParseDigestType(val)
+		if err != nil {
 			return bad("use one of md5, sha1, sha256, sha384, sha512, sha3_256, sha3_512", "unknown digest type %q", val)
 		}
 		s.Keys.HMACType = t
@@ -306,8 +306,8 @@ func (ap *accessParser) set(s *Stanza, p pos, name, val string) error {
 		if lv == "pcbc" {
 			return p.errorf(ErrUnsupported, name, "use CBC", "PCBC mode is not supported")
 		}
-		m, ok := modeNames[lv]
-		if !ok {
+		m, err := spa.ParseMode(lv)
+		if err != nil {
 			return bad("use one of CBC, CTR, CFB, OFB, ECB, legacy", "unknown encryption mode %q", val)
 		}
 		s.Keys.Mode = m

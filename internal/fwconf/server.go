@@ -2,6 +2,7 @@ package fwconf
 
 import (
 	"fmt"
+	"github.com/sesame-spa/sesame/internal/firewall"
 	"maps"
 	"slices"
 	"strconv"
@@ -38,9 +39,9 @@ type Server struct {
 	DestinationRule bool // ENABLE_DESTINATION_RULE
 	Verbose         int  // VERBOSE (a number; Y counts as 1)
 
-	GuardPorts   []spa.ProtoPort // SESAME_GUARD_PORTS
-	HostChain    HostChain       // SESAME_HOST_CHAIN, default none
-	ReplayMargin time.Duration   // SESAME_REPLAY_MARGIN, default 60 s
+	GuardPorts   []spa.ProtoPort    // SESAME_GUARD_PORTS
+	HostChain    firewall.HostChain // SESAME_HOST_CHAIN; the zero value is none
+	ReplayMargin time.Duration      // SESAME_REPLAY_MARGIN, default 60 s
 
 	// MD5Listen (SESAME_MD5_LISTEN, "IP:PORT" or ":PORT") is where the server runs its
 	// TCP-MD5 shield listener; MD5Upstream (SESAME_MD5_UPSTREAM, "HOST:PORT") is where
@@ -252,7 +253,7 @@ func (s *Server) resolve() ([]Warning, error) {
 	}
 	{
 		v, p := s.value("SESAME_HOST_CHAIN")
-		hc, err := ParseHostChain(v)
+		hc, err := firewall.ParseHostChain(v)
 		if err != nil {
 			errs = append(errs, p.errorf(ErrValue, "SESAME_HOST_CHAIN", "", "%v", err))
 		}

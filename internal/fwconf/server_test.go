@@ -2,6 +2,7 @@ package fwconf
 
 import (
 	"errors"
+	"github.com/sesame-spa/sesame/internal/firewall"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func TestParseServerDefaults(t *testing.T) {
 		EnableSPAPacketAging: true, MaxSPAPacketAge: 120 * time.Second, EnableDigestPersistence: true,
 		DigestFile: "/run/fwknop/digest.cache", RunDir: "/run/fwknop", PIDFile: "/run/fwknop/fwknopd.pid",
 		ConfDir: "/etc/fwknop", AccessFile: "/etc/fwknop/access.conf", FlushAtInit: true, FlushAtExit: true,
-		HostChain: HostChain{Kind: "none"}, ReplayMargin: 60 * time.Second,
+		ReplayMargin: 60 * time.Second,
 	}
 	checkServer(t, s, want)
 	if got := s.ReplayKeep(); got != 300*time.Second {
@@ -74,7 +75,7 @@ SESAME_REPLAY_MARGIN        10
 		ConfDir: "/etc/fwknop", AccessFile: "/etc/fwknop/access.conf", AccessFolder: "/etc/fwknop/access.d",
 		FlushAtInit: true, Verbose: 2,
 		GuardPorts: []spa.ProtoPort{{Proto: "tcp", Port: 22}, {Proto: "tcp", Port: 5432}},
-		HostChain:  HostChain{Kind: "nft", Family: "inet", Table: "filter", Chain: "input"}, ReplayMargin: 10 * time.Second,
+		HostChain:  firewall.HostChain{Kind: firewall.HostNft, Family: "inet", Table: "filter", Chain: "input"}, ReplayMargin: 10 * time.Second,
 	})
 	if got := s.ReplayKeep(); got != 70*time.Second {
 		t.Errorf("ReplayKeep = %v", got)
@@ -150,29 +151,6 @@ func TestParseServerErrors(t *testing.T) {
 	_, _, err := ParseServer("f", nil, Options{Overrides: map[string]string{"NOPE": "x"}})
 	if err == nil || !strings.Contains(err.Error(), "command line: NOPE") {
 		t.Errorf("bad override: %v", err)
-	}
-}
-
-func TestHostChain(t *testing.T) {
-	for in, want := range map[string]HostChain{
-		"none":                   {Kind: "none"},
-		"iptables":               {Kind: "iptables", Chain: "INPUT"},
-		"iptables  MYCHAIN":      {Kind: "iptables", Chain: "MYCHAIN"},
-		"nft inet filter input":  {Kind: "nft", Family: "inet", Table: "filter", Chain: "input"},
-		"NFT IP6 my-table INPUT": {Kind: "nft", Family: "ip6", Table: "my-table", Chain: "INPUT"},
-	} {
-		got, err := ParseHostChain(in)
-		if err != nil || got != want {
-			t.Errorf("ParseHostChain(%q) = %+v, %v", in, got, err)
-		}
-		if again, err := ParseHostChain(got.String()); err != nil || again != got {
-			t.Errorf("round trip of %q: %+v, %v", got.String(), again, err)
-		}
-	}
-	for _, in := range []string{"", "nft", "nft inet filter", "iptables a b", "none x", "nft inet fi;lter in", "ufw"} {
-		if _, err := ParseHostChain(in); err == nil {
-			t.Errorf("ParseHostChain(%q) accepted", in)
-		}
 	}
 }
 

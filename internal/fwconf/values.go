@@ -155,79 +155,13 @@ func decodeBase64(v string) ([]byte, error) {
 	return base64.RawStdEncoding.DecodeString(v)
 }
 
-var digestNames = map[string]spa.DigestType{
-	"md5": spa.MD5, "sha1": spa.SHA1, "sha256": spa.SHA256, "sha384": spa.SHA384,
-	"sha512": spa.SHA512, "sha3_256": spa.SHA3_256, "sha3_512": spa.SHA3_512,
-}
-
 var digestText = map[spa.DigestType]string{
 	spa.MD5: "md5", spa.SHA1: "sha1", spa.SHA256: "sha256", spa.SHA384: "sha384",
 	spa.SHA512: "sha512", spa.SHA3_256: "sha3_256", spa.SHA3_512: "sha3_512",
 }
 
-var modeNames = map[string]spa.Mode{
-	"cbc": spa.CBC, "ecb": spa.ECB, "cfb": spa.CFB, "ofb": spa.OFB, "ctr": spa.CTR, "legacy": spa.Legacy,
-}
-
 var modeText = map[spa.Mode]string{
 	spa.CBC: "CBC", spa.ECB: "ECB", spa.CFB: "CFB", spa.OFB: "OFB", spa.CTR: "CTR", spa.Legacy: "legacy",
-}
-
-// HostChain is the parsed SESAME_HOST_CHAIN: where sesame hooks its grants into a host
-// ruleset that already drops. The firewall backend decides what each kind means.
-type HostChain struct {
-	Kind   string // "none", "iptables" or "nft"
-	Family string // nft: ip, ip6 or inet
-	Table  string // nft: table name
-	Chain  string // nft: chain name; iptables: chain (default INPUT)
-}
-
-func (h HostChain) String() string {
-	switch h.Kind {
-	case "nft":
-		return "nft " + h.Family + " " + h.Table + " " + h.Chain
-	case "iptables":
-		if h.Chain == "INPUT" {
-			return "iptables"
-		}
-		return "iptables " + h.Chain
-	}
-	return "none"
-}
-
-// ParseHostChain parses "none", "iptables [CHAIN]" or "nft FAMILY TABLE CHAIN".
-func ParseHostChain(v string) (HostChain, error) {
-	f := strings.Fields(v)
-	bad := fmt.Errorf("%q is not one of: none; iptables [CHAIN]; nft ip|ip6|inet TABLE CHAIN", v)
-	if len(f) == 0 {
-		return HostChain{}, bad
-	}
-	for _, w := range f[1:] {
-		if !isIdent(w) {
-			return HostChain{}, fmt.Errorf("%q: %q is not a table or chain name", v, w)
-		}
-	}
-	switch strings.ToLower(f[0]) {
-	case "none":
-		if len(f) == 1 {
-			return HostChain{Kind: "none"}, nil
-		}
-	case "iptables":
-		switch len(f) {
-		case 1:
-			return HostChain{Kind: "iptables", Chain: "INPUT"}, nil
-		case 2:
-			return HostChain{Kind: "iptables", Chain: f[1]}, nil
-		}
-	case "nft":
-		if len(f) == 4 {
-			switch fam := strings.ToLower(f[1]); fam {
-			case "ip", "ip6", "inet":
-				return HostChain{Kind: "nft", Family: fam, Table: f[2], Chain: f[3]}, nil
-			}
-		}
-	}
-	return HostChain{}, bad
 }
 
 func isIdent(s string) bool {

@@ -81,7 +81,7 @@ func load(o *options, withAccess bool) (*settings, error) {
 	if s.udpPort == 0 {
 		s.udpPort = defaultUDPPort
 	}
-	if sc.HostChain.Kind != "" && sc.HostChain.Kind != "none" {
+	if sc.HostChain != (firewall.HostChain{}) {
 		s.hostChain = sc.HostChain.String()
 	}
 	for _, p := range sc.GuardPorts {
