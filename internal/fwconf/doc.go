@@ -30,8 +30,9 @@ sesame's own variables:
 	                                                    sesame's own nftables table drops unless
 	                                                    granted
 	SESAME_HOST_CHAIN            fwknopd.conf  none     hook grants into a host ruleset that already
-	                                                    drops: "none", "iptables [CHAIN]" or
-	                                                    "nft ip|ip6|inet TABLE CHAIN" (see HostChain)
+	                                                    drops: "none", "iptables" or
+	                                                    "nft ip|ip6|inet TABLE CHAIN"
+	                                                    (firewall.ParseHostChain)
 	SESAME_REPLAY_MARGIN         fwknopd.conf  60       seconds a replay digest is kept beyond the
 	                                                    2*MAX_SPA_PACKET_AGE window (Server.ReplayKeep)
 	SESAME_MD5_LISTEN            fwknopd.conf  (none)   IP:PORT (or :PORT) of the TCP-MD5 listener the
