@@ -18,9 +18,7 @@ func (s *Server) handle(ctx context.Context, pkt capture.Packet) Result {
 	wire := pkt.Payload
 	if err := s.codec.CheckWire(wire); err != nil {
 		res := Result{Reason: Malformed, Err: err}
-		if s.log.Enabled(ctx, slog.LevelDebug) {
-			s.logReject(ctx, slog.LevelDebug, pkt, res, "")
-		}
+		s.logReject(ctx, slog.LevelInfo, pkt, res, "")
 		return res
 	}
 
@@ -81,9 +79,7 @@ func (s *Server) cheap(ctx context.Context, pkt capture.Packet) (Result, bool) {
 	wire := pkt.Payload
 	if err := s.codec.CheckWire(wire); err != nil {
 		res := Result{Reason: Malformed, Err: err}
-		if s.log.Enabled(ctx, slog.LevelDebug) {
-			s.logReject(ctx, slog.LevelDebug, pkt, res, "")
-		}
+		s.logReject(ctx, slog.LevelInfo, pkt, res, "")
 		return res, true
 	}
 	if len(wire) >= gnupgLen {

@@ -217,6 +217,10 @@ func TestMalformed(t *testing.T) {
 	if s := e.s.Stats(); s.ByReason[Malformed] != 4 || s.Rejected() != 4 {
 		t.Errorf("stats %+v", s)
 	}
+	// Each one is a log line naming the source and the reason (fail2ban reads these).
+	if n := strings.Count(e.log.String(), `src=10.99.0.2 reason="malformed packet"`); n != 4 {
+		t.Errorf("%d log lines for malformed packets, want 4:\n%s", n, e.log.String())
+	}
 }
 
 func TestReplay(t *testing.T) {
