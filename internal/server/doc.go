@@ -4,7 +4,8 @@
 // For every candidate packet, in this order (fwknopd's, except that the HMAC is checked before
 // anything that costs more than a hash):
 //
-//  1. cheap wire checks (length, base64, no Salted__ prefix); failures are "malformed" (logged at INFO, through the same per-source rate limit);
+//  1. cheap wire checks (length, base64, no Salted__ prefix); failures are "malformed",
+//     logged at INFO through the same per-source rate limit as every rejection;
 //  2. the access stanzas whose SOURCE (and DESTINATION, if set) match the packet, in file order;
 //  3. per stanza: ACCESS_EXPIRE, then HMAC, decryption and plaintext decoding with the stanza's
 //     keys; a failure moves on to the next stanza;
