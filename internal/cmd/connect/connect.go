@@ -19,6 +19,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/sesame-spa/sesame/internal/knock"
 	"github.com/sesame-spa/sesame/internal/md5grant"
 	"github.com/sesame-spa/sesame/internal/shield"
 	"github.com/sesame-spa/sesame/tcpmd5"
@@ -35,7 +36,10 @@ or, with -L [ADDR:]PORT, listen locally (127.0.0.1 unless ADDR is given) and for
 each local connection over its own signed connection.
 
 The key comes from --key-file (mode 0600; one key, or a "PREFIX KEY" table from which
-the server address picks its key), --key, or $SESAME_MD5_KEY, in that order.
+the server address picks its key), --stanza (the SESAME_MD5_KEY variable of that
+~/.fwknoprc stanza; --rc-file picks another file; Debian's fwknop refuses a stanza with
+that variable, so keep it in a stanza of its own), --key, or $SESAME_MD5_KEY, in that
+order.
 
 With --knock[=STANZA], sesame first sends the SPA packet of the ~/.fwknoprc stanza (named
 HOST unless given; --rc-file picks another file) to a sesame server whose access stanza
@@ -54,7 +58,13 @@ type options struct {
 	knock  bool   // --knock given
 	stanza string // its rc stanza ("" = host)
 	rcFile string
+
+	keyStanza string // --stanza: the rc stanza holding SESAME_MD5_KEY
 }
+
+// StanzaKeyVar is the ~/.fwknoprc variable that holds a stanza's TCP-MD5 key (ParseKey
+// syntax), for --stanza.
+const StanzaKeyVar = "SESAME_MD5_KEY"
 
 // knockHost is --knock's value when no stanza is named: the stanza is HOST.
 const knockHost = "(HOST)"
@@ -70,7 +80,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "connect timeout (a wrong key looks like a timeout)")
 	fs.StringVar(&o.stanza, "knock", "", "knock with this ~/.fwknoprc `STANZA` (default: HOST) and sign with its derived key")
 	fs.Lookup("knock").NoOptDefVal = knockHost
-	fs.StringVar(&o.rcFile, "rc-file", "", "rc file for --knock (default ~/.fwknoprc)")
+	fs.StringVar(&o.keyStanza, "stanza", "", "take the key from the "+StanzaKeyVar+" variable of this ~/.fwknoprc `STANZA`")
+	fs.StringVar(&o.rcFile, "rc-file", "", "rc file for --knock and --stanza (default ~/.fwknoprc)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -79,14 +90,14 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	o.host, o.port = fs.Arg(0), fs.Arg(1)
 	if o.knock = fs.Changed("knock"); o.knock {
-		if o.keyFile != "" || o.key != "" {
-			return nil, errors.New("--knock derives the key: drop --key-file/--key")
+		if o.keyFile != "" || o.key != "" || o.keyStanza != "" {
+			return nil, errors.New("--knock derives the key: drop --key-file/--key/--stanza")
 		}
 		if o.stanza == knockHost || o.stanza == "" {
 			o.stanza = o.host
 		}
-	} else if o.rcFile != "" {
-		return nil, errors.New("--rc-file needs --knock")
+	} else if o.rcFile != "" && o.keyStanza == "" {
+		return nil, errors.New("--rc-file needs --knock or --stanza")
 	}
 	return &o, nil
 }
@@ -105,6 +116,12 @@ func keySource(o *options, getenv func(string) string) (KeySource, error) {
 			return nil, err
 		}
 		rules = r
+	case o.keyStanza != "":
+		k, err := stanzaKey(o.rcFile, o.keyStanza)
+		if err != nil {
+			return nil, err
+		}
+		rules = tcpmd5.Any(k)
 	case o.key != "" || getenv(EnvKey) != "":
 		s := o.key
 		if s == "" {
@@ -116,7 +133,7 @@ func keySource(o *options, getenv func(string) string) (KeySource, error) {
 		}
 		rules = tcpmd5.Any(k)
 	default:
-		return nil, fmt.Errorf("no key: use --key-file, --key or $%s", EnvKey)
+		return nil, fmt.Errorf("no key: use --key-file, --stanza, --key or $%s", EnvKey)
 	}
 	return func(remote netip.AddrPort) (tcpmd5.Key, error) {
 		k, ok := shield.KeyFor(rules, remote.Addr())
@@ -125,6 +142,29 @@ func keySource(o *options, getenv func(string) string) (KeySource, error) {
 		}
 		return k, nil
 	}, nil
+}
+
+// stanzaKey reads the TCP-MD5 key of an rc stanza (its StanzaKeyVar variable; the file must be
+// mode 600 like any rc file).
+func stanzaKey(rcPath, name string) (tcpmd5.Key, error) {
+	rc, err := knock.LoadRC(rcPath, true)
+	if err != nil {
+		return tcpmd5.Key{}, err
+	}
+	st, err := rc.Resolve(name)
+	if err != nil {
+		return tcpmd5.Key{}, err
+	}
+	v, ok := st.Get(StanzaKeyVar)
+	if !ok || v == "" {
+		return tcpmd5.Key{}, fmt.Errorf("stanza [%s] of %s has no %s line: add one (e.g. %s base64:...), or use --knock to derive the key from its SPA keys",
+			name, rc.Path, StanzaKeyVar, StanzaKeyVar)
+	}
+	k, err := tcpmd5.ParseKey(v)
+	if err != nil {
+		return tcpmd5.Key{}, fmt.Errorf("stanza [%s] of %s: %s: %w", name, rc.Path, StanzaKeyVar, err)
+	}
+	return k, nil
 }
 
 // Main runs the subcommand with its arguments and returns the process exit code.

@@ -2,6 +2,7 @@ package connect
 
 import (
 	"bytes"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -64,5 +65,35 @@ func TestMainUsage(t *testing.T) {
 	}
 	if code := Main([]string{"--help"}, nil, &out, &errb); code != 0 {
 		t.Errorf("--help: exit %d", code)
+	}
+}
+
+func TestKeySourceStanza(t *testing.T) {
+	dir := t.TempDir()
+	rc := filepath.Join(dir, ".fwknoprc")
+	os.WriteFile(rc, []byte("[default]\nSPA_SERVER_PORT 62201\n\n[box]\nSPA_SERVER 10.0.0.1\nSESAME_MD5_KEY hex:626f78\n\n[bare]\nSPA_SERVER 10.0.0.2\n"), 0o600)
+	at := netip.MustParseAddrPort("192.0.2.1:22")
+
+	ks, err := keySource(&options{keyStanza: "box", rcFile: rc}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err := ks(at); err != nil || string(k.Bytes()) != "box" {
+		t.Errorf("key %q, %v; want box", k.Bytes(), err)
+	}
+	for name, want := range map[string]string{"bare": "has no SESAME_MD5_KEY line", "nosuch": "nosuch"} {
+		if _, err := keySource(&options{keyStanza: name, rcFile: rc}, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("--stanza %s: %v, want an error mentioning %q", name, err, want)
+		}
+	}
+	os.Chmod(rc, 0o644)
+	if _, err := keySource(&options{keyStanza: "box", rcFile: rc}, func(string) string { return "" }); err == nil {
+		t.Error("an rc file others can read was accepted")
+	}
+	if _, err := parse([]string{"--knock", "--stanza", "box", "h", "22"}, io.Discard); err == nil {
+		t.Error("--knock with --stanza accepted")
+	}
+	if _, err := parse([]string{"--stanza", "box", "--rc-file", rc, "h", "22"}, io.Discard); err != nil {
+		t.Errorf("--stanza with --rc-file: %v", err)
 	}
 }
