@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	"github.com/sesame-spa/sesame/internal/firewall"
 	"github.com/sesame-spa/sesame/internal/fwknoptest"
 	"github.com/sesame-spa/sesame/internal/nstest"
+	"github.com/sesame-spa/sesame/internal/sesametest"
 )
 
 const (
@@ -33,52 +32,24 @@ type row struct {
 	target          string
 }
 
-// sesameProc is a running sesame server.
-type sesameProc struct {
-	cmd *exec.Cmd
-	log string
-}
-
-func startSesame(t testing.TB, ns *nstest.NS, extraConf string) *sesameProc {
+// startSesame runs sesame server in ns guarding tcp/22 (UDP-server mode) for the bench keys,
+// with extraConf appended to fwknopd.conf.
+func startSesame(t testing.TB, ns *nstest.NS, extraConf string) *sesametest.Server {
 	t.Helper()
-	dir := t.TempDir()
-	run := filepath.Join(dir, "run")
-	os.Mkdir(run, 0o700)
-	conf := fmt.Sprintf("FWKNOP_RUN_DIR %s;\nFWKNOP_PID_FILE %s/sesame.pid;\nDIGEST_FILE %s/digest.cache;\n"+
-		"ENABLE_UDP_SERVER Y;\nSESAME_GUARD_PORTS tcp/22;\n%s", run, run, run, extraConf)
-	access := fmt.Sprintf("SOURCE ANY\nKEY %s\nHMAC_KEY %s\nFW_ACCESS_TIMEOUT 600\n", benchKey, benchHMAC)
-	for name, text := range map[string]string{"fwknopd.conf": conf, "access.conf": access} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p := &sesameProc{log: filepath.Join(dir, "sesame.log")}
-	f, err := os.Create(p.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd = ns.Command(nstest.Binary(t), "server", "-f", "-c", filepath.Join(dir, "fwknopd.conf"),
-		"-a", filepath.Join(dir, "access.conf"))
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	ns.Start(t, p.cmd)
-	f.Close()
-	if n, _ := waitStable(func() int { return countLines(p.log, "sesame server started") }, 1, 10*time.Second, 10*time.Second); n != 1 {
-		b, _ := os.ReadFile(p.log)
-		t.Fatalf("sesame did not start:\n%s", b)
-	}
-	return p
+	return sesametest.StartServer(t, ns, sesametest.ServerOptions{
+		Config: "ENABLE_UDP_SERVER Y;\nSESAME_GUARD_PORTS tcp/22;\n" + extraConf,
+		Access: fmt.Sprintf("SOURCE ANY\nKEY %s\nHMAC_KEY %s\nFW_ACCESS_TIMEOUT 600\n", benchKey, benchHMAC)})
 }
 
 var packetsRE = regexp.MustCompile(`msg=stats packets=(\d+)`)
 
 // packets asks sesame for its counters (SIGUSR1) and returns the packets handled.
-func (p *sesameProc) packets(t testing.TB) int {
+func packets(t testing.TB, p *sesametest.Server) int {
 	t.Helper()
-	before := countLines(p.log, "msg=stats")
-	signal(t, p.cmd.Process.Pid, syscall.SIGUSR1)
-	waitStable(func() int { return countLines(p.log, "msg=stats") }, before+1, 2*time.Second, 2*time.Second)
-	b, _ := os.ReadFile(p.log)
-	m := packetsRE.FindAllStringSubmatch(string(b), -1)
+	before := countLines(p.LogPath, "msg=stats")
+	signal(t, p.PID, syscall.SIGUSR1)
+	waitStable(func() int { return countLines(p.LogPath, "msg=stats") }, before+1, 2*time.Second, 2*time.Second)
+	m := packetsRE.FindAllStringSubmatch(p.Log(), -1)
 	if len(m) == 0 {
 		t.Fatalf("no stats line in the sesame log")
 	}
@@ -132,11 +103,11 @@ func BenchmarkServerVsFwknopd(b *testing.B) {
 
 	// 1. Knock-to-open and garbage, one namespace pair per server.
 	srvS, cliS := nstest.Pair(t)
-	listen(t, srvS, ":22")
+	sesametest.Listen(t, srvS, ":22", sesametest.Hangup)
 	addClientIPs(t, cliS, 10, 9+knocks)
 	ses := startSesame(t, srvS, "")
 	srvF, cliF := nstest.Pair(t)
-	listen(t, srvF, ":22")
+	sesametest.Listen(t, srvF, ":22", sesametest.Hangup)
 	addClientIPs(t, cliF, 10, 9+fknocks)
 	fwk := startFwknopd(t, srvF)
 
@@ -156,26 +127,26 @@ func BenchmarkServerVsFwknopd(b *testing.B) {
 	var handled int
 	var cpu, wall time.Duration
 	for round := 0; round < 10; round++ {
-		p0, c0 := ses.packets(t), cpuTime(t, ses.cmd.Process.Pid)
-		signal(t, ses.cmd.Process.Pid, syscall.SIGSTOP)
+		p0, c0 := packets(t, ses), cpuTime(t, ses.PID)
+		signal(t, ses.PID, syscall.SIGSTOP)
 		batch := make([][]byte, 5000)
 		for i := range batch {
 			batch[i] = junk[i%len(junk)]
 		}
 		blast(t, cliS, srvSPA, batch, 0)
 		start := time.Now()
-		signal(t, ses.cmd.Process.Pid, syscall.SIGCONT)
+		signal(t, ses.PID, syscall.SIGCONT)
 		// Wait for the drain: CPU time stops growing.
 		for prev := time.Duration(-1); ; {
 			time.Sleep(50 * time.Millisecond)
-			c := cpuTime(t, ses.cmd.Process.Pid)
+			c := cpuTime(t, ses.PID)
 			if c == prev {
 				break
 			}
 			prev = c
 		}
 		wall += time.Since(start)
-		p1, c1 := ses.packets(t), cpuTime(t, ses.cmd.Process.Pid)
+		p1, c1 := packets(t, ses), cpuTime(t, ses.PID)
 		handled += p1 - p0
 		cpu += c1 - c0
 	}
@@ -201,10 +172,10 @@ func BenchmarkServerVsFwknopd(b *testing.B) {
 	for i := range gs {
 		gs[i] = packet(t, fmt.Sprintf("10.100.%d.%d", i/250, i%250+1))
 	}
-	g0 := countLines(ses.log, "access granted")
+	g0 := countLines(ses.LogPath, "access granted")
 	start := time.Now()
 	blast(t, cliS, srvSPA, gs, envInt("BENCH_GRANT_RATE", 40000))
-	gn, last := waitStable(func() int { return countLines(ses.log, "access granted") - g0 }, nS, 500*time.Millisecond, 60*time.Second)
+	gn, last := waitStable(func() int { return countLines(ses.LogPath, "access granted") - g0 }, nS, 500*time.Millisecond, 60*time.Second)
 	sesRate := float64(gn) / last.Sub(start).Seconds()
 	t.Logf("sesame: %d of %d grants in %v", gn, nS, last.Sub(start))
 
@@ -230,7 +201,7 @@ func BenchmarkServerVsFwknopd(b *testing.B) {
 	}
 	newSesame := func() (*target, *firewall.Nftables) {
 		srv, cli := nstest.Pair(t)
-		listen(t, srv, ":22")
+		sesametest.Listen(t, srv, ":22", sesametest.Hangup)
 		startSesame(t, srv, "")
 		if _, err := knockToOpen(t, cli, packet(t, nstest.CliIP4), srvSPA, nstest.CliIP4, srvSSH, 3*time.Second); err != nil {
 			t.Fatal(err)
@@ -246,7 +217,7 @@ func BenchmarkServerVsFwknopd(b *testing.B) {
 	addGrants(t, fwRef, 1, 10)
 	big, fwBig := newSesame()
 	srvLF, cliLF := nstest.Pair(t)
-	listen(t, srvLF, ":22")
+	sesametest.Listen(t, srvLF, ":22", sesametest.Hangup)
 	startFwknopd(t, srvLF)
 	have, fwkRules := 1, 0
 	for k, n := range []int{10, 10000, 1000000} {

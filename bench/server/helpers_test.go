@@ -50,25 +50,6 @@ func forged(t testing.TB, n int) [][]byte {
 	return out
 }
 
-// listen runs a TCP accept-and-close server on addr in ns.
-func listen(t testing.TB, ns *nstest.NS, addr string) {
-	t.Helper()
-	var ln net.Listener
-	if err := ns.Do(t, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-}
-
 // knockToOpen, inside ns: sends pkt to spaAddr, then tries a TCP connect from local to
 // dstAddr every 1 ms until one completes; returns the time from the send.
 func knockToOpen(t testing.TB, ns *nstest.NS, pkt []byte, spaAddr, local, dstAddr string, limit time.Duration) (time.Duration, error) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sesame-spa/sesame/internal/nstest"
+	"github.com/sesame-spa/sesame/internal/sesametest"
 )
 
 // synthGrants returns n distinct IPv4 grants outside the test subnets (from 100.64.0.0/10,
@@ -76,27 +77,6 @@ func connectOnce(d net.Dialer, addr string) error {
 	return c.Close()
 }
 
-func listenBench(b *testing.B, ns *nstest.NS, port uint16) {
-	var ln net.Listener
-	if err := ns.Do(b, func() error {
-		var err error
-		ln, err = net.Listen("tcp", ":"+strconv.Itoa(int(port)))
-		return err
-	}); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-}
-
 // BenchmarkConnectInterleaved compares connect latency to three servers reached over their own
 // veths from one client, in interleaved order so that load from other processes hits all three
 // alike: one without any firewall, one guarded by sesame with only the client's grant, and one
@@ -118,7 +98,7 @@ func benchInterleaved(b *testing.B, n int) {
 		srv := nstest.New(b)
 		s, c := fmt.Sprintf("10.97.%d.1", i), fmt.Sprintf("10.97.%d.2", i)
 		nstest.Connect(b, srv, cli, []string{s + "/24"}, []string{c + "/24"})
-		listenBench(b, srv, port)
+		sesametest.Listen(b, srv, ":"+strconv.Itoa(int(port)), sesametest.Hangup)
 		waitLink(b, cli, s, port)
 		srvs, addrs = append(srvs, srv), append(addrs, net.JoinHostPort(s, strconv.Itoa(port)))
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sesame-spa/sesame/internal/nstest"
+	"github.com/sesame-spa/sesame/internal/sesametest"
 )
 
 // dialTimeout is how long a dial may take before the port counts as shut (a dropped SYN never
@@ -42,40 +43,14 @@ func newBackendMode(t *testing.T, ns *nstest.NS, cfg Config, noFast bool) *Nftab
 // listen starts a TCP echo server on port (all addresses) inside ns, closed at cleanup.
 func listen(t *testing.T, ns *nstest.NS, port uint16) {
 	t.Helper()
-	var ln net.Listener
-	if err := ns.Do(t, func() error {
-		var err error
-		ln, err = net.Listen("tcp", ":"+strconv.Itoa(int(port)))
-		return err
-	}); err != nil {
-		t.Fatalf("listen in %s: %v", ns.Name, err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
+	sesametest.Listen(t, ns, ":"+strconv.Itoa(int(port)), sesametest.Echo)
 }
 
 // dial connects from ns to addr:port with dialTimeout. The returned conn (if any) is closed at
 // cleanup.
 func dial(t *testing.T, ns *nstest.NS, addr string, port uint16) (net.Conn, error) {
 	t.Helper()
-	var c net.Conn
-	err := ns.Do(t, func() error {
-		var err error
-		c, err = net.DialTimeout("tcp", net.JoinHostPort(addr, strconv.Itoa(int(port))), dialTimeout)
-		return err
-	})
-	if c != nil {
-		t.Cleanup(func() { c.Close() })
-	}
-	return c, err
+	return sesametest.DialConn(t, ns, net.JoinHostPort(addr, strconv.Itoa(int(port))), dialTimeout)
 }
 
 func wantOpen(t *testing.T, ns *nstest.NS, addr string, port uint16, why string) net.Conn {
@@ -150,23 +125,7 @@ const readyPort = 7
 // loaded machine.
 func waitLink(t testing.TB, ns *nstest.NS, addr string, port uint16) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var c net.Conn
-		err := ns.Do(t, func() error {
-			var err error
-			c, err = net.DialTimeout("tcp", net.JoinHostPort(addr, strconv.Itoa(int(port))), dialTimeout)
-			return err
-		})
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("link from %s to %s port %d never came up: %v", ns.Name, addr, port, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	sesametest.WaitDial(t, ns, net.JoinHostPort(addr, strconv.Itoa(int(port))), sesametest.Open, 10*time.Second)
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -2,7 +2,6 @@ package md5grant
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sesame-spa/sesame/internal/nstest"
+	"github.com/sesame-spa/sesame/internal/sesametest"
 	"github.com/sesame-spa/sesame/spa"
 	"github.com/sesame-spa/sesame/tcpmd5"
 )
@@ -34,54 +34,13 @@ type user struct {
 // server on 127.0.0.1:7007, and returns a function reading its log.
 func md5Daemon(t testing.TB, ns *nstest.NS, serverExtra, access string) func() string {
 	t.Helper()
-	var ln net.Listener
-	if err := ns.Do(t, func() (err error) { ln, err = net.Listen("tcp", "127.0.0.1:7007"); return err }); err != nil {
-		t.Fatal(err)
+	sesametest.Listen(t, ns, "127.0.0.1:7007", sesametest.Echo)
+	srv := sesametest.StartServer(t, ns, sesametest.ServerOptions{Access: access,
+		Config: "ENABLE_UDP_SERVER Y\nSESAME_MD5_LISTEN 0.0.0.0:2222\nSESAME_MD5_UPSTREAM 127.0.0.1:7007\n" + serverExtra})
+	if !strings.Contains(srv.Log(), "tcp-md5 listener started") {
+		t.Fatalf("no tcp-md5 listener:\n%s", srv.Log())
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-
-	dir := t.TempDir()
-	run := filepath.Join(dir, "run")
-	os.MkdirAll(run, 0o700)
-	conf := fmt.Sprintf("FWKNOP_RUN_DIR %s\nENABLE_UDP_SERVER Y\nSESAME_MD5_LISTEN 0.0.0.0:2222\nSESAME_MD5_UPSTREAM 127.0.0.1:7007\n%s",
-		run, serverExtra)
-	write := func(name, text string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	logPath := filepath.Join(dir, "sesame.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd := ns.Command(nstest.Binary(t), "server", "-f", "-c", write("fwknopd.conf", conf), "-a", write("access.conf", access))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	ns.Start(t, cmd)
-	readLog := func() string { b, _ := os.ReadFile(logPath); return string(b) }
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(readLog(), "sesame server started") {
-		if time.Now().After(deadline) {
-			t.Fatalf("sesame server did not start:\n%s", readLog())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !strings.Contains(readLog(), "tcp-md5 listener started") {
-		t.Fatalf("no tcp-md5 listener:\n%s", readLog())
-	}
-	return readLog
+	return srv.Log
 }
 
 // rcFor writes u's ~/.fwknoprc stanza [u.name].
@@ -117,14 +76,7 @@ func md5Dial(t *testing.T, ns *nstest.NS, addr string, key tcpmd5.Key) bool {
 	t.Helper()
 	ok := false
 	err := ns.Do(t, func() error {
-		nd := net.Dialer{Timeout: 400 * time.Millisecond}
-		var c net.Conn
-		var err error
-		if key.IsZero() {
-			c, err = nd.Dial("tcp", addr)
-		} else {
-			c, err = (&tcpmd5.Dialer{Dialer: nd, Key: key}).DialContext(context.Background(), "tcp", addr)
-		}
+		c, err := dialKey(net.Dialer{Timeout: 400 * time.Millisecond}, addr, key)
 		if err != nil {
 			var ne net.Error
 			if (errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, syscall.ECONNREFUSED) {

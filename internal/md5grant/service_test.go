@@ -12,27 +12,14 @@ import (
 
 	"github.com/sesame-spa/sesame/internal/firewall"
 	"github.com/sesame-spa/sesame/internal/fwconf"
+	"github.com/sesame-spa/sesame/internal/sesametest"
 	"github.com/sesame-spa/sesame/tcpmd5"
 )
 
 // echo runs a line echo server on loopback and returns its address.
 func echo(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	return ln.Addr().String()
+	return sesametest.Listen(t, nil, "127.0.0.1:0", sesametest.Echo).String()
 }
 
 // fakeClock is a settable clock.
@@ -44,6 +31,14 @@ type fakeClock struct {
 func (c *fakeClock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *fakeClock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
+// dialKey connects to TCP addr with nd, signing with key (zero: no signature).
+func dialKey(nd net.Dialer, addr string, key tcpmd5.Key) (net.Conn, error) {
+	if key.IsZero() {
+		return nd.Dial("tcp", addr)
+	}
+	return (&tcpmd5.Dialer{Dialer: nd, Key: key}).DialContext(context.Background(), "tcp", addr)
+}
+
 // talk dials addr from local (an IP, "" for any) with key (zero: no signature) and checks
 // a line comes back. It returns the dial or echo error.
 func talk(addr, local string, key tcpmd5.Key) error {
@@ -51,13 +46,7 @@ func talk(addr, local string, key tcpmd5.Key) error {
 	if local != "" {
 		nd.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
 	}
-	var c net.Conn
-	var err error
-	if key.IsZero() {
-		c, err = nd.Dial("tcp", addr)
-	} else {
-		c, err = (&tcpmd5.Dialer{Dialer: nd, Key: key}).DialContext(context.Background(), "tcp", addr)
-	}
+	c, err := dialKey(nd, addr, key)
 	if err != nil {
 		return err
 	}

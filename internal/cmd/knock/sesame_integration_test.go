@@ -1,17 +1,15 @@
 package knock
 
 import (
-	"errors"
 	"fmt"
-	"net"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sesame-spa/sesame/internal/fwknoptest"
 	"github.com/sesame-spa/sesame/internal/nstest"
+	"github.com/sesame-spa/sesame/internal/sesametest"
 	"github.com/sesame-spa/sesame/spa"
 )
 
@@ -63,7 +61,7 @@ func TestIntegrationSesameMatrix(t *testing.T) {
 	for g := range matrixSources {
 		servers[g], sources[g] = matrixRoute(t, srvNS, cliNS, g)
 	}
-	srv := startSesameServer(t, srvNS, "ENABLE_UDP_SERVER Y;\n", strings.Join(stanzas, "\n"))
+	srv := sesametest.StartServer(t, srvNS, sesametest.ServerOptions{Config: "ENABLE_UDP_SERVER Y;\n", Access: strings.Join(stanzas, "\n")})
 	home := t.TempDir()
 	t0 := time.Now()
 	for i, c := range cases {
@@ -96,7 +94,7 @@ func TestIntegrationSesameMatrix(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		missing := 0
-		lines := strings.Split(srv.log(), "\n")
+		lines := strings.Split(srv.Log(), "\n")
 		for i := range verdicts {
 			for _, l := range lines {
 				if verdicts[i].line == "" && verdicts[i].re.MatchString(l) {
@@ -121,11 +119,11 @@ func TestIntegrationSesameMatrix(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("%d verdicts logged %v after the first knock", len(cases), time.Since(t0))
-	if n := len(srv.logLines("access granted")) + len(srv.logLines("SPA packet rejected")); n != len(cases) {
+	if n := len(srv.LogLines("access granted")) + len(srv.LogLines("SPA packet rejected")); n != len(cases) {
 		t.Errorf("%d verdicts logged, want one per knock (%d)", n, len(cases))
 	}
 
-	grants := srv.fwList()
+	grants := srv.FWList(t)
 	want := 0
 	for _, c := range cases {
 		timeout, granted := timeouts[c.Type]
@@ -136,8 +134,8 @@ func TestIntegrationSesameMatrix(t *testing.T) {
 				t.Errorf("%s: refused type, yet --fw-list has %s %s", c.Name, c.AllowIP, pp)
 			case granted && !ok:
 				t.Errorf("%s: --fw-list has no %s %s", c.Name, c.AllowIP, pp)
-			case granted && (g.expires > timeout || g.expires < timeout-20*time.Second):
-				t.Errorf("%s: %s %s expires in %v, want just under %v", c.Name, c.AllowIP, pp, g.expires, timeout)
+			case granted && (g > timeout || g < timeout-20*time.Second):
+				t.Errorf("%s: %s %s expires in %v, want just under %v", c.Name, c.AllowIP, pp, g, timeout)
 			}
 			if granted {
 				want++
@@ -157,38 +155,39 @@ func TestIntegrationSesameSniffTransports(t *testing.T) {
 	nstest.Require(t, "nft")
 	t.Parallel()
 	srvNS, cliNS := nstest.Pair(t)
-	listenTCP(t, srvNS, ":22")
-	srv := startSesameServer(t, srvNS, fmt.Sprintf("PCAP_INTF %s;\nPCAP_FILTER udp port 62201 or icmp;\nSESAME_GUARD_PORTS tcp/22;\n",
-		srvNS.Ifc), e2eStanza("FW_ACCESS_TIMEOUT 30"))
+	sesametest.Listen(t, srvNS, ":22", sesametest.Banner)
+	srv := sesametest.StartServer(t, srvNS, sesametest.ServerOptions{Config: fmt.Sprintf(
+		"PCAP_INTF %s;\nPCAP_FILTER udp port 62201 or icmp;\nSESAME_GUARD_PORTS tcp/22;\n", srvNS.Ifc),
+		Access: e2eStanza("FW_ACCESS_TIMEOUT 30")})
 	home := t.TempDir()
 	knock := func(allow string, transport ...string) {
 		t.Helper()
 		runIn(t, cliNS, home, append(append([]string{"-D", nstest.SrvIP4, "-a", allow, "-A", "tcp/22"}, e2eKeyArgs...), transport...)...)
 	}
 	ssh := nstest.SrvIP4 + ":22"
-	if r := dialTCP(t, cliNS, ssh, 300*time.Millisecond); r != dialTimeout {
+	if r := sesametest.Dial(t, cliNS, ssh, 300*time.Millisecond); r != sesametest.Timeout {
 		t.Fatalf("tcp/22 before any knock: %v, want timeout (guarded)", r)
 	}
 	knock("10.97.0.2", "-P", "udp")
-	srv.waitLog(5*time.Second, "access granted", "allow=10.97.0.2 ", "ports=tcp/22")
+	srv.WaitLog(t, 1, 5*time.Second, "access granted", "allow=10.97.0.2 ", "ports=tcp/22")
 	knock("10.97.1.2", "-P", "udp", "-S", "40123")
-	srv.waitLog(5*time.Second, "access granted", "allow=10.97.1.2 ")
+	srv.WaitLog(t, 1, 5*time.Second, "access granted", "allow=10.97.1.2 ")
 	knock("10.97.2.2", "-P", "udpraw")
-	srv.waitLog(5*time.Second, "access granted", "allow=10.97.2.2 ")
+	srv.WaitLog(t, 1, 5*time.Second, "access granted", "allow=10.97.2.2 ")
 	knock(nstest.CliIP4, "-P", "icmp")
-	srv.waitLog(5*time.Second, "access granted", "allow="+nstest.CliIP4+" ")
-	waitDialTCP(t, cliNS, ssh, dialOpen, 2*time.Second)
+	srv.WaitLog(t, 1, 5*time.Second, "access granted", "allow="+nstest.CliIP4+" ")
+	sesametest.WaitDial(t, cliNS, ssh, sesametest.Open, 2*time.Second)
 	// The random-port knock goes first; once the knock after it is granted (and a moment
 	// more, as workers handle packets concurrently), the server would have logged it too had
 	// the filter let it through.
 	knock("10.97.3.2", "-r")
 	knock("10.97.4.2", "-P", "udp")
-	srv.waitLog(5*time.Second, "access granted", "allow=10.97.4.2 ")
+	srv.WaitLog(t, 1, 5*time.Second, "access granted", "allow=10.97.4.2 ")
 	time.Sleep(300 * time.Millisecond)
-	if l := srv.logLines("10.97.3.2"); len(l) > 0 {
+	if l := srv.LogLines("10.97.3.2"); len(l) > 0 {
 		t.Errorf("a knock to a random port passed PCAP_FILTER: %q", l)
 	}
-	grants := srv.fwList()
+	grants := srv.FWList(t)
 	for _, a := range []string{"10.97.0.2", "10.97.1.2", "10.97.2.2", nstest.CliIP4, "10.97.4.2"} {
 		if _, ok := grants[a+" tcp/22"]; !ok {
 			t.Errorf("--fw-list has no %s tcp/22: %v", a, grants)
@@ -207,22 +206,22 @@ func TestIntegrationSesameNoAccess(t *testing.T) {
 	t.Parallel()
 	srvNS, cliNS := nstest.Pair(t)
 	const otherKey, otherHMAC = "sesame-other-key", "sesame-other-hmac"
-	srv := startSesameServer(t, srvNS, "ENABLE_UDP_SERVER Y;\n",
-		e2eStanza("OPEN_PORTS tcp/22,tcp/5432", "FW_ACCESS_TIMEOUT 30")+
-			fmt.Sprintf("SOURCE ANY\nKEY %s\nHMAC_KEY %s\nFW_ACCESS_TIMEOUT 30\n", otherKey, otherHMAC))
+	srv := sesametest.StartServer(t, srvNS, sesametest.ServerOptions{Config: "ENABLE_UDP_SERVER Y;\n",
+		Access: e2eStanza("OPEN_PORTS tcp/22,tcp/5432", "FW_ACCESS_TIMEOUT 30") +
+			fmt.Sprintf("SOURCE ANY\nKEY %s\nHMAC_KEY %s\nFW_ACCESS_TIMEOUT 30\n", otherKey, otherHMAC)})
 	home := t.TempDir()
 	out := runIn(t, cliNS, home, append([]string{"-D", nstest.SrvIP4, "-a", "10.96.0.2"}, e2eKeyArgs...)...)
 	if !strings.Contains(out, "OPEN_PORTS") {
 		t.Errorf("knock without -A printed no note about OPEN_PORTS: %s", out)
 	}
-	srv.waitLog(5*time.Second, "access granted", "stanza=1 ", "allow=10.96.0.2 ", "ports=tcp/22,tcp/5432 ", "timeout=30s")
+	srv.WaitLog(t, 1, 5*time.Second, "access granted", "stanza=1 ", "allow=10.96.0.2 ", "ports=tcp/22,tcp/5432 ", "timeout=30s")
 	runIn(t, cliNS, home, "--no-rc-file", "-D", nstest.SrvIP4, "-a", "10.96.1.2", "--key-rijndael", otherKey,
 		"--use-hmac", "--key-hmac", otherHMAC)
-	srv.waitLog(5*time.Second, "SPA packet rejected", "src="+nstest.CliIP4+" ",
+	srv.WaitLog(t, 1, 5*time.Second, "SPA packet rejected", "src="+nstest.CliIP4+" ",
 		`reason="no ports requested and no OPEN_PORTS" stanza=2`)
-	grants := srv.fwList()
+	grants := srv.FWList(t)
 	for _, pp := range []string{"tcp/22", "tcp/5432"} {
-		if g, ok := grants["10.96.0.2 "+pp]; !ok || g.expires > 30*time.Second || g.expires < 20*time.Second {
+		if g, ok := grants["10.96.0.2 "+pp]; !ok || g > 30*time.Second || g < 20*time.Second {
 			t.Errorf("--fw-list: 10.96.0.2 %s: %v %v, want expiry just under 30 s", pp, g, ok)
 		}
 	}
@@ -238,109 +237,29 @@ func TestIntegrationSesameIPv6(t *testing.T) {
 	nstest.Require(t, "nft")
 	t.Parallel()
 	srvNS, cliNS := nstest.Pair(t)
-	listenTCP(t, srvNS, ":22")
-	srv := startSesameServer(t, srvNS, "ENABLE_UDP_SERVER Y;\nSESAME_GUARD_PORTS tcp/22;\n",
-		e2eStanza("FW_ACCESS_TIMEOUT 3"))
+	sesametest.Listen(t, srvNS, ":22", sesametest.Banner)
+	srv := sesametest.StartServer(t, srvNS, sesametest.ServerOptions{Config: "ENABLE_UDP_SERVER Y;\nSESAME_GUARD_PORTS tcp/22;\n",
+		Access: e2eStanza("FW_ACCESS_TIMEOUT 3")})
 	ssh6, ssh4 := "["+nstest.SrvIP6+"]:22", nstest.SrvIP4+":22"
-	if r := dialTCP(t, cliNS, ssh6, 300*time.Millisecond); r != dialTimeout {
+	if r := sesametest.Dial(t, cliNS, ssh6, 300*time.Millisecond); r != sesametest.Timeout {
 		t.Fatalf("before the knock: %v, want timeout", r)
 	}
 	start := time.Now()
 	runIn(t, cliNS, t.TempDir(), append([]string{"-6", "-D", nstest.SrvIP6, "-a", nstest.CliIP6, "-A", "tcp/22"}, e2eKeyArgs...)...)
-	waitDialTCP(t, cliNS, ssh6, dialOpen, 2*time.Second)
+	sesametest.WaitDial(t, cliNS, ssh6, sesametest.Open, 2*time.Second)
 	t.Logf("open over IPv6 %v after the knock started", time.Since(start))
-	srv.waitLog(time.Second, "access granted", "src="+nstest.CliIP6+" ", "allow="+nstest.CliIP6+" ", "ports=tcp/22 ", "timeout=3s")
-	if _, ok := srv.fwList()[nstest.CliIP6+" tcp/22"]; !ok {
+	srv.WaitLog(t, 1, time.Second, "access granted", "src="+nstest.CliIP6+" ", "allow="+nstest.CliIP6+" ", "ports=tcp/22 ", "timeout=3s")
+	if _, ok := srv.FWList(t)[nstest.CliIP6+" tcp/22"]; !ok {
 		t.Errorf("--fw-list has no %s tcp/22", nstest.CliIP6)
 	}
 	if set := srvNS.Run(t, "nft", "list", "set", "inet", "sesame", "grants6"); !strings.Contains(set, nstest.CliIP6+" . tcp . 22") {
 		t.Errorf("grants6 lacks the grant:\n%s", set)
 	}
-	if r := dialTCP(t, cliNS, ssh4, 300*time.Millisecond); r != dialTimeout {
+	if r := sesametest.Dial(t, cliNS, ssh4, 300*time.Millisecond); r != sesametest.Timeout {
 		t.Errorf("IPv4 after an IPv6 grant: %v, want timeout", r)
 	}
-	waitDialTCP(t, cliNS, ssh6, dialTimeout, 6*time.Second)
+	sesametest.WaitDial(t, cliNS, ssh6, sesametest.Timeout, 6*time.Second)
 	if el := time.Since(start); el < 2500*time.Millisecond || el > 7*time.Second {
 		t.Errorf("grant lasted about %v, want about 3 s", el)
-	}
-}
-
-// listenTCP runs a TCP server on addr inside ns that writes a banner and closes each
-// connection; it stops at cleanup.
-func listenTCP(t *testing.T, ns *nstest.NS, addr string) {
-	t.Helper()
-	var ln net.Listener
-	if err := ns.Do(t, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
-		t.Fatalf("listen %s: %v", addr, err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("SSH-2.0-sesame-test\r\n"))
-			c.Close()
-		}
-	}()
-}
-
-type dialResult int
-
-const (
-	dialOpen dialResult = iota
-	dialTimeout
-	dialRefused
-)
-
-func (r dialResult) String() string { return [...]string{"open", "timeout", "refused"}[r] }
-
-// dialTCP tries one TCP connection from ns to addr.
-func dialTCP(t *testing.T, ns *nstest.NS, addr string, timeout time.Duration) dialResult {
-	t.Helper()
-	var res dialResult
-	err := ns.Do(t, func() error {
-		c, err := net.DialTimeout("tcp", addr, timeout)
-		var ne net.Error
-		switch {
-		case err == nil:
-			c.Close()
-			res = dialOpen
-		case errors.Is(err, syscall.ECONNREFUSED):
-			res = dialRefused
-		case errors.As(err, &ne) && ne.Timeout():
-			res = dialTimeout
-		default:
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	return res
-}
-
-// waitDialTCP retries dialTCP until it gives want. A timeout must be seen twice in a row
-// (300 ms each), so one SYN lost on a loaded machine does not count as shut.
-func waitDialTCP(t *testing.T, ns *nstest.NS, addr string, want dialResult, within time.Duration) {
-	t.Helper()
-	start, streak := time.Now(), 0
-	for {
-		r := dialTCP(t, ns, addr, 300*time.Millisecond)
-		if r == want {
-			if streak++; want != dialTimeout || streak == 2 {
-				return
-			}
-			continue
-		}
-		streak = 0
-		if time.Since(start) > within {
-			t.Fatalf("dial %s: %v, still not %v after %v", addr, r, want, within)
-		}
-		if r != dialTimeout {
-			time.Sleep(10 * time.Millisecond)
-		}
 	}
 }

@@ -2,14 +2,9 @@ package server
 
 import (
 	"crypto/rand"
-	"errors"
-	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,213 +19,6 @@ const (
 )
 
 var testKeys = spa.Keys{Key: []byte(testKey), HMACKey: []byte(testHMAC)}
-
-// daemon is a "sesame server" process started by a test inside a namespace.
-type daemon struct {
-	t       *testing.T
-	ns      *nstest.NS
-	dir     string
-	conf    string
-	access  string
-	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
-}
-
-// writeConfigs writes fwknopd.conf (serverConf plus run-dir settings) and access.conf into a
-// new directory.
-func writeConfigs(t *testing.T, serverConf, accessConf string) (dir, conf, access string) {
-	t.Helper()
-	dir = t.TempDir()
-	conf, access = filepath.Join(dir, "fwknopd.conf"), filepath.Join(dir, "access.conf")
-	run := filepath.Join(dir, "run")
-	full := fmt.Sprintf("FWKNOP_RUN_DIR %s;\nFWKNOP_PID_FILE %s/sesame.pid;\nDIGEST_FILE %s/digest.cache;\n%s",
-		run, run, run, serverConf)
-	if err := os.WriteFile(conf, []byte(full), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(access, []byte(accessConf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(run, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	return dir, conf, access
-}
-
-// startDaemon starts sesame server -f in ns and waits until it is listening.
-func startDaemon(t *testing.T, ns *nstest.NS, serverConf, accessConf string, args ...string) *daemon {
-	t.Helper()
-	dir, conf, access := writeConfigs(t, serverConf, accessConf)
-	d := &daemon{t: t, ns: ns, dir: dir, conf: conf, access: access, logPath: filepath.Join(dir, "sesame.log")}
-	d.start(args...)
-	return d
-}
-
-func (d *daemon) start(args ...string) {
-	t := d.t
-	t.Helper()
-	f, err := os.OpenFile(d.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	before := len(d.log())
-	cmd := d.ns.Command(nstest.Binary(t), append([]string{"server", "-f", "-c", d.conf, "-a", d.access}, args...)...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start sesame server: %v", err)
-	}
-	d.cmd, d.done = cmd, make(chan struct{})
-	done := d.done
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() { d.stop(syscall.SIGTERM) })
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if strings.Contains(d.log()[before:], "sesame server started") {
-			return
-		}
-		select {
-		case <-done:
-			t.Fatalf("sesame server exited at start:\n%s", d.log())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	t.Fatalf("sesame server did not start:\n%s", d.log())
-}
-
-// stop sends sig and waits for the process to exit (SIGKILL after 5 s).
-func (d *daemon) stop(sig syscall.Signal) {
-	if d.cmd == nil {
-		return
-	}
-	select {
-	case <-d.done:
-		return
-	default:
-	}
-	d.cmd.Process.Signal(sig)
-	select {
-	case <-d.done:
-	case <-time.After(5 * time.Second):
-		d.cmd.Process.Kill()
-		<-d.done
-		d.t.Errorf("sesame server did not stop on %v", sig)
-	}
-}
-
-func (d *daemon) log() string {
-	b, _ := os.ReadFile(d.logPath)
-	return string(b)
-}
-
-// waitLog waits until the log holds n lines containing every one of substrs.
-func (d *daemon) waitLog(n int, timeout time.Duration, substrs ...string) []string {
-	d.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		var hits []string
-		for _, l := range strings.Split(d.log(), "\n") {
-			ok := true
-			for _, s := range substrs {
-				ok = ok && strings.Contains(l, s)
-			}
-			if ok {
-				hits = append(hits, l)
-			}
-		}
-		if len(hits) >= n {
-			return hits
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("no %d log line(s) with %q within %v:\n%s", n, substrs, timeout, d.log())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// listen runs a TCP server on addr inside ns that writes a banner and closes each connection.
-func listen(t *testing.T, ns *nstest.NS, addr string) {
-	t.Helper()
-	var ln net.Listener
-	if err := ns.Do(t, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
-		t.Fatalf("listen %s: %v", addr, err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("SSH-2.0-sesame-test\r\n"))
-			c.Close()
-		}
-	}()
-}
-
-type dialResult int
-
-const (
-	dialOpen dialResult = iota
-	dialTimeout
-	dialRefused
-)
-
-func (r dialResult) String() string { return [...]string{"open", "timeout", "refused"}[r] }
-
-// dial tries one TCP connection from ns to addr.
-func dial(t *testing.T, ns *nstest.NS, addr string, timeout time.Duration) dialResult {
-	t.Helper()
-	var res dialResult
-	err := ns.Do(t, func() error {
-		c, err := net.DialTimeout("tcp", addr, timeout)
-		switch {
-		case err == nil:
-			c.Close()
-			res = dialOpen
-		case errors.Is(err, syscall.ECONNREFUSED):
-			res = dialRefused
-		default:
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				res = dialTimeout
-				return nil
-			}
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	return res
-}
-
-// waitDial retries dial until it gives want, and returns how long that took. A timeout must
-// be seen twice in a row (300 ms each), so one SYN lost on a loaded machine is not "shut".
-func waitDial(t *testing.T, ns *nstest.NS, addr string, want dialResult, within time.Duration) time.Duration {
-	t.Helper()
-	start := time.Now()
-	streak := 0
-	for {
-		r := dial(t, ns, addr, 300*time.Millisecond)
-		if r == want {
-			streak++
-			if want != dialTimeout || streak == 2 {
-				return time.Since(start)
-			}
-			continue
-		}
-		streak = 0
-		if time.Since(start) > within {
-			t.Fatalf("dial %s: %v, still not %v after %v", addr, r, want, within)
-		}
-		if r != dialTimeout {
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-}
 
 // fwknop runs Debian's real client in ns with test keys and the given extra arguments.
 func fwknop(t *testing.T, ns *nstest.NS, args ...string) string {
@@ -298,25 +86,6 @@ func sendUDP(t *testing.T, ns *nstest.NS, laddr, raddr string, payloads ...[]byt
 	}
 }
 
-// fwList runs "sesame server --fw-list" against d's configuration.
-func (d *daemon) fwList() string {
-	d.t.Helper()
-	out, err := d.ns.Command(nstest.Binary(d.t), "server", "-c", d.conf, "-a", d.access, "--fw-list").CombinedOutput()
-	if err != nil {
-		d.t.Fatalf("--fw-list: %v\n%s", err, out)
-	}
-	return string(out)
-}
-
-const syscallHUP = syscall.SIGHUP
-
-func writeFileT(t *testing.T, path, text string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 const b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 // garbage returns n random payloads of base64 characters (they pass the cheap wire checks, so
@@ -370,14 +139,4 @@ func flood(t *testing.T, ns *nstest.NS, raddr string, rate int, stop <-chan stru
 		t.Errorf("flood: %v", err)
 	}
 	return n
-}
-
-// ctl runs "sesame server -c CONF ARGS..." (a control command such as -R, -S, -K).
-func (d *daemon) ctl(args ...string) string {
-	d.t.Helper()
-	out, err := d.ns.Command(nstest.Binary(d.t), append([]string{"server", "-c", d.conf, "-a", d.access}, args...)...).CombinedOutput()
-	if err != nil {
-		d.t.Fatalf("sesame server %v: %v\n%s", args, err, out)
-	}
-	return string(out)
 }

@@ -3,10 +3,12 @@ package server
 import (
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sesame-spa/sesame/internal/nstest"
+	"github.com/sesame-spa/sesame/internal/sesametest"
 	"github.com/sesame-spa/sesame/spa"
 )
 
@@ -33,27 +35,27 @@ func third(t *testing.T, srv *nstest.NS) *nstest.NS {
 
 // knockCycle checks the core promise against a running server: shut before, open after the
 // real client's knock (for the client only), shut again after FW_ACCESS_TIMEOUT (3 s).
-func knockCycle(t *testing.T, d *daemon, cli, other *nstest.NS, fwknopArgs ...string) {
+func knockCycle(t *testing.T, d *sesametest.Server, cli, other *nstest.NS, fwknopArgs ...string) {
 	t.Helper()
-	if r := dial(t, cli, sshAddr4, 300*time.Millisecond); r != dialTimeout {
+	if r := sesametest.Dial(t, cli, sshAddr4, 300*time.Millisecond); r != sesametest.Timeout {
 		t.Fatalf("before knock: %v, want timeout", r)
 	}
-	if r := dial(t, other, "10.98.0.1:22", 300*time.Millisecond); r != dialTimeout {
+	if r := sesametest.Dial(t, other, "10.98.0.1:22", 300*time.Millisecond); r != sesametest.Timeout {
 		t.Fatalf("third namespace before knock: %v, want timeout", r)
 	}
 	start := time.Now()
 	fwknop(t, cli, append([]string{"-A", "tcp/22", "-a", nstest.CliIP4, "-D", nstest.SrvIP4}, fwknopArgs...)...)
-	open := waitDial(t, cli, sshAddr4, dialOpen, 2*time.Second)
+	open := sesametest.WaitDial(t, cli, sshAddr4, sesametest.Open, 2*time.Second)
 	t.Logf("open %v after the client started (%v after it exited)", time.Since(start), open)
-	d.waitLog(1, time.Second, "access granted", "src="+nstest.CliIP4, "ports=tcp/22")
-	if r := dial(t, other, "10.98.0.1:22", 300*time.Millisecond); r != dialTimeout {
+	d.WaitLog(t, 1, time.Second, "access granted", "src="+nstest.CliIP4, "ports=tcp/22")
+	if r := sesametest.Dial(t, other, "10.98.0.1:22", 300*time.Millisecond); r != sesametest.Timeout {
 		t.Errorf("third namespace after knock: %v, want timeout", r)
 	}
-	shut := waitDial(t, cli, sshAddr4, dialTimeout, 6*time.Second)
+	shut := sesametest.WaitDial(t, cli, sshAddr4, sesametest.Timeout, 6*time.Second)
 	if total := time.Since(start); total < 2500*time.Millisecond || total > 6*time.Second {
 		t.Errorf("grant lasted about %v, want about 3 s", total)
 	}
-	t.Logf("shut again %v later; log:\n%s", shut, d.log())
+	t.Logf("shut again %v later; log:\n%s", shut, d.Log())
 }
 
 // UDP-server mode on a host without a firewall: SESAME_GUARD_PORTS closes tcp/22.
@@ -62,9 +64,9 @@ func TestIntegrationUDPGuard(t *testing.T) {
 	t.Parallel()
 	srv, cli := nstest.Pair(t)
 	other := third(t, srv)
-	listen(t, srv, ":22")
-	d := startDaemon(t, srv, "ENABLE_UDP_SERVER Y;\nSESAME_GUARD_PORTS tcp/22;\n",
-		accessStanza("10.99.0.0/24, 10.98.0.0/24"))
+	sesametest.Listen(t, srv, ":22", sesametest.Banner)
+	d := sesametest.StartServer(t, srv, sesametest.ServerOptions{Config: "ENABLE_UDP_SERVER Y;\nSESAME_GUARD_PORTS tcp/22;\n",
+		Access: accessStanza("10.99.0.0/24, 10.98.0.0/24")})
 	knockCycle(t, d, cli, other)
 }
 
@@ -75,12 +77,12 @@ func TestIntegrationSniffIptablesDrop(t *testing.T) {
 	t.Parallel()
 	srv, cli := nstest.Pair(t)
 	other := third(t, srv)
-	listen(t, srv, ":22")
+	sesametest.Listen(t, srv, ":22", sesametest.Banner)
 	srv.Run(t, "iptables", "-A", "INPUT", "-i", "lo", "-j", "ACCEPT")
 	srv.Run(t, "iptables", "-A", "INPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
 	srv.Run(t, "iptables", "-P", "INPUT", "DROP")
-	d := startDaemon(t, srv, fmt.Sprintf("PCAP_INTF %s;\nSESAME_HOST_CHAIN iptables;\n", srv.Ifc),
-		accessStanza("10.99.0.0/24, 10.98.0.0/24"))
+	d := sesametest.StartServer(t, srv, sesametest.ServerOptions{Config: fmt.Sprintf("PCAP_INTF %s;\nSESAME_HOST_CHAIN iptables;\n", srv.Ifc),
+		Access: accessStanza("10.99.0.0/24, 10.98.0.0/24")})
 	knockCycle(t, d, cli, other)
 }
 
@@ -89,14 +91,14 @@ func TestIntegrationClientTimeout(t *testing.T) {
 	nstest.Require(t, "fwknop", "nft")
 	t.Parallel()
 	srv, cli := nstest.Pair(t)
-	listen(t, srv, ":22")
-	d := startDaemon(t, srv, "ENABLE_UDP_SERVER Y;\nSESAME_GUARD_PORTS tcp/22;\n",
-		fmt.Sprintf("SOURCE ANY\nKEY %s\nHMAC_KEY %s\nFW_ACCESS_TIMEOUT 60\nMAX_FW_TIMEOUT 2\n", testKey, testHMAC))
+	sesametest.Listen(t, srv, ":22", sesametest.Banner)
+	d := sesametest.StartServer(t, srv, sesametest.ServerOptions{Config: "ENABLE_UDP_SERVER Y;\nSESAME_GUARD_PORTS tcp/22;\n",
+		Access: fmt.Sprintf("SOURCE ANY\nKEY %s\nHMAC_KEY %s\nFW_ACCESS_TIMEOUT 60\nMAX_FW_TIMEOUT 2\n", testKey, testHMAC)})
 	start := time.Now()
 	fwknop(t, cli, "-A", "tcp/22", "-a", nstest.CliIP4, "-D", nstest.SrvIP4, "-f", "30")
-	waitDial(t, cli, sshAddr4, dialOpen, 2*time.Second)
-	d.waitLog(1, time.Second, "access granted", "timeout=2s")
-	waitDial(t, cli, sshAddr4, dialTimeout, 5*time.Second)
+	sesametest.WaitDial(t, cli, sshAddr4, sesametest.Open, 2*time.Second)
+	d.WaitLog(t, 1, time.Second, "access granted", "timeout=2s")
+	sesametest.WaitDial(t, cli, sshAddr4, sesametest.Timeout, 5*time.Second)
 	if el := time.Since(start); el > 5*time.Second {
 		t.Errorf("client timeout grant lasted %v, want about 2 s", el)
 	}
@@ -108,21 +110,21 @@ func TestIntegrationIPv6(t *testing.T) {
 	nstest.Require(t, "nft")
 	t.Parallel()
 	srv, cli := nstest.Pair(t)
-	listen(t, srv, ":22")
-	d := startDaemon(t, srv, "ENABLE_UDP_SERVER Y;\nSESAME_GUARD_PORTS tcp/22;\n", accessStanza("fd99::/64"))
-	if r := dial(t, cli, sshAddr6, 300*time.Millisecond); r != dialTimeout {
+	sesametest.Listen(t, srv, ":22", sesametest.Banner)
+	d := sesametest.StartServer(t, srv, sesametest.ServerOptions{Config: "ENABLE_UDP_SERVER Y;\nSESAME_GUARD_PORTS tcp/22;\n", Access: accessStanza("fd99::/64")})
+	if r := sesametest.Dial(t, cli, sshAddr6, 300*time.Millisecond); r != sesametest.Timeout {
 		t.Fatalf("before knock: %v, want timeout", r)
 	}
 	sendUDP(t, cli, "", spaAddr6, encode(t, spa.Message{Message: nstest.CliIP6 + ",tcp/22"}, testKeys))
-	waitDial(t, cli, sshAddr6, dialOpen, 2*time.Second)
-	d.waitLog(1, time.Second, "access granted", "src="+nstest.CliIP6)
-	if r := dial(t, cli, sshAddr4, 300*time.Millisecond); r != dialTimeout {
+	sesametest.WaitDial(t, cli, sshAddr6, sesametest.Open, 2*time.Second)
+	d.WaitLog(t, 1, time.Second, "access granted", "src="+nstest.CliIP6)
+	if r := sesametest.Dial(t, cli, sshAddr4, 300*time.Millisecond); r != sesametest.Timeout {
 		t.Errorf("IPv4 after an IPv6 grant: %v, want timeout", r)
 	}
 	// 0.0.0.0 over IPv6 grants the packet's IPv6 source.
-	waitDial(t, cli, sshAddr6, dialTimeout, 6*time.Second)
+	sesametest.WaitDial(t, cli, sshAddr6, sesametest.Timeout, 6*time.Second)
 	sendUDP(t, cli, "", spaAddr6, encode(t, spa.Message{Message: "0.0.0.0,tcp/22"}, testKeys))
-	waitDial(t, cli, sshAddr6, dialOpen, 2*time.Second)
+	sesametest.WaitDial(t, cli, sshAddr6, sesametest.Open, 2*time.Second)
 }
 
 // Every rejection class: no grant, and one log line with the source and the reason.
@@ -140,7 +142,7 @@ func TestIntegrationRejections(t *testing.T) {
 		accessStanza("10.99.0.7", "REQUIRE_SOURCE_ADDRESS Y") +
 		accessStanza("10.99.0.8", "SESAME_REQUIRE_SOURCE_MATCH Y") +
 		accessStanza("10.99.0.2")
-	d := startDaemon(t, srv, "ENABLE_UDP_SERVER Y;\nSESAME_GUARD_PORTS tcp/22;\n", access)
+	d := sesametest.StartServer(t, srv, sesametest.ServerOptions{Config: "ENABLE_UDP_SERVER Y;\nSESAME_GUARD_PORTS tcp/22;\n", Access: access})
 	now := time.Now().Unix()
 	good := encode(t, spa.Message{Message: "10.99.0.2,tcp/22"}, testKeys)
 	cases := []struct {
@@ -163,20 +165,20 @@ func TestIntegrationRejections(t *testing.T) {
 	}
 	for _, c := range cases {
 		sendUDP(t, cli, c.src+":0", spaAddr4, c.wire)
-		d.waitLog(1, 2*time.Second, "SPA packet rejected", "src="+c.src+" ", fmt.Sprintf("reason=%q", c.reason))
+		d.WaitLog(t, 1, 2*time.Second, "SPA packet rejected", "src="+c.src+" ", fmt.Sprintf("reason=%q", c.reason))
 	}
 	// Replay: accepted once, refused after.
 	sendUDP(t, cli, "", spaAddr4, good)
-	d.waitLog(1, 2*time.Second, "access granted", "src=10.99.0.2")
+	d.WaitLog(t, 1, 2*time.Second, "access granted", "src=10.99.0.2")
 	sendUDP(t, cli, "10.99.0.5:0", spaAddr4, good)
-	d.waitLog(1, 2*time.Second, "SPA packet rejected", "src=10.99.0.5 ", "reason=replay")
+	d.WaitLog(t, 1, 2*time.Second, "SPA packet rejected", "src=10.99.0.5 ", "reason=replay")
 	// Malformed packets are dropped without a grant (logged at debug level only).
 	sendUDP(t, cli, "", spaAddr4, []byte("hello"), append([]byte("U2FsdGVkX1"), good...))
 	time.Sleep(200 * time.Millisecond)
-	if n := strings.Count(d.log(), "access granted"); n != 1 {
-		t.Fatalf("%d grants, want only the one valid packet's:\n%s", n, d.log())
+	if n := strings.Count(d.Log(), "access granted"); n != 1 {
+		t.Fatalf("%d grants, want only the one valid packet's:\n%s", n, d.Log())
 	}
-	list := d.fwList()
+	list := d.Ctl(t, "--fw-list")
 	if !strings.Contains(list, "1 live grant") || !strings.Contains(list, "10.99.0.2") {
 		t.Errorf("--fw-list:\n%s", list)
 	}
@@ -188,29 +190,29 @@ func TestIntegrationKill9Restart(t *testing.T) {
 	nstest.Require(t, "nft")
 	t.Parallel()
 	srv, cli := nstest.Pair(t)
-	listen(t, srv, ":22")
-	d := startDaemon(t, srv, "ENABLE_UDP_SERVER Y;\nSESAME_GUARD_PORTS tcp/22;\n",
-		fmt.Sprintf("SOURCE ANY\nKEY %s\nHMAC_KEY %s\nFW_ACCESS_TIMEOUT 4\n", testKey, testHMAC))
+	sesametest.Listen(t, srv, ":22", sesametest.Banner)
+	d := sesametest.StartServer(t, srv, sesametest.ServerOptions{Config: "ENABLE_UDP_SERVER Y;\nSESAME_GUARD_PORTS tcp/22;\n",
+		Access: fmt.Sprintf("SOURCE ANY\nKEY %s\nHMAC_KEY %s\nFW_ACCESS_TIMEOUT 4\n", testKey, testHMAC)})
 	pkt := encode(t, spa.Message{Message: nstest.CliIP4 + ",tcp/22"}, testKeys)
 	start := time.Now()
 	sendUDP(t, cli, "", spaAddr4, pkt)
-	waitDial(t, cli, sshAddr4, dialOpen, 2*time.Second)
-	d.stop(9)
-	if r := dial(t, cli, sshAddr4, 300*time.Millisecond); r != dialOpen {
+	sesametest.WaitDial(t, cli, sshAddr4, sesametest.Open, 2*time.Second)
+	d.Stop(t, syscall.SIGKILL)
+	if r := sesametest.Dial(t, cli, sshAddr4, 300*time.Millisecond); r != sesametest.Open {
 		t.Fatalf("after kill -9: %v, want the grant still open", r)
 	}
-	d.start()
-	if r := dial(t, cli, sshAddr4, 300*time.Millisecond); r != dialOpen {
+	d.Restart(t)
+	if r := sesametest.Dial(t, cli, sshAddr4, 300*time.Millisecond); r != sesametest.Open {
 		t.Fatalf("after restart: %v, want the grant kept", r)
 	}
 	sendUDP(t, cli, "", spaAddr4, pkt)
-	d.waitLog(1, 2*time.Second, "SPA packet rejected", "reason=replay")
-	waitDial(t, cli, sshAddr4, dialTimeout, 6*time.Second)
+	d.WaitLog(t, 1, 2*time.Second, "SPA packet rejected", "reason=replay")
+	sesametest.WaitDial(t, cli, sshAddr4, sesametest.Timeout, 6*time.Second)
 	if el := time.Since(start); el < 3500*time.Millisecond || el > 6*time.Second {
 		t.Errorf("grant lasted %v, want about 4 s", el)
 	}
 	// SIGTERM with FLUSH_IPT_AT_EXIT (default Y) removes sesame's table.
-	d.stop(15)
+	d.Stop(t, syscall.SIGTERM)
 	if out := srv.Run(t, "nft", "list", "tables"); strings.Contains(out, "sesame") {
 		t.Errorf("table left after SIGTERM:\n%s", out)
 	}
@@ -221,34 +223,34 @@ func TestIntegrationReload(t *testing.T) {
 	nstest.Require(t, "nft")
 	t.Parallel()
 	srv, cli := nstest.Pair(t)
-	listen(t, srv, ":22")
-	d := startDaemon(t, srv, "ENABLE_UDP_SERVER Y;\nSESAME_GUARD_PORTS tcp/22;\n",
-		fmt.Sprintf("SOURCE ANY\nKEY %s\nHMAC_KEY %s\nFW_ACCESS_TIMEOUT 30\n", testKey, testHMAC))
+	sesametest.Listen(t, srv, ":22", sesametest.Banner)
+	d := sesametest.StartServer(t, srv, sesametest.ServerOptions{Config: "ENABLE_UDP_SERVER Y;\nSESAME_GUARD_PORTS tcp/22;\n",
+		Access: fmt.Sprintf("SOURCE ANY\nKEY %s\nHMAC_KEY %s\nFW_ACCESS_TIMEOUT 30\n", testKey, testHMAC)})
 	sendUDP(t, cli, "", spaAddr4, encode(t, spa.Message{Message: nstest.CliIP4 + ",tcp/22"}, testKeys))
-	waitDial(t, cli, sshAddr4, dialOpen, 2*time.Second)
+	sesametest.WaitDial(t, cli, sshAddr4, sesametest.Open, 2*time.Second)
 	newKeys := spa.Keys{Key: []byte("newkey"), HMACKey: []byte("newhmac")}
-	writeFileT(t, d.access, "SOURCE ANY\nKEY newkey\nHMAC_KEY newhmac\nFW_ACCESS_TIMEOUT 30\n")
-	if out := d.ctl("-R"); !strings.Contains(out, "SIGHUP") { // fwknopd -R
+	sesametest.WriteFile(t, d.Access, "SOURCE ANY\nKEY newkey\nHMAC_KEY newhmac\nFW_ACCESS_TIMEOUT 30\n")
+	if out := d.Ctl(t, "-R"); !strings.Contains(out, "SIGHUP") { // fwknopd -R
 		t.Errorf("-R: %s", out)
 	}
-	d.waitLog(1, 2*time.Second, "configuration reloaded")
-	if r := dial(t, cli, sshAddr4, 300*time.Millisecond); r != dialOpen {
+	d.WaitLog(t, 1, 2*time.Second, "configuration reloaded")
+	if r := sesametest.Dial(t, cli, sshAddr4, 300*time.Millisecond); r != sesametest.Open {
 		t.Fatalf("after SIGHUP: %v, want the grant kept", r)
 	}
 	sendUDP(t, cli, "", spaAddr4, encode(t, spa.Message{Message: "10.99.0.2,udp/53"}, testKeys))
-	d.waitLog(1, 2*time.Second, "reason=\"HMAC mismatch\"")
+	d.WaitLog(t, 1, 2*time.Second, "reason=\"HMAC mismatch\"")
 	sendUDP(t, cli, "", spaAddr4, encode(t, spa.Message{Message: "10.99.0.2,udp/53"}, newKeys))
-	d.waitLog(1, 2*time.Second, "access granted", "ports=udp/53")
-	if out := d.ctl("-S"); !strings.Contains(out, fmt.Sprintf("running (pid=%d)", d.cmd.Process.Pid)) {
+	d.WaitLog(t, 1, 2*time.Second, "access granted", "ports=udp/53")
+	if out := d.Ctl(t, "-S"); !strings.Contains(out, fmt.Sprintf("running (pid=%d)", d.PID)) {
 		t.Errorf("-S: %s", out)
 	}
-	d.ctl("-K")
+	d.Ctl(t, "-K")
 	select {
-	case <-d.done:
+	case <-d.Done():
 	case <-time.After(3 * time.Second):
 		t.Fatal("-K did not stop the server")
 	}
-	if out, err := d.ns.Command(nstest.Binary(t), "server", "-c", d.conf, "-S").CombinedOutput(); err == nil ||
+	if out, err := d.NS.Command(nstest.Binary(t), "server", "-c", d.Conf, "-S").CombinedOutput(); err == nil ||
 		!strings.Contains(string(out), "No running") {
 		t.Errorf("-S after -K: %v %s", err, out)
 	}
@@ -264,23 +266,17 @@ func TestIntegrationFlood(t *testing.T) {
 	t.Parallel()
 	srv, cli := nstest.Pair(t)
 	flooder := third(t, srv)
-	listen(t, srv, ":22")
-	d := startDaemon(t, srv, "ENABLE_UDP_SERVER Y;\nSESAME_GUARD_PORTS tcp/22;\n",
-		fmt.Sprintf("SOURCE ANY\nKEY %s\nHMAC_KEY %s\nFW_ACCESS_TIMEOUT 3\n", testKey, testHMAC))
+	sesametest.Listen(t, srv, ":22", sesametest.Banner)
+	d := sesametest.StartServer(t, srv, sesametest.ServerOptions{Config: "ENABLE_UDP_SERVER Y;\nSESAME_GUARD_PORTS tcp/22;\n",
+		Access: fmt.Sprintf("SOURCE ANY\nKEY %s\nHMAC_KEY %s\nFW_ACCESS_TIMEOUT 3\n", testKey, testHMAC)})
 	stop := make(chan struct{})
 	flooded := make(chan int)
 	go func() { flooded <- flood(t, flooder, "10.98.0.1:62201", floodRate, stop) }()
 	time.Sleep(300 * time.Millisecond)
-	t.Cleanup(func() {
-		if t.Failed() {
-			d.stop(15)
-			t.Logf("log:\n%s", d.log())
-		}
-	})
 	for i := 0; i < 3; i++ { // three knocks, each must get through
 		fwknop(t, cli, "-A", "tcp/22", "-a", nstest.CliIP4, "-D", nstest.SrvIP4, "-f", "1")
-		waitDial(t, cli, sshAddr4, dialOpen, 2*time.Second)
-		waitDial(t, cli, sshAddr4, dialTimeout, 3*time.Second)
+		sesametest.WaitDial(t, cli, sshAddr4, sesametest.Open, 2*time.Second)
+		sesametest.WaitDial(t, cli, sshAddr4, sesametest.Timeout, 3*time.Second)
 	}
 	close(stop)
 	n := <-flooded
@@ -288,9 +284,9 @@ func TestIntegrationFlood(t *testing.T) {
 	if n < 10000 {
 		t.Errorf("only %d flood packets sent", n)
 	}
-	d.waitLog(3, time.Second, "access granted", "src="+nstest.CliIP4)
-	if strings.Contains(d.log(), "src=10.98.0.2") && strings.Count(d.log(), "src=10.98.0.2") > 2*20+5 {
-		t.Errorf("flood source not rate-limited in the log: %d lines", strings.Count(d.log(), "src=10.98.0.2"))
+	d.WaitLog(t, 3, time.Second, "access granted", "src="+nstest.CliIP4)
+	if strings.Contains(d.Log(), "src=10.98.0.2") && strings.Count(d.Log(), "src=10.98.0.2") > 2*20+5 {
+		t.Errorf("flood source not rate-limited in the log: %d lines", strings.Count(d.Log(), "src=10.98.0.2"))
 	}
 }
 

@@ -1,18 +1,14 @@
 package sshproxy
 
 import (
-	"bytes"
-	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sesame-spa/sesame/internal/fwknoptest"
 	"github.com/sesame-spa/sesame/internal/nstest"
+	"github.com/sesame-spa/sesame/internal/sesametest"
 )
 
 // TestIntegrationSSHBehindFwknopd: a real sshd listens on 10.99.0.1:22 in a server namespace
@@ -21,14 +17,6 @@ import (
 // SPA_SERVER is the host, get in, and run a command.
 func TestIntegrationSSHBehindFwknopd(t *testing.T) {
 	nstest.Require(t, "fwknopd", "iptables", "sshd", "ssh", "ssh-keygen", "nc")
-	bin := nstest.Binary(t)
-	if _, err := os.Stat("/run/sshd"); os.IsNotExist(err) {
-		// sshd's privilege separation directory (systemd creates it for the service).
-		if err := os.Mkdir("/run/sshd", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.Remove("/run/sshd") })
-	}
 	srvNS, cliNS := nstest.Pair(t)
 	for _, rule := range [][]string{
 		{"-A", "INPUT", "-i", "lo", "-j", "ACCEPT"},
@@ -43,47 +31,7 @@ func TestIntegrationSSHBehindFwknopd(t *testing.T) {
 		"\nHMAC_KEY_BASE64 " + hmacB64 + "\nOPEN_PORTS tcp/22\nREQUIRE_SOURCE_ADDRESS Y\nFW_ACCESS_TIMEOUT 30\n"})
 
 	// sshd with a throwaway host key and an authorized user key.
-	dir := t.TempDir()
-	for _, k := range []string{"host_key", "user_key"} {
-		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", k, "-f", filepath.Join(dir, k)).CombinedOutput(); err != nil {
-			t.Fatalf("ssh-keygen: %v\n%s", err, out)
-		}
-	}
-	userPub, _ := os.ReadFile(filepath.Join(dir, "user_key.pub"))
-	hostPub, _ := os.ReadFile(filepath.Join(dir, "host_key.pub"))
-	write := func(name, text string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	write("authorized_keys", string(userPub))
-	knownHosts := write("known_hosts", nstest.SrvIP4+" "+string(hostPub))
-	conf := write("sshd_config", fmt.Sprintf("Port 22\nListenAddress %s\nHostKey %s\nPidFile %s\nAuthorizedKeysFile %s\n"+
-		"StrictModes no\nUseDNS no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n",
-		nstest.SrvIP4, filepath.Join(dir, "host_key"), filepath.Join(dir, "sshd.pid"), filepath.Join(dir, "authorized_keys")))
-	var sshdLog bytes.Buffer
-	sshd := srvNS.Command("/usr/sbin/sshd", "-D", "-e", "-f", conf)
-	sshd.Stdout, sshd.Stderr = &sshdLog, &sshdLog
-	srvNS.Start(t, sshd)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		err := srvNS.Do(t, func() error {
-			c, err := net.DialTimeout("tcp", nstest.SrvIP4+":22", 200*time.Millisecond)
-			if err == nil {
-				c.Close()
-			}
-			return err
-		})
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd not listening: %v\n%s", err, sshdLog.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	sshd := sesametest.StartSSHD(t, srvNS, sesametest.NewSSHKeys(t, nstest.SrvIP4), nstest.SrvIP4)
 
 	// Closed before the knock.
 	if out, err := cliNS.Command("nc", "-z", "-w", "1", nstest.SrvIP4, "22").CombinedOutput(); err == nil {
@@ -91,27 +39,42 @@ func TestIntegrationSSHBehindFwknopd(t *testing.T) {
 	}
 
 	// The client's ~/.fwknoprc, written by sesame knock itself.
-	home := t.TempDir()
-	if out, err := cliNS.Command("env", "HOME="+home, bin, "knock", "-n", "box", "-D", nstest.SrvIP4, "-A", "tcp/22",
-		"-a", nstest.CliIP4, "--use-hmac", "--key-base64-rijndael", keyB64, "--key-base64-hmac", hmacB64,
-		"--save-rc-stanza", "-T").CombinedOutput(); err != nil {
-		t.Fatalf("save stanza: %v\n%s", err, out)
-	}
+	home := saveStanza(t, cliNS, keyB64, hmacB64)
 
-	start := time.Now()
-	ssh := cliNS.Command("env", "HOME="+home, "ssh", "-F", "/dev/null",
-		"-o", "ProxyCommand="+bin+" ssh-proxy -v %h %p",
-		"-o", "UserKnownHostsFile="+knownHosts, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
-		"-o", "ConnectTimeout=20", "-i", filepath.Join(dir, "user_key"),
-		"root@"+nstest.SrvIP4, "echo", "sesame-ssh-ok")
-	out, err := ssh.CombinedOutput()
-	elapsed := time.Since(start)
-	if err != nil || !strings.Contains(string(out), "sesame-ssh-ok") {
-		t.Fatalf("ssh through sesame ssh-proxy: %v\n%s\nsshd:\n%s\nfwknopd:\n%s", err, out, sshdLog.String(), srv.Log())
-	}
-	t.Logf("ssh via ssh-proxy ran a command in %v; proxy said: %s", elapsed, strings.TrimSpace(string(out)))
+	sshViaProxy(t, cliNS, sshd, home, "fwknopd", srv.Log)
 	rules := strings.Join(srv.InputRules(t), "\n")
 	if !strings.Contains(rules, "-s "+nstest.CliIP4+"/32 -p tcp -m tcp --dport 22") {
 		t.Errorf("fwknopd rule missing:\n%s", rules)
 	}
+}
+
+// saveStanza writes the client's ~/.fwknoprc in a new home directory with "sesame knock -n box
+// --save-rc-stanza -T" (tcp/22 on nstest.SrvIP4 for nstest.CliIP4, HMAC, base64 keys) and
+// returns that directory.
+func saveStanza(t *testing.T, cli *nstest.NS, keyB64, hmacB64 string) (home string) {
+	t.Helper()
+	home = t.TempDir()
+	if out, err := cli.Command("env", "HOME="+home, nstest.Binary(t), "knock", "-n", "box", "-D", nstest.SrvIP4, "-A", "tcp/22",
+		"-a", nstest.CliIP4, "--use-hmac", "--key-base64-rijndael", keyB64, "--key-base64-hmac", hmacB64,
+		"--save-rc-stanza", "-T").CombinedOutput(); err != nil {
+		t.Fatalf("save stanza: %v\n%s", err, out)
+	}
+	return home
+}
+
+// sshViaProxy runs "echo sesame-ssh-ok" as root on sshd from cli with HOME=home, through
+// ProxyCommand "sesame ssh-proxy -v %h %p", and fails t (showing sshd's log and the guard's,
+// named guard) unless it prints sesame-ssh-ok.
+func sshViaProxy(t *testing.T, cli *nstest.NS, sshd *sesametest.SSHD, home, guard string, guardLog func() string) {
+	t.Helper()
+	start := time.Now()
+	ssh := sshd.SSH(cli, []string{"-o", "ProxyCommand=" + nstest.Binary(t) + " ssh-proxy -v %h %p", "-o", "ConnectTimeout=20"},
+		"root@"+nstest.SrvIP4, "echo", "sesame-ssh-ok")
+	ssh.Env = append(os.Environ(), "HOME="+home)
+	out, err := ssh.CombinedOutput()
+	elapsed := time.Since(start)
+	if err != nil || !strings.Contains(string(out), "sesame-ssh-ok") {
+		t.Fatalf("ssh through sesame ssh-proxy: %v\n%s\nsshd:\n%s\n%s:\n%s", err, out, sshd.Log(), guard, guardLog())
+	}
+	t.Logf("ssh via ssh-proxy ran a command in %v; proxy said: %s", elapsed, strings.TrimSpace(string(out)))
 }
