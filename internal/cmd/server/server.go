@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sesame-spa/sesame/internal/firewall"
 	"io"
 	"log/slog"
 	"sort"
@@ -113,8 +114,8 @@ func newLogger(w io.Writer, verbose int) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-// fwList prints sesame's live grants (fwknopd --fw-list).
-func fwList(s *settings, stdout io.Writer) error {
+// withFirewall runs fn with the firewall backend of s and a 10-second deadline.
+func withFirewall(s *settings, fn func(context.Context, *firewall.Nftables) error) error {
 	fw, err := newFirewall(s)
 	if err != nil {
 		return err
@@ -122,30 +123,32 @@ func fwList(s *settings, stdout io.Writer) error {
 	defer fw.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	es, err := fw.List(ctx)
-	if err != nil {
-		return fmt.Errorf("list grants: %w", err)
-	}
-	sort.Slice(es, func(i, j int) bool { return es[i].Expires < es[j].Expires })
-	fmt.Fprintf(stdout, "# %d live grant(s) in table inet %s\n", len(es), s.tableName)
-	for _, e := range es {
-		fmt.Fprintf(stdout, "%s expires in %s\n", e.Grant.String(), e.Expires.Round(time.Second))
-	}
-	return nil
+	return fn(ctx, fw)
+}
+
+// fwList prints sesame's live grants (fwknopd --fw-list).
+func fwList(s *settings, stdout io.Writer) error {
+	return withFirewall(s, func(ctx context.Context, fw *firewall.Nftables) error {
+		es, err := fw.List(ctx)
+		if err != nil {
+			return fmt.Errorf("list grants: %w", err)
+		}
+		sort.Slice(es, func(i, j int) bool { return es[i].Expires < es[j].Expires })
+		fmt.Fprintf(stdout, "# %d live grant(s) in table inet %s\n", len(es), s.tableName)
+		for _, e := range es {
+			fmt.Fprintf(stdout, "%s expires in %s\n", e.Grant.String(), e.Expires.Round(time.Second))
+		}
+		return nil
+	})
 }
 
 // fwFlush removes sesame's table (fwknopd --fw-flush).
 func fwFlush(s *settings, stdout io.Writer) error {
-	fw, err := newFirewall(s)
-	if err != nil {
-		return err
-	}
-	defer fw.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := fw.Flush(ctx); err != nil {
-		return fmt.Errorf("flush: %w", err)
-	}
-	fmt.Fprintln(stdout, "sesame firewall state flushed")
-	return nil
+	return withFirewall(s, func(ctx context.Context, fw *firewall.Nftables) error {
+		if err := fw.Flush(ctx); err != nil {
+			return fmt.Errorf("flush: %w", err)
+		}
+		fmt.Fprintln(stdout, "sesame firewall state flushed")
+		return nil
+	})
 }
