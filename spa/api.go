@@ -1,11 +1,10 @@
 package spa
 
-// This file is the contract other packages code against. The spa implementer owns it and may
-// extend it, but must keep these names and meanings.
+// This file holds the package's types and sentinel errors; the functions are in the files
+// named for what they do (wire.go, plaintext.go, cipher.go, hmac.go, ...).
 
 import (
 	"errors"
-	"io"
 	"net/netip"
 )
 
@@ -123,26 +122,3 @@ var (
 	ErrClientTimeout = errors.New("invalid client timeout")
 	ErrAccess        = errors.New("invalid access message")
 )
-
-// The functions below are implemented in the package's other files:
-//
-//	func Encode(m *Message, k Keys, rand io.Reader) (string, error)  // wire string; fills Random, Version, Digest
-//	func Decode(wire []byte, k Keys) (*Message, error)               // sanity, HMAC, decrypt, plaintext checks
-//	func CheckWire(wire []byte) error                                // cheap pre-decryption checks (§7.3 1,2,4)
-//	func VerifyHMAC(wire []byte, k Keys) ([]byte, error)             // per-stanza half 1: HMAC only, returns ciphertext text
-//	func DecodeCiphertext(ct []byte, k Keys) (*Message, error)       // per-stanza half 2: decrypt + plaintext checks
-//	func NewDecoder(k Keys) (*Decoder, error)                        // per-stanza: keys checked once, pooled HMAC, 0-alloc reject
-//	func (k Keys) Validate() error
-//	func DecodeGnuPG(wire []byte, k Keys, o Opener) (*Message, error) // GnuPG seam (nil Opener: ErrUnsupported)
-//	func EncodePlaintext(m *Message) (string, error)                 // "enc:digest"
-//	func DecodePlaintext(pt []byte) (*Message, error)
-//	func ReplayDigest(wire []byte) string                            // unpadded base64 SHA-256 of the wire bytes
-//	func ParseAccess(msg string) (Access, error)
-//	func (Access) String() string                                     // "ip,proto/port[,...]" (0.0.0.0 for the zero Addr)
-//	func DecodeKey(raw string, isBase64 bool) ([]byte, error)        // KEY / KEY_BASE64 forms
-//	func ParseDigestType(name string) (DigestType, error)            // md5 ... sha3_512, any case
-//	func ParseMode(name string) (Mode, error)                        // cbc, ecb, cfb, ofb, ctr, legacy, any case
-//	func (DigestType) String() string                                 // MD5, SHA1, SHA256, SHA384, SHA512, SHA3_256, SHA3_512
-//	func (Mode) String() string                                       // CBC, ECB, CFB, PCBC, OFB, CTR, Asymmetric, legacy
-//	func (MessageType) String() string                                // fwknop's dump text, "Access msg"
-var _ io.Reader = nil
