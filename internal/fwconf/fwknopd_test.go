@@ -64,6 +64,7 @@ ENABLE_SPA_PACKET_AGING     y
 FWKNOP_RUN_DIR              `+dir+`/run
 DIGEST_FILE                 $FWKNOP_RUN_DIR/dc.cache
 PCAP_FILTER                 udp port 62202 or udp port 62203  ;
+FLUSH_IPT_AT_INIT           Y
 FLUSH_IPT_AT_EXIT           N
 ENABLE_DESTINATION_RULE     N
 `)

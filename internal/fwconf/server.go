@@ -34,7 +34,7 @@ type Server struct {
 	AccessFile   string // ACCESS_FILE (-a), default /etc/fwknop/access.conf
 	AccessFolder string // ACCESS_FOLDER (--access-folder); when set it replaces AccessFile
 
-	FlushAtInit     bool // FLUSH_IPT_AT_INIT, default Y
+	FlushAtInit     bool // FLUSH_IPT_AT_INIT, default N in sesame (fwknopd: Y)
 	FlushAtExit     bool // FLUSH_IPT_AT_EXIT, default Y
 	DestinationRule bool // ENABLE_DESTINATION_RULE
 	Verbose         int  // VERBOSE (a number; Y counts as 1)

@@ -22,7 +22,7 @@ func TestParseServerDefaults(t *testing.T) {
 		PcapIntf: "eth0", PcapFilter: "udp port 62201", UDPServPort: 62201,
 		EnableSPAPacketAging: true, MaxSPAPacketAge: 120 * time.Second, EnableDigestPersistence: true,
 		DigestFile: "/run/fwknop/digest.cache", RunDir: "/run/fwknop", PIDFile: "/run/fwknop/fwknopd.pid",
-		ConfDir: "/etc/fwknop", AccessFile: "/etc/fwknop/access.conf", FlushAtInit: true, FlushAtExit: true,
+		ConfDir: "/etc/fwknop", AccessFile: "/etc/fwknop/access.conf", FlushAtExit: true,
 		ReplayMargin: 60 * time.Second,
 	}
 	checkServer(t, s, want)
@@ -73,7 +73,7 @@ SESAME_REPLAY_MARGIN        10
 		EnableSPAPacketAging: true, MaxSPAPacketAge: 30 * time.Second, EnableDigestPersistence: true,
 		DigestFile: "/tmp/w/run/dc.cache", RunDir: "/tmp/w/run", PIDFile: "/tmp/w/run/fwknopd.pid",
 		ConfDir: "/etc/fwknop", AccessFile: "/etc/fwknop/access.conf", AccessFolder: "/etc/fwknop/access.d",
-		FlushAtInit: true, Verbose: 2,
+		Verbose: 2,
 		GuardPorts: []spa.ProtoPort{{Proto: "tcp", Port: 22}, {Proto: "tcp", Port: 5432}},
 		HostChain:  firewall.HostChain{Kind: firewall.HostNft, Family: "inet", Table: "filter", Chain: "input"}, ReplayMargin: 10 * time.Second,
 	})

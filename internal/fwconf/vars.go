@@ -100,7 +100,7 @@ var Variables = map[string]Variable{
 	"ENABLE_IPT_SNAT":          {InServer, DefaultOnly, "N", "SNAT is not implemented"},
 	"SNAT_TRANSLATE_IP":        {InServer, Unsupported, "", "SNAT is not implemented"},
 	"ENABLE_IPT_OUTPUT":        {InServer, DefaultOnly, "N", "OUTPUT chain rules are not implemented"},
-	"FLUSH_IPT_AT_INIT":        {InServer, Supported, "Y", ""},
+	"FLUSH_IPT_AT_INIT":        {InServer, Supported, "N", "sesame keeps live grants across a restart; Y revokes them at start, as fwknopd (default Y there) does"},
 	"FLUSH_IPT_AT_EXIT":        {InServer, Supported, "Y", ""},
 	"IPT_INPUT_ACCESS":         {InServer, DefaultOnly, "ACCEPT, filter, INPUT, 1, FWKNOP_INPUT, 1", "sesame uses its own nftables table; see SESAME_HOST_CHAIN"},
 	"IPT_OUTPUT_ACCESS":        {InServer, DefaultOnly, "ACCEPT, filter, OUTPUT, 1, FWKNOP_OUTPUT, 1", "sesame uses its own nftables table"},

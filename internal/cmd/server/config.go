@@ -67,16 +67,12 @@ func load(o *options, withAccess bool) (*settings, error) {
 		digestFile:        sc.DigestFile,
 		pidFile:           sc.PIDFile,
 		runDir:            sc.RunDir,
+		flushAtInit:       sc.FlushAtInit, // default N in sesame: grants survive a restart
 		flushAtExit:       sc.FlushAtExit,
 		tableName:         firewall.DefaultTableName,
 		workers:           envWorkers(),
 		md5Listen:         sc.MD5Listen,
 		md5Upstream:       sc.MD5Upstream,
-	}
-	// fwknopd's FLUSH_IPT_AT_INIT defaults to Y and revokes live access at every start; sesame
-	// keeps live grants across restarts unless the file asks for the flush explicitly.
-	if _, set := sc.Raw["FLUSH_IPT_AT_INIT"]; set && sc.FlushAtInit {
-		s.flushAtInit = true
 	}
 	if s.udpPort == 0 {
 		s.udpPort = defaultUDPPort

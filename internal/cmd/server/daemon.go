@@ -147,7 +147,7 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 				fw.Close()
 				return fmt.Errorf("firewall flush at init: %w", err)
 			}
-			log.Info("firewall flushed at start (FLUSH_IPT_AT_INIT Y set explicitly): live grants revoked")
+			log.Info("firewall flushed at start (FLUSH_IPT_AT_INIT Y): live grants revoked")
 		}
 		if err := fw.Init(ctx); err != nil {
 			fw.Close()

@@ -218,6 +218,24 @@ func TestIntegrationKill9Restart(t *testing.T) {
 	}
 }
 
+// FLUSH_IPT_AT_INIT Y (fwknopd's default, not sesame's) revokes live grants at start.
+func TestIntegrationFlushAtInit(t *testing.T) {
+	nstest.Require(t, "nft")
+	t.Parallel()
+	srv, cli := nstest.Pair(t)
+	sesametest.Listen(t, srv, ":22", sesametest.Banner)
+	d := sesametest.StartServer(t, srv, sesametest.ServerOptions{
+		Config: "ENABLE_UDP_SERVER Y;\nSESAME_GUARD_PORTS tcp/22;\nFLUSH_IPT_AT_INIT Y;\n",
+		Access: fmt.Sprintf("SOURCE ANY\nKEY %s\nHMAC_KEY %s\nFW_ACCESS_TIMEOUT 60\n", testKey, testHMAC)})
+	sendUDP(t, cli, "", spaAddr4, encode(t, spa.Message{Message: nstest.CliIP4 + ",tcp/22"}, testKeys))
+	sesametest.WaitDial(t, cli, sshAddr4, sesametest.Open, 2*time.Second)
+	d.Stop(t, syscall.SIGKILL)
+	d.Restart(t)
+	if r := sesametest.Dial(t, cli, sshAddr4, 300*time.Millisecond); r != sesametest.Timeout {
+		t.Fatalf("after a restart with FLUSH_IPT_AT_INIT Y: %v, want the grant revoked", r)
+	}
+}
+
 // SIGHUP reloads access.conf without dropping grants.
 func TestIntegrationReload(t *testing.T) {
 	nstest.Require(t, "nft")
