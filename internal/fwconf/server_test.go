@@ -73,7 +73,7 @@ SESAME_REPLAY_MARGIN        10
 		EnableSPAPacketAging: true, MaxSPAPacketAge: 30 * time.Second, EnableDigestPersistence: true,
 		DigestFile: "/tmp/w/run/dc.cache", RunDir: "/tmp/w/run", PIDFile: "/tmp/w/run/fwknopd.pid",
 		ConfDir: "/etc/fwknop", AccessFile: "/etc/fwknop/access.conf", AccessFolder: "/etc/fwknop/access.d",
-		Verbose: 2,
+		Verbose:    2,
 		GuardPorts: []spa.ProtoPort{{Proto: "tcp", Port: 22}, {Proto: "tcp", Port: 5432}},
 		HostChain:  firewall.HostChain{Kind: firewall.HostNft, Family: "inet", Table: "filter", Chain: "input"}, ReplayMargin: 10 * time.Second,
 	})
