@@ -1,7 +1,6 @@
 package capture
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,21 +20,7 @@ func TestIntegrationSnifferFwknopClient(t *testing.T) {
 		Interface: srv.Ifc, Filter: "udp port 62201 or tcp port 62201 or icmp",
 	}))
 	// fwknop -P tcp and -P http need a completed handshake (fwknopd's ENABLE_TCP_SERVER).
-	var ln net.Listener
-	if err := srv.Do(t, func() (err error) { ln, err = net.Listen("tcp4", ":62201"); return err }); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Read(make([]byte, 2048))
-			c.Close()
-		}
-	}()
+	drainTCP(t, srv, "tcp4", ":62201")
 
 	for _, tc := range []struct {
 		proto  string

@@ -109,3 +109,24 @@ func sendUDP(t testing.TB, ns *nstest.NS, dst string, payload []byte, wait time.
 func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
 
 func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+// drainTCP listens on addr inside ns and, for each connection, reads what the client sends and
+// closes it, so that TCP knocks get past the handshake. The listener closes at cleanup.
+func drainTCP(t testing.TB, ns *nstest.NS, network, addr string) {
+	t.Helper()
+	var ln net.Listener
+	if err := ns.Do(t, func() (err error) { ln, err = net.Listen(network, addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Read(make([]byte, 2048))
+			c.Close()
+		}
+	}()
+}

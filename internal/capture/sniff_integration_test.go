@@ -112,21 +112,7 @@ func TestIntegrationSnifferTCPAndICMP(t *testing.T) {
 	srv, cli := nstest.Pair(t)
 	r := startReading(t, openSniffer(t, srv, SniffConfig{Interface: srv.Ifc, Filter: "tcp dst port 62201 or icmp or icmp6"}))
 
-	var ln net.Listener
-	if err := srv.Do(t, func() (err error) { ln, err = net.Listen("tcp", ":62201"); return err }); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Read(make([]byte, 1500))
-			c.Close()
-		}
-	}()
+	drainTCP(t, srv, "tcp", ":62201")
 	// Neighbour discovery is ICMPv6 too; the test ignores it.
 	isND := func(p Packet) bool {
 		return p.Proto == ProtoICMPv6 && !strings.HasPrefix(string(p.Payload), "icmp spa")

@@ -61,16 +61,7 @@ func TestUDPServerLoopback(t *testing.T) {
 }
 
 func TestUDPServerReadAllocs(t *testing.T) {
-	s, err := NewUDPServer("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	c, err := net.Dial("udp", s.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	s, c := loopbackUDP(t)
 	msg := spaPayload()
 	allocs := testing.AllocsPerRun(50, func() {
 		c.Write(msg)
@@ -115,16 +106,7 @@ func TestIntegrationUDPServer(t *testing.T) {
 // TestUDPServerBurst sends datagrams before reading, so that one recvmmsg returns several, and
 // checks that each comes out once, in order, with its own payload.
 func TestUDPServerBurst(t *testing.T) {
-	s, err := NewUDPServer("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	c, err := net.Dial("udp", s.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	s, c := loopbackUDP(t)
 	const n = udpBatch + 10
 	for i := range n {
 		if _, err := c.Write([]byte{byte(i)}); err != nil {
@@ -140,4 +122,21 @@ func TestUDPServerBurst(t *testing.T) {
 			t.Fatalf("datagram %d: payload %v", i, p.Payload)
 		}
 	}
+}
+
+// loopbackUDP returns a UDPServer on 127.0.0.1 and a client socket connected to it, both
+// closed at cleanup.
+func loopbackUDP(t *testing.T) (*UDPServer, net.Conn) {
+	t.Helper()
+	s, err := NewUDPServer("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	c, err := net.Dial("udp", s.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return s, c
 }
