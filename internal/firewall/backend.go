@@ -27,16 +27,25 @@ type Entry struct {
 type Backend interface {
 	// Init creates or adopts sesame's firewall state. It is idempotent and keeps live grants.
 	Init(ctx context.Context) error
-	// Grant adds access, or refreshes the timeout of an existing identical grant.
+	// Grant adds access, leaving it exactly g.Timeout to live.
 	Grant(ctx context.Context, g Grant) error
+	// GrantMany is Grant for many grants, in as few transactions as the backend can.
+	GrantMany(ctx context.Context, gs []Grant) error
 	// Revoke removes a grant before it expires. Revoking a grant that does not exist (or has
 	// already expired) is not an error.
 	Revoke(ctx context.Context, g Grant) error
+	// RevokeAll removes every grant; the guard and the hooks stay.
+	RevokeAll(ctx context.Context) error
 	// List returns the live grants with their time left.
 	List(ctx context.Context) ([]Entry, error)
-	// Flush removes everything sesame created: tables, sets, and hooks in the host's chains.
-	Flush(ctx context.Context) error
-	// Close releases the backend without removing grants (they expire in the kernel).
+	// Check lists what is missing from the backend's state in the kernel (none: intact).
+	Check(ctx context.Context) ([]string, error)
+	// Heal re-creates what Check finds missing, keeping live grants.
+	Heal(ctx context.Context) error
+	// Remove deletes everything sesame created: tables, sets, and hooks in the host's chains.
+	// It is the uninstall step: afterwards the guarded ports are no longer guarded.
+	Remove(ctx context.Context) error
+	// Close releases the backend. Guard, hooks and grants stay (grants expire in the kernel).
 	Close() error
 }
 

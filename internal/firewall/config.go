@@ -81,13 +81,23 @@ const (
 // HostChain is a parsed Config.HostChain.
 type HostChain struct {
 	Kind   HostKind
+	Legacy bool   // HostIPTables: through iptables-legacy and ip6tables-legacy
 	Family string // HostNft: "ip", "ip6" or "inet"
 	Table  string // HostNft
 	Chain  string // HostNft
 }
 
-// ParseHostChain parses Config.HostChain: "" (none), "iptables", or "nft FAMILY TABLE CHAIN"
-// (for example "nft inet filter input"). "nft:inet filter input" is accepted too.
+// binaries are the programs a HostIPTables hook runs.
+func (h HostChain) binaries() []string {
+	if h.Legacy {
+		return []string{"iptables-legacy", "ip6tables-legacy"}
+	}
+	return []string{"iptables", "ip6tables"}
+}
+
+// ParseHostChain parses Config.HostChain: "" (none), "iptables", "iptables-legacy", or "nft
+// FAMILY TABLE CHAIN" (for example "nft inet filter input"). "nft:inet filter input" is
+// accepted too.
 func ParseHostChain(s string) (HostChain, error) {
 	s = strings.TrimSpace(s)
 	if s == "" || s == "none" {
@@ -95,6 +105,9 @@ func ParseHostChain(s string) (HostChain, error) {
 	}
 	if s == "iptables" {
 		return HostChain{Kind: HostIPTables}, nil
+	}
+	if s == "iptables-legacy" {
+		return HostChain{Kind: HostIPTables, Legacy: true}, nil
 	}
 	f := strings.Fields(strings.Replace(s, ":", " ", 1))
 	if len(f) != 4 || f[0] != "nft" {
@@ -117,11 +130,22 @@ func ParseHostChain(s string) (HostChain, error) {
 func (h HostChain) String() string {
 	switch h.Kind {
 	case HostIPTables:
+		if h.Legacy {
+			return "iptables-legacy"
+		}
 		return "iptables"
 	case HostNft:
 		return "nft " + h.Family + " " + h.Table + " " + h.Chain
 	}
 	return ""
+}
+
+// ValidTableName returns an error (ErrBadConfig) unless s can name sesame's table.
+func ValidTableName(s string) error {
+	if !validName(s) {
+		return fmt.Errorf("%w: table name %q: 1-255 letters, digits, '_', '-' or '.'", ErrBadConfig, s)
+	}
+	return nil
 }
 
 // validName accepts nftables table/chain names: 1-255 bytes of letters, digits, '_', '-', '.'.
@@ -152,6 +176,11 @@ type Config struct {
 	// HostChain hooks grants into the host's own dropping firewall: "" (none), "iptables", or
 	// "nft FAMILY TABLE CHAIN". See ParseHostChain.
 	HostChain string
+	// HostChains are more host chains to hook (for example those internal/hostfw detected).
+	HostChains []HostChain
+	// NoOwner keeps the table unowned even where the kernel supports owned, persistent tables
+	// (the fallback path of older kernels, for tests; see the package doc).
+	NoOwner bool
 	// Mark is the packet-mark bits set on granted packets (default DefaultMark). The host hook
 	// accepts packets with mark&Mark == Mark.
 	Mark uint32
@@ -160,27 +189,44 @@ type Config struct {
 	NetNSFd int
 }
 
-func (c Config) withDefaults() (Config, HostChain, error) {
+func (c Config) withDefaults() (Config, []HostChain, error) {
 	if c.TableName == "" {
 		c.TableName = DefaultTableName
 	}
 	if !validName(c.TableName) {
-		return c, HostChain{}, fmt.Errorf("%w: table name %q", ErrBadConfig, c.TableName)
+		return c, nil, fmt.Errorf("%w: table name %q", ErrBadConfig, c.TableName)
 	}
 	if c.Mark == 0 {
 		c.Mark = DefaultMark
 	}
 	for _, p := range c.GuardPorts {
 		if (p.Proto != ProtoTCP && p.Proto != ProtoUDP) || p.Port == 0 {
-			return c, HostChain{}, fmt.Errorf("%w: guard port %v", ErrBadConfig, p)
+			return c, nil, fmt.Errorf("%w: guard port %v", ErrBadConfig, p)
 		}
 	}
 	h, err := ParseHostChain(c.HostChain)
 	if err != nil {
-		return c, HostChain{}, err
+		return c, nil, err
 	}
-	if h.Kind == HostNft && h.Table == c.TableName && (h.Family == "inet") {
-		return c, HostChain{}, fmt.Errorf("%w: host chain %q is inside sesame's own table", ErrBadConfig, c.HostChain)
+	hosts := dedupHosts(append([]HostChain{h}, c.HostChains...))
+	for _, h := range hosts {
+		if h.Kind == HostNft && h.Table == c.TableName && h.Family == "inet" {
+			return c, nil, fmt.Errorf("%w: host chain %q is inside sesame's own table", ErrBadConfig, h)
+		}
 	}
-	return c, h, nil
+	return c, hosts, nil
+}
+
+// dedupHosts drops HostNone entries and duplicates, keeping the order.
+func dedupHosts(hs []HostChain) []HostChain {
+	var out []HostChain
+	seen := map[HostChain]bool{}
+	for _, h := range hs {
+		if h.Kind == HostNone || seen[h] {
+			continue
+		}
+		seen[h] = true
+		out = append(out, h)
+	}
+	return out
 }

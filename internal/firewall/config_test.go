@@ -81,7 +81,7 @@ func FuzzParseHostChain(f *testing.F) {
 
 func TestConfigDefaults(t *testing.T) {
 	c, h, err := Config{}.withDefaults()
-	if err != nil || c.TableName != DefaultTableName || c.Mark != DefaultMark || h.Kind != HostNone {
+	if err != nil || c.TableName != DefaultTableName || c.Mark != DefaultMark || len(h) != 0 {
 		t.Fatalf("withDefaults() = %+v, %+v, %v", c, h, err)
 	}
 	for name, bad := range map[string]Config{

@@ -58,7 +58,7 @@ func (f *Fake) enter(name string) error {
 	if f.closed {
 		return ErrClosed
 	}
-	if !f.inited && name != "Init" && name != "Flush" {
+	if !f.inited && name != "Init" && name != "Remove" && name != "Heal" && name != "Check" {
 		return ErrNotInitialized
 	}
 	return nil
@@ -163,14 +163,58 @@ func (f *Fake) Allowed(src netip.Addr, proto uint8, port uint16) bool {
 	return ok
 }
 
-// Flush removes all grants and un-initializes f.
-func (f *Fake) Flush(ctx context.Context) error {
+// RevokeAll removes all grants.
+func (f *Fake) RevokeAll(ctx context.Context) error {
 	defer f.mu.Unlock()
-	if err := f.enter("Flush"); err != nil {
+	if err := f.enter("RevokeAll"); err != nil {
+		return err
+	}
+	clear(f.expires)
+	return nil
+}
+
+// Remove removes all grants and un-initializes f.
+func (f *Fake) Remove(ctx context.Context) error {
+	defer f.mu.Unlock()
+	if err := f.enter("Remove"); err != nil {
 		return err
 	}
 	f.expires = nil
 	f.inited = false
+	return nil
+}
+
+// Tamper simulates someone else flushing the ruleset: grants are lost and Check reports the
+// table missing until Heal.
+func (f *Fake) Tamper() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.expires = nil
+	f.inited = false
+}
+
+// Check reports "table" while f is not initialised (never, removed or tampered with).
+func (f *Fake) Check(ctx context.Context) ([]string, error) {
+	defer f.mu.Unlock()
+	if err := f.enter("Check"); err != nil {
+		return nil, err
+	}
+	if !f.inited {
+		return []string{"table"}, nil
+	}
+	return nil, nil
+}
+
+// Heal is Init.
+func (f *Fake) Heal(ctx context.Context) error {
+	defer f.mu.Unlock()
+	if err := f.enter("Heal"); err != nil {
+		return err
+	}
+	f.inited = true
+	if f.expires == nil {
+		f.expires = map[fakeKey]fakeVal{}
+	}
 	return nil
 }
 

@@ -59,10 +59,10 @@ func TestFake(t *testing.T) {
 		t.Fatalf("second Revoke = %v", err)
 	}
 	f.Grant(ctx, g)
-	if err := f.Flush(ctx); err != nil || f.Allowed(g.Src, ProtoTCP, 22) {
-		t.Fatalf("Flush = %v", err)
+	if err := f.Remove(ctx); err != nil || f.Allowed(g.Src, ProtoTCP, 22) {
+		t.Fatalf("Remove = %v", err)
 	}
-	if f.Calls["Grant"] != 6 || f.Calls["Flush"] != 1 {
+	if f.Calls["Grant"] != 6 || f.Calls["Remove"] != 1 {
 		t.Fatalf("Calls = %v", f.Calls)
 	}
 	f.Init(ctx)

@@ -68,9 +68,10 @@ func TestIntegrationGuardLoopback(t *testing.T) {
 	const port = 2222
 	listen(t, ns, port)
 	cfg := Config{GuardPorts: []Port{{ProtoTCP, port}}}
-	newBackend(t, ns, cfg)
+	first := newBackend(t, ns, cfg)
 	wantOpen(t, ns, "127.0.0.1", port, "loopback, default")
 	wantOpen(t, ns, "::1", port, "loopback v6, default")
+	first.Close()
 	cfg.GuardLoopback = true
 	fw := newBackend(t, ns, cfg)
 	wantShut(t, ns, "127.0.0.1", port, "loopback with GuardLoopback")

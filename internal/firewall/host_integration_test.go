@@ -101,19 +101,19 @@ func TestIntegrationHostChain(t *testing.T) {
 			if err := fw.Grant(ctx, Grant{Src: mustAddr(nstest.CliIP4), Proto: ProtoTCP, Port: port, Timeout: time.Minute}); err != nil {
 				t.Fatalf("Grant: %v", err)
 			}
-			if err := fw.Flush(ctx); err != nil {
-				t.Fatalf("Flush: %v", err)
+			if err := fw.Remove(ctx); err != nil {
+				t.Fatalf("Remove: %v", err)
 			}
 			if n := tc.hooked(t, tp.srv); n != 0 {
-				logRuleset(t, tp.srv, "after Flush")
-				t.Fatalf("%d sesame rules left in the host chain after Flush", n)
+				logRuleset(t, tp.srv, "after Remove")
+				t.Fatalf("%d sesame rules left in the host chain after Remove", n)
 			}
 			if hasTable(t, tp.srv, DefaultTableName) {
-				t.Fatalf("table inet %s still there after Flush", DefaultTableName)
+				t.Fatalf("table inet %s still there after Remove", DefaultTableName)
 			}
-			wantShut(t, tp.cli, nstest.SrvIP4, port, "after Flush")
-			if err := fw.Flush(ctx); err != nil {
-				t.Fatalf("second Flush: %v", err)
+			wantShut(t, tp.cli, nstest.SrvIP4, port, "after Remove")
+			if err := fw.Remove(ctx); err != nil {
+				t.Fatalf("second Remove: %v", err)
 			}
 		})
 	}

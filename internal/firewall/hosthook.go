@@ -15,12 +15,14 @@ type hostHook interface {
 	install(ctx context.Context) error
 	// remove deletes every copy of the rule; a missing rule (or chain) is no error.
 	remove(ctx context.Context) error
+	// present reports whether the rule is in the chain.
+	present(ctx context.Context) (bool, error)
 }
 
 // nftHook inserts `meta mark & MARK == MARK accept comment "sesame"` at the top of an nftables
-// chain through the backend's netlink connection. Callers hold the backend's lock.
+// chain through the backend's one netlink socket. Callers hold the backend's lock.
 type nftHook struct {
-	conn *nftables.Conn
+	s    *sock
 	host HostChain
 	mark uint32
 }
@@ -39,7 +41,7 @@ func (h *nftHook) family() nftables.TableFamily {
 func (h *nftHook) ours() (*nftables.Table, *nftables.Chain, []*nftables.Rule, error) {
 	t := &nftables.Table{Name: h.host.Table, Family: h.family()}
 	ch := &nftables.Chain{Name: h.host.Chain, Table: t}
-	rules, err := h.conn.GetRules(t, ch)
+	rules, err := h.s.lib.GetRules(t, ch)
 	if err != nil {
 		return t, ch, nil, fmt.Errorf("list rules of %s %s %s: %w", h.host.Family, h.host.Table, h.host.Chain, err)
 	}
@@ -60,8 +62,12 @@ func (h *nftHook) install(ctx context.Context) error {
 	if len(mine) > 0 {
 		return nil
 	}
-	h.conn.InsertRule(&nftables.Rule{Table: t, Chain: ch, Exprs: markAccept(h.mark), UserData: commentData()})
-	if err := h.conn.Flush(); err != nil {
+	h.s.rec.InsertRule(&nftables.Rule{Table: t, Chain: ch, Exprs: markAccept(h.mark), UserData: commentData()})
+	msgs, err := h.s.take()
+	if err == nil {
+		err = h.s.send(msgs)
+	}
+	if err != nil {
 		return fmt.Errorf("insert rule: %w", err)
 	}
 	return nil
@@ -74,15 +80,27 @@ func (h *nftHook) remove(ctx context.Context) error {
 		return nil
 	}
 	for _, r := range mine {
-		if err := h.conn.DelRule(r); err != nil {
+		if err := h.s.rec.DelRule(r); err != nil {
 			return fmt.Errorf("delete rule %d: %w", r.Handle, err)
 		}
 	}
 	if len(mine) == 0 {
 		return nil
 	}
-	if err := h.conn.Flush(); err != nil {
+	msgs, err := h.s.take()
+	if err == nil {
+		err = h.s.send(msgs)
+	}
+	if err != nil {
 		return fmt.Errorf("delete rules: %w", err)
 	}
 	return nil
+}
+
+func (h *nftHook) present(ctx context.Context) (bool, error) {
+	_, _, mine, err := h.ours()
+	if err != nil {
+		return false, err
+	}
+	return len(mine) > 0, nil
 }

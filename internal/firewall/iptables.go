@@ -23,9 +23,8 @@ type runner interface {
 type iptablesHook struct {
 	run  runner
 	mark uint32
+	bins []string // iptables and ip6tables, or their -legacy variants
 }
-
-var iptablesBinaries = []string{"iptables", "ip6tables"}
 
 func (h *iptablesHook) spec() []string {
 	m := fmt.Sprintf("0x%x/0x%x", h.mark, h.mark)
@@ -39,7 +38,7 @@ func (h *iptablesHook) has(ctx context.Context, bin string) bool {
 }
 
 func (h *iptablesHook) install(ctx context.Context) error {
-	for _, bin := range iptablesBinaries {
+	for _, bin := range h.bins {
 		if h.has(ctx, bin) {
 			continue
 		}
@@ -57,7 +56,7 @@ const maxRemove = 64
 
 func (h *iptablesHook) remove(ctx context.Context) error {
 	var errs []error
-	for _, bin := range iptablesBinaries {
+	for _, bin := range h.bins {
 		for i := 0; h.has(ctx, bin); i++ {
 			if i == maxRemove {
 				errs = append(errs, fmt.Errorf("%s: rule still present after %d deletes", bin, maxRemove))
@@ -107,4 +106,14 @@ func (r execRunner) run(ctx context.Context, name string, args ...string) ([]byt
 	}()
 	res := <-done
 	return res.out, res.err
+}
+
+// present reports whether every binary's INPUT chain holds the rule.
+func (h *iptablesHook) present(ctx context.Context) (bool, error) {
+	for _, bin := range h.bins {
+		if !h.has(ctx, bin) {
+			return false, nil
+		}
+	}
+	return true, nil
 }

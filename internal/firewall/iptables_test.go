@@ -56,7 +56,7 @@ func (f *fakeIPTables) run(ctx context.Context, name string, args ...string) ([]
 
 func TestIPTablesHook(t *testing.T) {
 	fake := &fakeIPTables{}
-	h := &iptablesHook{run: fake, mark: 0x10000000}
+	h := &iptablesHook{run: fake, mark: 0x10000000, bins: HostChain{Kind: HostIPTables}.binaries()}
 	ctx := context.Background()
 	for range 2 {
 		if err := h.install(ctx); err != nil {
@@ -64,7 +64,7 @@ func TestIPTablesHook(t *testing.T) {
 		}
 	}
 	want := "-m mark --mark 0x10000000/0x10000000 -m comment --comment sesame -j ACCEPT"
-	for _, bin := range iptablesBinaries {
+	for _, bin := range (HostChain{Kind: HostIPTables}).binaries() {
 		if got := fake.rules[bin]; len(got) != 1 || got[0] != want {
 			t.Fatalf("%s INPUT after two installs = %q, want [%q]", bin, got, want)
 		}
@@ -73,7 +73,7 @@ func TestIPTablesHook(t *testing.T) {
 	if err := h.remove(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, bin := range iptablesBinaries {
+	for _, bin := range (HostChain{Kind: HostIPTables}).binaries() {
 		if got := fake.rules[bin]; len(got) != 0 {
 			t.Fatalf("%s INPUT after remove = %q", bin, got)
 		}
@@ -82,7 +82,7 @@ func TestIPTablesHook(t *testing.T) {
 		t.Fatalf("second remove: %v", err)
 	}
 
-	broken := &iptablesHook{run: &fakeIPTables{fail: "ip6tables"}, mark: 1}
+	broken := &iptablesHook{run: &fakeIPTables{fail: "ip6tables"}, mark: 1, bins: HostChain{Kind: HostIPTables}.binaries()}
 	if err := broken.install(ctx); err == nil || !strings.Contains(err.Error(), "ip6tables") {
 		t.Fatalf("install with broken ip6tables = %v, want an ip6tables error", err)
 	}

@@ -16,7 +16,7 @@ import (
 
 // TestIntegrationLifecycle: Init adopts existing state and keeps live grants (also from a
 // second backend, as after a daemon restart), Grant refreshes a timeout, List reports time
-// left, Revoke is idempotent, and Flush removes everything.
+// left, Revoke is idempotent, and Remove removes everything.
 func TestIntegrationLifecycle(t *testing.T) {
 	for _, mode := range []struct {
 		name   string
@@ -58,11 +58,12 @@ func testLifecycle(t *testing.T, noFast bool) {
 			t.Fatalf("Grant(%v): %v", g, err)
 		}
 	}
-	// Restart: a second backend Inits the existing table and sees the grants.
-	fw2 := newBackendMode(t, ns, cfg, noFast)
 	if err := fw.Init(ctx); err != nil {
 		t.Fatalf("Init again: %v", err)
 	}
+	// Restart: a second backend Inits the existing table and sees the grants.
+	fw.Close()
+	fw2 := newBackendMode(t, ns, cfg, noFast)
 	got := listMap(t, fw2)
 	if len(got) != 3 {
 		t.Fatalf("after re-Init List = %v, want 3 grants", got)
@@ -102,34 +103,34 @@ func testLifecycle(t *testing.T, noFast bool) {
 		t.Fatalf("%v still listed after Revoke", a)
 	}
 
-	if err := fw2.Flush(ctx); err != nil {
-		t.Fatalf("Flush: %v", err)
+	if err := fw2.Remove(ctx); err != nil {
+		t.Fatalf("Remove: %v", err)
 	}
 	if hasTable(t, ns, DefaultTableName) {
-		t.Fatal("table still present after Flush")
+		t.Fatal("table still present after Remove")
 	}
-	if _, err := fw.List(ctx); !errors.Is(err, ErrNoTable) {
-		t.Fatalf("List after Flush = %v, want ErrNoTable", err)
+	if _, err := fw2.List(ctx); !errors.Is(err, ErrNoTable) {
+		t.Fatalf("List after Remove = %v, want ErrNoTable", err)
 	}
 }
 
-// TestIntegrationGuardPortsChange: re-Init with other guard ports replaces the guard set, and
-// without guard ports the guard chain goes away.
+// TestIntegrationGuardPortsChange: a restart with other guard ports replaces the guard set, and
+// without guard ports the guard set is empty.
 func TestIntegrationGuardPortsChange(t *testing.T) {
 	nstest.Require(t, "nft")
 	ns := nstest.New(t)
-	newBackend(t, ns, Config{GuardPorts: []Port{{ProtoTCP, 22}, {ProtoTCP, 5432}}})
+	newBackend(t, ns, Config{GuardPorts: []Port{{ProtoTCP, 22}, {ProtoTCP, 5432}}}).Close()
 	if out := ns.Run(t, "nft", "list", "set", "inet", "sesame", "guarded"); !strings.Contains(out, "5432") {
 		t.Fatalf("guarded set lacks 5432:\n%s", out)
 	}
-	newBackend(t, ns, Config{GuardPorts: []Port{{ProtoUDP, 53}}})
+	newBackend(t, ns, Config{GuardPorts: []Port{{ProtoUDP, 53}}}).Close()
 	out := ns.Run(t, "nft", "list", "set", "inet", "sesame", "guarded")
 	if strings.Contains(out, "5432") || !strings.Contains(out, "udp . 53") {
 		t.Fatalf("guarded set after re-Init:\n%s", out)
 	}
 	newBackend(t, ns, Config{})
-	if out := ns.Run(t, "nft", "list", "table", "inet", "sesame"); strings.Contains(out, "chain guard") {
-		t.Fatalf("guard chain kept without guard ports:\n%s", out)
+	if out := ns.Run(t, "nft", "list", "set", "inet", "sesame", "guarded"); strings.Contains(out, "elements") {
+		t.Fatalf("guard ports kept without guard ports:\n%s", out)
 	}
 }
 

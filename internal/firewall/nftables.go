@@ -4,86 +4,212 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
 )
 
 // Nftables is the nftables Backend. It is safe for concurrent use.
 type Nftables struct {
-	cfg  Config
-	host HostChain
-	obj  objects
+	cfg   Config
+	hosts []HostChain
+	obj   objects
 
-	mu     sync.Mutex // serialises batches on conn and raw
-	conn   *nftables.Conn
-	raw    rawConn  // second socket for the fast refresh path
-	fast   bool     // kernel supports the fast refresh (probed by Init)
-	noFast bool     // tests: never use the fast path
-	hook   hostHook // nil without a host chain
+	mu     sync.Mutex // serialises everything on s
+	s      *sock
+	owner  bool // the table carries OWNER|PERSIST (probed by Init)
+	fast   bool // kernel supports the fast refresh (probed by Init)
+	noFast bool // tests: never use the fast path
+	hooks  []hostHook
 	closed bool
 }
 
 var _ Backend = (*Nftables)(nil)
 
-// NewNftables opens a netlink connection for cfg (in cfg.NetNSFd's namespace if set). It changes
-// nothing in the kernel until Init.
+// NewNftables opens sesame's one netlink socket for cfg (in cfg.NetNSFd's namespace if set). It
+// changes nothing in the kernel until Init.
 func NewNftables(cfg Config) (*Nftables, error) {
-	cfg, host, err := cfg.withDefaults()
+	cfg, hosts, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	opts := []nftables.ConnOption{nftables.AsLasting()}
+	var opts []nftables.ConnOption
 	if cfg.NetNSFd != 0 {
 		opts = append(opts, nftables.WithNetNSFd(cfg.NetNSFd))
 	}
-	n, err := newNftables(cfg, host, opts...)
-	if err != nil {
-		return nil, err
-	}
-	if n.raw, err = dialRaw(cfg.NetNSFd); err != nil {
-		n.conn.CloseLasting()
-		return nil, fmt.Errorf("nftables: %w", err)
-	}
-	return n, nil
+	return newNftables(cfg, hosts, opts...)
 }
 
 // newNftables is NewNftables with validated cfg and explicit connection options (tests pass
 // nftables.WithTestDial).
-func newNftables(cfg Config, host HostChain, opts ...nftables.ConnOption) (*Nftables, error) {
-	conn, err := nftables.New(opts...)
+func newNftables(cfg Config, hosts []HostChain, opts ...nftables.ConnOption) (*Nftables, error) {
+	s, err := newSock(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("nftables: open netlink: %w", err)
+		return nil, fmt.Errorf("nftables: %w", err)
 	}
-	n := &Nftables{cfg: cfg, host: host, obj: newObjects(cfg.TableName), conn: conn}
-	switch host.Kind {
-	case HostIPTables:
-		n.hook = &iptablesHook{run: execRunner{nsFd: cfg.NetNSFd}, mark: cfg.Mark}
-	case HostNft:
-		n.hook = &nftHook{conn: conn, host: host, mark: cfg.Mark}
-	}
+	n := &Nftables{cfg: cfg, obj: newObjects(cfg.TableName), s: s}
+	n.setHosts(hosts)
 	return n, nil
+}
+
+// setHosts replaces the host chains hooked by Init. Callers hold n.mu (or own n exclusively).
+func (n *Nftables) setHosts(hosts []HostChain) {
+	n.hosts = hosts
+	n.hooks = n.hooks[:0]
+	for _, h := range hosts {
+		switch h.Kind {
+		case HostIPTables:
+			n.hooks = append(n.hooks, &iptablesHook{run: execRunner{nsFd: n.cfg.NetNSFd}, mark: n.cfg.Mark, bins: h.binaries()})
+		case HostNft:
+			n.hooks = append(n.hooks, &nftHook{s: n.s, host: h, mark: n.cfg.Mark})
+		}
+	}
+}
+
+// SetHostChains replaces the host chains to hook (the configured ones plus those detected in the
+// host's ruleset). Hooks already installed in chains no longer listed stay until Remove; the new
+// list takes effect at the next Init or Heal.
+func (n *Nftables) SetHostChains(hosts []HostChain) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.setHosts(dedupHosts(hosts))
+}
+
+// HostChains returns the host chains Init hooks.
+func (n *Nftables) HostChains() []HostChain {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]HostChain(nil), n.hosts...)
 }
 
 // ErrClosed is returned by methods called after Close.
 var ErrClosed = errors.New("firewall backend closed")
 
+// write sends what the recorder queued as one transaction.
+func (n *Nftables) write(extra ...netlink.Message) error {
+	msgs, err := n.s.take()
+	if err != nil {
+		return err
+	}
+	return n.s.send(append(msgs, extra...))
+}
+
+// Owned reports whether Init made sesame's table owned and persistent (NFT_TABLE_F_OWNER |
+// NFT_TABLE_F_PERSIST): while this process runs, nobody else can change or delete it.
+func (n *Nftables) Owned() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.owner
+}
+
 // Init creates sesame's table, sets and chains, or adopts them if they exist: the chains' rules
-// and the guard-port set are rewritten from the Config in one atomic batch, while the grant sets
-// and their live elements are kept. It then installs the host-chain hook if configured.
+// and the guard-port set are rewritten from the Config in one atomic transaction, while the
+// grant sets and their live elements are kept. Where the kernel supports it (Linux 6.9) and
+// Config.NoOwner is false, the table is owned and persistent; an existing table without those
+// flags is swapped for an owned one in the same transaction (its live grants re-added with their
+// time left), so there is no moment without the guard. It then installs the host-chain hooks.
+//
+// Init fails with ErrOwned when another live process owns the table.
 func (n *Nftables) Init(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
 		return ErrClosed
 	}
+	return n.init(ctx)
+}
+
+func (n *Nftables) init(ctx context.Context) error {
+	if !n.cfg.NoOwner && !n.owner {
+		ok, err := probeOwner(n.s, n.cfg.TableName+"-probe-"+strconv.Itoa(os.Getpid()))
+		if err != nil {
+			return fmt.Errorf("nftables init: %w", err)
+		}
+		n.owner = ok
+	}
+	flags := uint32(0)
+	if n.owner {
+		flags = tableFlagOwner | tableFlagPersist
+	}
+	tbl, err := n.table()
+	if err != nil {
+		return fmt.Errorf("nftables init: %w", err)
+	}
+	err = n.build(flags, false, nil)
+	if err != nil && tbl != nil && !isPerm(err) {
+		// The table exists with other flags (unowned from an older sesame or the fallback, or
+		// owned from a run with ownership): swap it in one transaction, live grants included.
+		var live []Entry
+		if live, err = n.list(); err == nil {
+			err = n.build(flags, true, live)
+		}
+	}
+	if isPerm(err) {
+		return fmt.Errorf("nftables init: table inet %s: %w", n.cfg.TableName, ErrOwned)
+	}
+	if err != nil {
+		return fmt.Errorf("nftables init: table inet %s: %w", n.cfg.TableName, err)
+	}
+	n.fast = false
+	if !n.noFast {
+		if n.fast, err = n.probeFastRefresh(); err != nil {
+			return fmt.Errorf("nftables init: %w", err)
+		}
+	}
+	return n.installHooks(ctx)
+}
+
+// installHooks adds the accept-if-marked rule to every host chain that lacks it.
+func (n *Nftables) installHooks(ctx context.Context) error {
+	var errs []error
+	for i, h := range n.hooks {
+		if err := h.install(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("host chain %s: %w", n.hosts[i], err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// table returns sesame's table as the kernel lists it, or nil if it does not exist.
+func (n *Nftables) table() (*nftables.Table, error) {
+	tables, err := n.s.lib.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	for _, t := range tables {
+		if t.Name == n.obj.table.Name {
+			return t, nil
+		}
+	}
+	return nil, nil
+}
+
+// build sends the whole ruleset as one transaction (see the package doc). With swap it first
+// deletes the existing table and re-adds live with their time left.
+func (n *Nftables) build(flags uint32, swap bool, live []Entry) error {
 	o := n.obj
-	c := n.conn
-	c.AddTable(o.table)
+	c := n.s.rec
+	var head []netlink.Message
+	if swap {
+		c.DelTable(o.table)
+		del, err := n.s.take()
+		if err != nil {
+			return err
+		}
+		head = del
+	}
+	tm, err := newTableMsg(o.table, flags)
+	if err != nil {
+		return err
+	}
+	head = append(head, tm)
 	for _, s := range []*nftables.Set{o.grants4, o.grants6, o.guarded} {
 		if err := c.AddSet(s, nil); err != nil {
-			return fmt.Errorf("nftables init: set %s: %w", s.Name, err)
+			return fmt.Errorf("set %s: %w", s.Name, err)
 		}
 	}
 	c.FlushSet(o.guarded)
@@ -93,61 +219,62 @@ func (n *Nftables) Init(ctx context.Context) error {
 			elems[i] = nftables.SetElement{Key: portKey(p)}
 		}
 		if err := c.SetAddElements(o.guarded, elems); err != nil {
-			return fmt.Errorf("nftables init: guard ports: %w", err)
+			return fmt.Errorf("guard ports: %w", err)
 		}
 	}
 	c.AddChain(o.mark)
 	c.FlushChain(o.mark)
 	c.AddRule(&nftables.Rule{Table: o.table, Chain: o.mark, Exprs: markRule4(o, n.cfg.Mark)})
 	c.AddRule(&nftables.Rule{Table: o.table, Chain: o.mark, Exprs: markRule6(o, n.cfg.Mark)})
-
-	// The guard chain exists only with guard ports; a restart without them removes it.
-	hasGuard, err := n.chainExists(chainGuard)
+	// The guard chain is always there: with no guarded ports its drop rule matches nothing, and a
+	// chain that always exists makes a missing one an unambiguous sign of tampering.
+	c.AddChain(o.guard)
+	c.FlushChain(o.guard)
+	c.AddRule(&nftables.Rule{Table: o.table, Chain: o.guard, Exprs: ctEstablished()})
+	if !n.cfg.GuardLoopback {
+		c.AddRule(&nftables.Rule{Table: o.table, Chain: o.guard, Exprs: loopbackAccept()})
+	}
+	c.AddRule(&nftables.Rule{Table: o.table, Chain: o.guard, Exprs: markAccept(n.cfg.Mark)})
+	c.AddRule(&nftables.Rule{Table: o.table, Chain: o.guard, Exprs: guardDrop(o)})
+	body, err := n.s.take()
 	if err != nil {
-		return fmt.Errorf("nftables init: %w", err)
+		return err
 	}
-	if len(n.cfg.GuardPorts) > 0 {
-		c.AddChain(o.guard)
-		c.FlushChain(o.guard)
-		c.AddRule(&nftables.Rule{Table: o.table, Chain: o.guard, Exprs: ctEstablished()})
-		if !n.cfg.GuardLoopback {
-			c.AddRule(&nftables.Rule{Table: o.table, Chain: o.guard, Exprs: loopbackAccept()})
-		}
-		c.AddRule(&nftables.Rule{Table: o.table, Chain: o.guard, Exprs: markAccept(n.cfg.Mark)})
-		c.AddRule(&nftables.Rule{Table: o.table, Chain: o.guard, Exprs: guardDrop(o)})
-	} else if hasGuard {
-		c.FlushChain(o.guard)
-		c.DelChain(o.guard)
-	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("nftables init: table inet %s: %w", o.table.Name, err)
-	}
-	n.fast = false
-	if n.raw != nil && !n.noFast {
-		if n.fast, err = n.probeFastRefresh(); err != nil {
-			return fmt.Errorf("nftables init: %w", err)
+	msgs := append(head, body...)
+	if swap {
+		v4, v6 := liveElements(live)
+		for _, fam := range []struct {
+			set   *nftables.Set
+			elems []nftables.SetElement
+		}{{o.grants4, v4}, {o.grants6, v6}} {
+			for len(fam.elems) > 0 {
+				chunk := fam.elems[:min(len(fam.elems), grantsPerBatch)]
+				fam.elems = fam.elems[len(chunk):]
+				m, err := expiringMsg(fam.set, chunk)
+				if err != nil {
+					return err
+				}
+				msgs = append(msgs, m)
+			}
 		}
 	}
-	if n.hook != nil {
-		if err := n.hook.install(ctx); err != nil {
-			return fmt.Errorf("nftables init: host chain %s: %w", n.host, err)
-		}
-	}
-	return nil
+	return n.s.send(msgs)
 }
 
-// chainExists reports whether sesame's table has the named chain. A missing table is no error.
-func (n *Nftables) chainExists(name string) (bool, error) {
-	chains, err := n.conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
-	if err != nil {
-		return false, fmt.Errorf("list chains: %w", err)
-	}
-	for _, ch := range chains {
-		if ch.Table.Name == n.obj.table.Name && ch.Name == name {
-			return true, nil
+// liveElements turns listed entries into elements that keep their timeout and time left.
+func liveElements(es []Entry) (v4, v6 []nftables.SetElement) {
+	for _, e := range es {
+		if e.Expires < time.Millisecond {
+			continue
+		}
+		el := nftables.SetElement{Key: grantKey(e.Grant), Timeout: max(e.Timeout, e.Expires), Expires: e.Expires}
+		if isV4(e.Src) {
+			v4 = append(v4, el)
+		} else {
+			v6 = append(v6, el)
 		}
 	}
-	return false, nil
+	return v4, v6
 }
 
 // Grant adds g, or restarts its timeout if it exists.
@@ -155,13 +282,14 @@ func (n *Nftables) Grant(ctx context.Context, g Grant) error {
 	return n.GrantMany(ctx, []Grant{g})
 }
 
-// grantsPerBatch bounds one netlink batch: three element messages per family (add, delete,
+// grantsPerBatch bounds one netlink message: three element messages per family (add, delete,
 // add) of about 50 bytes per element must fit the socket's default 208 KiB send buffer.
 const grantsPerBatch = 1000
 
 // GrantMany grants (or refreshes) all of gs, in transactions of up to grantsPerBatch grants
 // per address family; an invalid grant fails the call before anything is sent, and a failed
-// transaction stops it (earlier ones stay applied).
+// transaction stops it (earlier ones stay applied). Each grant's element is left with exactly
+// g.Timeout to live (callers that must not shorten a longer grant pass the longer time).
 //
 // A refresh must restart the timeout, but re-adding an existing element is a no-op in the
 // kernel. With the fast path (see the package doc) each add carries the expiration; without
@@ -184,39 +312,43 @@ func (n *Nftables) GrantMany(ctx context.Context, gs []Grant) error {
 		}
 		chunk := gs[:min(len(gs), grantsPerBatch)]
 		gs = gs[len(chunk):]
-		v4, v6 := elements(chunk, true)
-		d4, d6 := elements(chunk, false)
-		for _, fam := range []struct {
-			set        *nftables.Set
-			elems, del []nftables.SetElement
-		}{{n.obj.grants4, v4, d4}, {n.obj.grants6, v6, d6}} {
-			if len(fam.elems) == 0 {
-				continue
-			}
-			if n.fast {
-				if err := addExpiring(n.raw, fam.set, fam.elems); err != nil {
-					return fmt.Errorf("nftables grant %v (and %d more): %w", chunk[0], len(chunk)-1, err)
-				}
-				continue
-			}
-			if err := n.conn.SetAddElements(fam.set, fam.elems); err != nil {
-				return fmt.Errorf("nftables grant: %w", err)
-			}
-			if err := n.conn.SetDeleteElements(fam.set, fam.del); err != nil {
-				return fmt.Errorf("nftables grant: %w", err)
-			}
-			if err := n.conn.SetAddElements(fam.set, fam.elems); err != nil {
-				return fmt.Errorf("nftables grant: %w", err)
-			}
-		}
-		if n.fast {
-			continue
-		}
-		if err := n.conn.Flush(); err != nil {
+		if err := n.grantChunk(chunk); err != nil {
 			return fmt.Errorf("nftables grant %v (and %d more): %w", chunk[0], len(chunk)-1, err)
 		}
 	}
 	return nil
+}
+
+func (n *Nftables) grantChunk(chunk []Grant) error {
+	v4, v6 := elements(chunk, true)
+	d4, d6 := elements(chunk, false)
+	var extra []netlink.Message
+	for _, fam := range []struct {
+		set        *nftables.Set
+		elems, del []nftables.SetElement
+	}{{n.obj.grants4, v4, d4}, {n.obj.grants6, v6, d6}} {
+		if len(fam.elems) == 0 {
+			continue
+		}
+		if n.fast {
+			m, err := expiringMsg(fam.set, fam.elems)
+			if err != nil {
+				return err
+			}
+			extra = append(extra, m)
+			continue
+		}
+		for _, step := range []func() error{
+			func() error { return n.s.rec.SetAddElements(fam.set, fam.elems) },
+			func() error { return n.s.rec.SetDeleteElements(fam.set, fam.del) },
+			func() error { return n.s.rec.SetAddElements(fam.set, fam.elems) },
+		} {
+			if err := step(); err != nil {
+				return err
+			}
+		}
+	}
+	return n.write(extra...)
 }
 
 // elements splits gs into set elements per family, with timeouts if withTimeout.
@@ -251,14 +383,38 @@ func (n *Nftables) Revoke(ctx context.Context, g Grant) error {
 		set = n.obj.grants4
 	}
 	k := grantKey(g)
-	if err := n.conn.SetAddElements(set, []nftables.SetElement{{Key: k, Timeout: time.Second}}); err != nil {
+	if err := n.s.rec.SetAddElements(set, []nftables.SetElement{{Key: k, Timeout: time.Second}}); err != nil {
 		return fmt.Errorf("nftables revoke: %w", err)
 	}
-	if err := n.conn.SetDeleteElements(set, []nftables.SetElement{{Key: k}}); err != nil {
+	if err := n.s.rec.SetDeleteElements(set, []nftables.SetElement{{Key: k}}); err != nil {
 		return fmt.Errorf("nftables revoke: %w", err)
 	}
-	if err := n.conn.Flush(); err != nil {
+	if err := n.write(); err != nil {
 		return fmt.Errorf("nftables revoke %v: %w", g, err)
+	}
+	return nil
+}
+
+// RevokeAll removes every grant (FLUSH_IPT_AT_INIT/EXIT Y, --fw-flush). The guard and the hooks
+// stay, so the guarded ports are closed to everyone afterwards.
+func (n *Nftables) RevokeAll(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	if t, err := n.table(); err != nil {
+		return fmt.Errorf("nftables revoke all: %w", err)
+	} else if t == nil {
+		return nil
+	}
+	n.s.rec.FlushSet(n.obj.grants4)
+	n.s.rec.FlushSet(n.obj.grants6)
+	if err := n.write(); err != nil {
+		if isPerm(err) {
+			err = ErrOwned
+		}
+		return fmt.Errorf("nftables revoke all: %w", err)
 	}
 	return nil
 }
@@ -275,14 +431,18 @@ func (n *Nftables) List(ctx context.Context) ([]Entry, error) {
 	if n.closed {
 		return nil, ErrClosed
 	}
-	if ok, err := n.tableExists(); err != nil {
+	if t, err := n.table(); err != nil {
 		return nil, fmt.Errorf("nftables list: %w", err)
-	} else if !ok {
+	} else if t == nil {
 		return nil, fmt.Errorf("nftables list: %w", ErrNoTable)
 	}
+	return n.list()
+}
+
+func (n *Nftables) list() ([]Entry, error) {
 	var out []Entry
 	for _, s := range []*nftables.Set{n.obj.grants4, n.obj.grants6} {
-		elems, err := n.conn.GetSetElements(s)
+		elems, err := n.s.lib.GetSetElements(s)
 		if err != nil {
 			return nil, fmt.Errorf("nftables list %s: %w", s.Name, err)
 		}
@@ -298,51 +458,52 @@ func (n *Nftables) List(ctx context.Context) ([]Entry, error) {
 	return out, nil
 }
 
-// Flush removes the host-chain hook and sesame's table with all grants. It is idempotent.
-func (n *Nftables) Flush(ctx context.Context) error {
+// Remove deletes everything sesame created: the hooks in host chains and sesame's table with
+// all grants. Afterwards the guarded ports are reachable by anyone the host's own firewall lets
+// through; it is the uninstall step, never part of stopping. It is idempotent, and fails with
+// ErrOwned while another process owns the table.
+func (n *Nftables) Remove(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
 		return ErrClosed
 	}
 	var errs []error
-	if n.hook != nil {
-		if err := n.hook.remove(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("nftables flush: host chain %s: %w", n.host, err))
+	for i, h := range n.hooks {
+		if err := h.remove(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("nftables remove: host chain %s: %w", n.hosts[i], err))
 		}
 	}
-	ok, err := n.tableExists()
+	t, err := n.table()
 	if err != nil {
-		return errors.Join(append(errs, fmt.Errorf("nftables flush: %w", err))...)
+		return errors.Join(append(errs, fmt.Errorf("nftables remove: %w", err))...)
 	}
-	if ok {
-		n.conn.DelTable(n.obj.table)
-		if err := n.conn.Flush(); err != nil {
-			errs = append(errs, fmt.Errorf("nftables flush: delete table inet %s: %w", n.obj.table.Name, err))
+	if t != nil {
+		if t.Flags&tableFlagPersist != 0 && !n.owner {
+			// An orphaned persistent table: take it over first (only the owner may delete it).
+			if m, err := newTableMsg(n.obj.table, tableFlagOwner|tableFlagPersist); err == nil {
+				if err := n.s.send([]netlink.Message{m}); err != nil && isPerm(err) {
+					return errors.Join(append(errs, fmt.Errorf("nftables remove: table inet %s: %w", n.obj.table.Name, ErrOwned))...)
+				}
+			}
+		}
+		n.s.rec.DelTable(n.obj.table)
+		if err := n.write(); err != nil {
+			if isPerm(err) {
+				err = ErrOwned
+			}
+			errs = append(errs, fmt.Errorf("nftables remove: delete table inet %s: %w", n.obj.table.Name, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
 // ErrNoTable is returned (wrapped) by List when sesame's table does not exist (never
-// initialised, or flushed).
+// initialised, or removed).
 var ErrNoTable = errors.New("sesame's nftables table does not exist")
 
-// tableExists reports whether sesame's inet table exists.
-func (n *Nftables) tableExists() (bool, error) {
-	tables, err := n.conn.ListTablesOfFamily(nftables.TableFamilyINet)
-	if err != nil {
-		return false, fmt.Errorf("list tables: %w", err)
-	}
-	for _, t := range tables {
-		if t.Name == n.obj.table.Name {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-// Close closes the netlink connection. Grants and hooks stay; the kernel expires the grants.
+// Close closes the netlink socket. The table, the guard, the hooks and the grants stay in the
+// kernel (an owned table loses its owner and stays, persistent); the kernel expires the grants.
 func (n *Nftables) Close() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -350,9 +511,5 @@ func (n *Nftables) Close() error {
 		return nil
 	}
 	n.closed = true
-	var rerr error
-	if n.raw != nil {
-		rerr = n.raw.Close()
-	}
-	return errors.Join(n.conn.CloseLasting(), rerr)
+	return n.s.close()
 }

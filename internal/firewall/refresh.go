@@ -13,40 +13,27 @@ import (
 // Fast refresh. Since Linux 6.10 ("netfilter: nf_tables: set element timeout update support")
 // adding an element that exists updates its timeout and, given NFTA_SET_ELEM_EXPIRATION, its
 // time left. google/nftables v0.3.0 cannot send that attribute, so the fast path builds the
-// NEWSETELEM message itself and sends it on a second netlink socket. Init probes the kernel
-// once; without support, Grant falls back to add, delete, add (three messages, about three
-// times slower, correct on every kernel).
-
-// rawConn is the part of *netlink.Conn the fast path uses.
-type rawConn interface {
-	SendMessages([]netlink.Message) ([]netlink.Message, error)
-	Receive() ([]netlink.Message, error)
-	Close() error
-}
-
-func dialRaw(nsFd int) (rawConn, error) {
-	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: nsFd})
-	if err != nil {
-		return nil, fmt.Errorf("dial netfilter netlink: %w", err)
-	}
-	return c, nil
-}
+// NEWSETELEM message itself (sent on the one owning socket like every write). Init probes the
+// kernel once; without support, Grant falls back to add, delete, add (three messages, about
+// three times slower, correct on every kernel).
 
 // nfgen is the nfgenmsg header: family, version, resource id (big endian).
 func nfgen(family uint8, resID uint16) []byte {
 	return []byte{family, unix.NFNETLINK_V0, byte(resID >> 8), byte(resID)}
 }
 
-// addExpiring sends, as one transaction, an add of elems to set in which every element
-// carries NFTA_SET_ELEM_TIMEOUT (its Timeout) and NFTA_SET_ELEM_EXPIRATION (its Expires, or its
-// Timeout if Expires is zero), so existing elements restart their timeout (on kernels that
-// support updates).
-func addExpiring(c rawConn, set *nftables.Set, elems []nftables.SetElement) error {
+// expiringMsg builds an add of elems to set in which every element carries
+// NFTA_SET_ELEM_TIMEOUT (its Timeout) and NFTA_SET_ELEM_EXPIRATION (its Expires, or its Timeout
+// if Expires is zero), so existing elements restart their timeout (on kernels that support
+// updates) and new ones start with Expires left. In nft syntax:
+//
+//	add element inet sesame grants4 { 192.0.2.7 . tcp . 22 timeout 30s expires 30s }
+func expiringMsg(set *nftables.Set, elems []nftables.SetElement) (netlink.Message, error) {
 	list := make([]netlink.Attribute, 0, len(elems))
 	for i, e := range elems {
 		key, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NFTA_DATA_VALUE, Data: e.Key}})
 		if err != nil {
-			return err
+			return netlink.Message{}, err
 		}
 		expires := e.Timeout
 		if e.Expires != 0 {
@@ -58,13 +45,13 @@ func addExpiring(c rawConn, set *nftables.Set, elems []nftables.SetElement) erro
 			{Type: unix.NFTA_SET_ELEM_EXPIRATION, Data: binary.BigEndian.AppendUint64(nil, uint64(expires.Milliseconds()))},
 		})
 		if err != nil {
-			return err
+			return netlink.Message{}, err
 		}
 		list = append(list, netlink.Attribute{Type: unix.NLA_F_NESTED | uint16(i+1), Data: item})
 	}
 	nested, err := netlink.MarshalAttributes(list)
 	if err != nil {
-		return err
+		return netlink.Message{}, err
 	}
 	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{
 		{Type: unix.NFTA_SET_ELEM_LIST_TABLE, Data: []byte(set.Table.Name + "\x00")},
@@ -72,26 +59,13 @@ func addExpiring(c rawConn, set *nftables.Set, elems []nftables.SetElement) erro
 		{Type: unix.NLA_F_NESTED | unix.NFTA_SET_ELEM_LIST_ELEMENTS, Data: nested},
 	})
 	if err != nil {
-		return err
+		return netlink.Message{}, err
 	}
-	batch := []netlink.Message{
-		{Header: netlink.Header{Type: unix.NFNL_MSG_BATCH_BEGIN, Flags: netlink.Request},
-			Data: nfgen(unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)},
-		{Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWSETELEM),
+	return netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWSETELEM),
 			Flags: netlink.Request | netlink.Acknowledge | netlink.Create},
-			Data: append(nfgen(uint8(set.Table.Family), 0), attrs...)},
-		{Header: netlink.Header{Type: unix.NFNL_MSG_BATCH_END, Flags: netlink.Request},
-			Data: nfgen(unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)},
-	}
-	if _, err := c.SendMessages(batch); err != nil {
-		return fmt.Errorf("send: %w", err)
-	}
-	// Only the element message asks for an ack, so exactly one answer comes back: the ack, or
-	// the error (which Receive returns).
-	if _, err := c.Receive(); err != nil {
-		return err
-	}
-	return nil
+		Data: append(nfgen(uint8(set.Table.Family), 0), attrs...),
+	}, nil
 }
 
 // probeSetName is a scratch set that Init creates, probes with and deletes.
@@ -103,26 +77,29 @@ const probeSetName = "probe"
 // 6.10 restart the clock on a changed timeout even without the expiration.) Callers hold n.mu.
 func (n *Nftables) probeFastRefresh() (ok bool, err error) {
 	s := &nftables.Set{Table: n.obj.table, Name: probeSetName, KeyType: nftables.TypeIPAddr, HasTimeout: true}
-	if err := n.conn.AddSet(s, nil); err != nil {
+	if err := n.s.rec.AddSet(s, nil); err != nil {
 		return false, err
 	}
-	if err := n.conn.Flush(); err != nil {
+	if err := n.write(); err != nil {
 		return false, fmt.Errorf("add probe set: %w", err)
 	}
 	defer func() {
-		n.conn.DelSet(s)
-		if derr := n.conn.Flush(); derr != nil && err == nil {
+		n.s.rec.DelSet(s)
+		if derr := n.write(); derr != nil && err == nil {
 			err = fmt.Errorf("delete probe set: %w", derr)
 		}
 	}()
 	key := []byte{192, 0, 2, 1}
-	if err := addExpiring(n.raw, s, []nftables.SetElement{{Key: key, Timeout: time.Hour}}); err != nil {
-		return false, fmt.Errorf("probe add: %w", err)
+	for _, e := range []nftables.SetElement{{Key: key, Timeout: time.Hour}, {Key: key, Timeout: time.Hour, Expires: 10 * time.Second}} {
+		m, err := expiringMsg(s, []nftables.SetElement{e})
+		if err == nil {
+			err = n.s.send([]netlink.Message{m})
+		}
+		if err != nil {
+			return false, fmt.Errorf("probe add: %w", err)
+		}
 	}
-	if err := addExpiring(n.raw, s, []nftables.SetElement{{Key: key, Timeout: time.Hour, Expires: 10 * time.Second}}); err != nil {
-		return false, fmt.Errorf("probe re-add: %w", err)
-	}
-	elems, err := n.conn.GetSetElements(s)
+	elems, err := n.s.lib.GetSetElements(s)
 	if err != nil {
 		return false, fmt.Errorf("probe read: %w", err)
 	}

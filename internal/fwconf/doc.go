@@ -33,6 +33,12 @@ sesame's own variables:
 	                                                    drops: "none", "iptables" or
 	                                                    "nft ip|ip6|inet TABLE CHAIN"
 	                                                    (firewall.ParseHostChain)
+	SESAME_TABLE                 fwknopd.conf  sesame   sesame's nftables table (inet family); a second
+	                                                    server on the host needs its own, guarding
+	                                                    other ports
+	SESAME_TABLE_OWNER           fwknopd.conf  Y        own the table (NFT_TABLE_F_OWNER|PERSIST) where
+	                                                    the kernel supports it (6.9+); N forces the
+	                                                    self-healing fallback of older kernels
 	SESAME_REPLAY_MARGIN         fwknopd.conf  60       seconds a replay digest is kept beyond the
 	                                                    2*MAX_SPA_PACKET_AGE window (Server.ReplayKeep)
 	SESAME_MD5_LISTEN            fwknopd.conf  (none)   IP:PORT (or :PORT) of the TCP-MD5 listener the

@@ -35,12 +35,15 @@ type Server struct {
 	AccessFolder string // ACCESS_FOLDER (--access-folder); when set it replaces AccessFile
 
 	FlushAtInit     bool // FLUSH_IPT_AT_INIT, default N in sesame (fwknopd: Y)
-	FlushAtExit     bool // FLUSH_IPT_AT_EXIT, default Y
+	FlushAtExit     bool // FLUSH_IPT_AT_EXIT, default N in sesame (fwknopd: Y)
+	ExitAtIntfDown  bool // EXIT_AT_INTF_DOWN, default N in sesame (fwknopd: Y)
 	DestinationRule bool // ENABLE_DESTINATION_RULE
 	Verbose         int  // VERBOSE (a number; Y counts as 1)
 
 	GuardPorts   []spa.ProtoPort    // SESAME_GUARD_PORTS
 	HostChain    firewall.HostChain // SESAME_HOST_CHAIN; the zero value is none
+	Table        string             // SESAME_TABLE: sesame's inet table (default "sesame")
+	TableOwner   bool               // SESAME_TABLE_OWNER: own the table where the kernel can (default Y)
 	ReplayMargin time.Duration      // SESAME_REPLAY_MARGIN, default 60 s
 
 	// MD5Listen (SESAME_MD5_LISTEN, "IP:PORT" or ":PORT") is where the server runs its
@@ -234,6 +237,14 @@ func (s *Server) resolve() ([]Warning, error) {
 	s.AccessFolder = str("ACCESS_FOLDER")
 	s.FlushAtInit = yn("FLUSH_IPT_AT_INIT")
 	s.FlushAtExit = yn("FLUSH_IPT_AT_EXIT")
+	s.ExitAtIntfDown = yn("EXIT_AT_INTF_DOWN")
+	s.TableOwner = yn("SESAME_TABLE_OWNER")
+	if v, p := s.value("SESAME_TABLE"); v != "" {
+		if err := firewall.ValidTableName(v); err != nil {
+			errs = append(errs, p.errorf(ErrValue, "SESAME_TABLE", "use letters, digits, '_', '-' or '.'", "%v", err))
+		}
+		s.Table = v
+	}
 	s.DestinationRule = yn("ENABLE_DESTINATION_RULE")
 	if v, p := s.value("VERBOSE"); v != "" {
 		if b, ok := parseYN(v); ok {

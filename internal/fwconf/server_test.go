@@ -22,7 +22,7 @@ func TestParseServerDefaults(t *testing.T) {
 		PcapIntf: "eth0", PcapFilter: "udp port 62201", UDPServPort: 62201,
 		EnableSPAPacketAging: true, MaxSPAPacketAge: 120 * time.Second, EnableDigestPersistence: true,
 		DigestFile: "/run/fwknop/digest.cache", RunDir: "/run/fwknop", PIDFile: "/run/fwknop/fwknopd.pid",
-		ConfDir: "/etc/fwknop", AccessFile: "/etc/fwknop/access.conf", FlushAtExit: true,
+		ConfDir: "/etc/fwknop", AccessFile: "/etc/fwknop/access.conf", FlushAtExit: false,
 		ReplayMargin: 60 * time.Second,
 	}
 	checkServer(t, s, want)

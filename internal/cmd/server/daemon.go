@@ -143,7 +143,7 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 	defer cancel()
 	if !o.test {
 		if s.flushAtInit {
-			if err := fw.Flush(ctx); err != nil {
+			if err := fw.RevokeAll(ctx); err != nil {
 				fw.Close()
 				return fmt.Errorf("firewall flush at init: %w", err)
 			}
@@ -158,7 +158,7 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 		if s.flushAtExit && !o.test {
 			fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer fcancel()
-			if err := fw.Flush(fctx); err != nil {
+			if err := fw.RevokeAll(fctx); err != nil {
 				log.Error("flush firewall at exit", "err", err)
 			} else {
 				log.Info("firewall flushed (FLUSH_IPT_AT_EXIT Y)")

@@ -145,7 +145,7 @@ func fwList(s *settings, stdout io.Writer) error {
 // fwFlush removes sesame's table (fwknopd --fw-flush).
 func fwFlush(s *settings, stdout io.Writer) error {
 	return withFirewall(s, func(ctx context.Context, fw *firewall.Nftables) error {
-		if err := fw.Flush(ctx); err != nil {
+		if err := fw.RevokeAll(ctx); err != nil {
 			return fmt.Errorf("flush: %w", err)
 		}
 		fmt.Fprintln(stdout, "sesame firewall state flushed")

@@ -1,0 +1,108 @@
+package firewall
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/nftables"
+)
+
+// Check reports what is missing from sesame's ruleset, as short names ("table inet sesame",
+// "chain guard", "set grants4", "guard ports", "hook iptables", ...); none means it is intact.
+// It reads the kernel's state (not the grants: those are the ledger's to restore) and is cheap
+// enough to run after every ruleset change someone else makes.
+func (n *Nftables) Check(ctx context.Context) ([]string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, ErrClosed
+	}
+	return n.check(ctx)
+}
+
+func (n *Nftables) check(ctx context.Context) ([]string, error) {
+	var missing []string
+	o := n.obj
+	t, err := n.table()
+	if err != nil {
+		return nil, fmt.Errorf("nftables check: %w", err)
+	}
+	if t == nil {
+		missing = append(missing, "table inet "+o.table.Name)
+	} else {
+		chains, err := n.s.lib.ListChainsOfTableFamily(nftables.TableFamilyINet)
+		if err != nil {
+			return nil, fmt.Errorf("nftables check: list chains: %w", err)
+		}
+		want := map[string]int{chainMark: 2, chainGuard: 3}
+		if !n.cfg.GuardLoopback {
+			want[chainGuard] = 4
+		}
+		for _, ch := range chains {
+			if ch.Table.Name != o.table.Name {
+				continue
+			}
+			if min, ok := want[ch.Name]; ok {
+				rules, err := n.s.lib.GetRules(o.table, ch)
+				if err != nil {
+					return nil, fmt.Errorf("nftables check: rules of %s: %w", ch.Name, err)
+				}
+				if len(rules) >= min {
+					delete(want, ch.Name)
+				} else {
+					want[ch.Name] = -1 // present but flushed
+				}
+			}
+		}
+		for _, name := range []string{chainMark, chainGuard} {
+			switch want[name] {
+			case 0:
+			case -1:
+				missing = append(missing, "rules of chain "+name)
+			default:
+				missing = append(missing, "chain "+name)
+			}
+		}
+		sets, err := n.s.lib.GetSets(o.table)
+		if err != nil {
+			return nil, fmt.Errorf("nftables check: list sets: %w", err)
+		}
+		have := map[string]bool{}
+		for _, s := range sets {
+			have[s.Name] = true
+		}
+		for _, name := range []string{setGrants4, setGrants6, setGuarded} {
+			if !have[name] {
+				missing = append(missing, "set "+name)
+			}
+		}
+		if have[setGuarded] {
+			elems, err := n.s.lib.GetSetElements(o.guarded)
+			if err != nil {
+				return nil, fmt.Errorf("nftables check: guard ports: %w", err)
+			}
+			if len(elems) != len(n.cfg.GuardPorts) {
+				missing = append(missing, "guard ports")
+			}
+		}
+	}
+	for i, h := range n.hooks {
+		ok, err := h.present(ctx)
+		if err != nil || !ok {
+			missing = append(missing, "hook "+n.hosts[i].String())
+		}
+	}
+	return missing, nil
+}
+
+// Heal rebuilds whatever Check finds missing: Init's transaction (which adopts what is left and
+// re-creates the rest, keeping live elements) and the host hooks. The caller restores grants
+// the kernel lost (from its ledger) with GrantMany afterwards.
+func (n *Nftables) Heal(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	return n.init(ctx)
+}
