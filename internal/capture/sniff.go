@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -15,9 +16,10 @@ import (
 // DefaultFilter is fwknopd's PCAP_FILTER default.
 const DefaultFilter = "udp port 62201"
 
-// ErrInterfaceDown is wrapped by Sniffer.Read's error when the sniffed interface went down
-// (fwknopd's EXIT_AT_INTF_DOWN decides what to do then). The socket stays open but the
-// caller should close it and open a new Sniffer once the interface is back.
+// ErrInterfaceDown is wrapped by Sniffer.Read's error when the sniffed interface went down or
+// was deleted. The socket stays open but the caller should close it and open a new Sniffer
+// once the interface is back; ResilientSniffer does that. A ResilientSniffer with ExitOnDown
+// (fwknopd's EXIT_AT_INTF_DOWN) returns it instead.
 var ErrInterfaceDown = errors.New("sniffed interface went down")
 
 // AnyInterface as SniffConfig.Interface sniffs on every interface of the network namespace.
@@ -72,36 +74,87 @@ type Sniffer struct {
 
 var _ Source = (*Sniffer)(nil)
 
-// NewSniffer opens the AF_PACKET socket, attaches the filter before binding (so no unfiltered
-// packet is ever queued) and binds it to the interface. It must run in the network namespace
-// to sniff in.
-func NewSniffer(cfg SniffConfig) (*Sniffer, error) {
+// ErrNoInterface is wrapped by NewSniffer's error when the named interface does not exist in
+// the network namespace.
+var ErrNoInterface = errors.New("no such interface")
+
+// interfaceError names the interface an error is about. Every error NewSniffer and a
+// Sniffer's methods return is one.
+type interfaceError struct {
+	name string
+	err  error
+}
+
+func (e *interfaceError) Error() string {
+	return fmt.Sprintf("capture: interface %q: %s", e.name, strings.TrimPrefix(e.err.Error(), "capture: "))
+}
+
+func (e *interfaceError) Unwrap() error { return e.err }
+
+// onInterface wraps err so that it names the interface, unless it already does.
+func onInterface(name string, err error) error {
+	var ie *interfaceError
+	if err == nil || errors.As(err, &ie) {
+		return err
+	}
+	return &interfaceError{name: name, err: err}
+}
+
+// ifaceName is the name SniffConfig.Interface stands for.
+func ifaceName(cfg SniffConfig) string {
+	if cfg.Interface == "" {
+		return AnyInterface
+	}
+	return cfg.Interface
+}
+
+// check validates cfg without touching the system and returns the compiled filter and the
+// snap length to use.
+func (cfg SniffConfig) check() (Filter, int, error) {
 	expr := cfg.Filter
 	if expr == "" {
 		expr = DefaultFilter
 	}
 	f, err := CompileFilter(expr)
 	if err != nil {
-		return nil, err
+		return Filter{}, 0, err
 	}
 	snap := cfg.SnapLen
 	if snap == 0 {
 		snap = DefaultSnapLen
 	}
 	if snap < ipv4MinHeader || snap > 65535 {
-		return nil, fmt.Errorf("capture: snap length %d out of range %d..65535", cfg.SnapLen, ipv4MinHeader)
+		return Filter{}, 0, fmt.Errorf("capture: snap length %d out of range %d..65535", cfg.SnapLen, ipv4MinHeader)
 	}
-	name := cfg.Interface
-	if name == "" {
-		name = AnyInterface
+	if ifaceName(cfg) == AnyInterface && cfg.Promiscuous {
+		return Filter{}, 0, fmt.Errorf("capture: promiscuous mode needs a named interface, not %q", ifaceName(cfg))
 	}
+	return f, snap, nil
+}
+
+// NewSniffer opens the AF_PACKET socket, attaches the filter before binding (so no unfiltered
+// packet is ever queued) and binds it to the interface. It must run in the network namespace
+// to sniff in. Every error names the interface; if it does not exist the error wraps
+// ErrNoInterface.
+func NewSniffer(cfg SniffConfig) (*Sniffer, error) {
+	s, err := newSniffer(cfg)
+	if err != nil {
+		return nil, onInterface(ifaceName(cfg), err)
+	}
+	return s, nil
+}
+
+func newSniffer(cfg SniffConfig) (*Sniffer, error) {
+	f, snap, err := cfg.check()
+	if err != nil {
+		return nil, err
+	}
+	name := ifaceName(cfg)
 	ifi := &net.Interface{Name: name}
 	if name != AnyInterface {
-		if ifi, err = net.InterfaceByName(name); err != nil {
-			return nil, fmt.Errorf("capture: sniff interface: %w", err)
+		if ifi, err = interfaceByName(name); err != nil {
+			return nil, err
 		}
-	} else if cfg.Promiscuous {
-		return nil, fmt.Errorf("capture: promiscuous mode needs a named interface, not %q", name)
 	}
 	opts := ProgramOptions{SnapLen: uint32(snap), AnyDirection: cfg.AnyDirection}
 	if cfg.AnyDirection {
@@ -119,7 +172,7 @@ func NewSniffer(cfg SniffConfig) (*Sniffer, error) {
 	}
 	conn, err := packet.Listen(ifi, packet.Datagram, unix.ETH_P_ALL, &packet.Config{Filter: raw})
 	if err != nil {
-		return nil, fmt.Errorf("capture: sniff on %s: %w", name, err)
+		return nil, fmt.Errorf("capture: sniff: %w", err)
 	}
 	s := &Sniffer{conn: conn, filter: f, name: name, batch: newBatch(batchSize, snap)}
 	if err := s.setup(cfg); err != nil {
@@ -133,15 +186,30 @@ func NewSniffer(cfg SniffConfig) (*Sniffer, error) {
 	return s, nil
 }
 
+// interfaceByName finds the interface called name in the current network namespace; if
+// there is none the error wraps ErrNoInterface.
+func interfaceByName(name string) (*net.Interface, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("capture: list interfaces: %w", err)
+	}
+	for i := range ifs {
+		if ifs[i].Name == name {
+			return &ifs[i], nil
+		}
+	}
+	return nil, fmt.Errorf("capture: %w", ErrNoInterface)
+}
+
 func (s *Sniffer) setup(cfg SniffConfig) error {
 	rc, err := s.conn.SyscallConn()
 	if err != nil {
-		return fmt.Errorf("capture: sniff on %s: %w", s.name, err)
+		return fmt.Errorf("capture: sniff: %w", err)
 	}
 	s.rc = rc
 	if cfg.Promiscuous {
 		if err := s.conn.SetPromiscuous(true); err != nil {
-			return fmt.Errorf("capture: promiscuous mode on %s: %w", s.name, err)
+			return fmt.Errorf("capture: promiscuous mode: %w", err)
 		}
 	}
 	if cfg.ReadBuffer > 0 {
@@ -156,7 +224,7 @@ func (s *Sniffer) setup(cfg SniffConfig) error {
 			err = serr
 		}
 		if err != nil {
-			return fmt.Errorf("capture: receive buffer on %s: %w", s.name, err)
+			return fmt.Errorf("capture: receive buffer: %w", err)
 		}
 	}
 	return nil
@@ -213,12 +281,13 @@ func (s *Sniffer) Read() (Packet, error) {
 func (s *Sniffer) readError(err error) error {
 	switch {
 	case s.closed.Load():
-		return fmt.Errorf("capture: sniff on %s: %w", s.name, net.ErrClosed)
+		err = fmt.Errorf("sniff: %w", net.ErrClosed)
 	case errors.Is(err, unix.ENETDOWN):
-		return fmt.Errorf("capture: sniff on %s: %w: %w", s.name, ErrInterfaceDown, err)
+		err = fmt.Errorf("sniff: %w: %w", ErrInterfaceDown, err)
 	default:
-		return fmt.Errorf("capture: sniff on %s: %w", s.name, err)
+		err = fmt.Errorf("sniff: %w", err)
 	}
+	return &interfaceError{name: s.name, err: err}
 }
 
 // Close closes the socket and unblocks Read. Closing twice is not an error.
@@ -227,7 +296,7 @@ func (s *Sniffer) Close() error {
 		return nil
 	}
 	if err := s.conn.Close(); err != nil {
-		return fmt.Errorf("capture: close sniffer on %s: %w", s.name, err)
+		return &interfaceError{name: s.name, err: fmt.Errorf("close sniffer: %w", err)}
 	}
 	return nil
 }
@@ -243,7 +312,7 @@ type SniffStats struct {
 func (s *Sniffer) Stats() (SniffStats, error) {
 	ks, err := s.conn.Stats()
 	if err != nil {
-		return SniffStats{}, fmt.Errorf("capture: sniffer stats on %s: %w", s.name, err)
+		return SniffStats{}, &interfaceError{name: s.name, err: fmt.Errorf("sniffer stats: %w", err)}
 	}
 	// PACKET_STATISTICS resets on every read; keep running totals.
 	s.received += uint64(ks.Packets)

@@ -106,3 +106,62 @@ func (n *Nftables) Heal(ctx context.Context) error {
 	}
 	return n.init(ctx)
 }
+
+// PeerTables returns the guarded ports of the other sesame tables in the namespace (another
+// sesame server with its own SESAME_TABLE), by table name. A table counts as sesame's when it
+// has the sets grants4 and guarded.
+func (n *Nftables) PeerTables(ctx context.Context) (map[string][]Port, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	tables, err := n.s.lib.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	out := map[string][]Port{}
+	for _, t := range tables {
+		if t.Name == n.obj.table.Name {
+			continue
+		}
+		sets, err := n.s.lib.GetSets(t)
+		if err != nil {
+			continue
+		}
+		var guarded *nftables.Set
+		grants := false
+		for _, s := range sets {
+			switch s.Name {
+			case setGuarded:
+				guarded = s
+			case setGrants4:
+				grants = true
+			}
+		}
+		if guarded == nil || !grants {
+			continue
+		}
+		elems, err := n.s.lib.GetSetElements(guarded)
+		if err != nil {
+			return nil, fmt.Errorf("guard ports of table inet %s: %w", t.Name, err)
+		}
+		ports := []Port{}
+		for _, e := range elems {
+			if len(e.Key) == 8 {
+				ports = append(ports, Port{Proto: e.Key[0], Port: uint16(e.Key[4])<<8 | uint16(e.Key[5])})
+			}
+		}
+		out[t.Name] = ports
+	}
+	return out, nil
+}
+
+// SetGuardPorts replaces the guarded ports and rewrites the guard set in one transaction (a
+// SIGHUP that changed OPEN_PORTS or SESAME_GUARD_PORTS).
+func (n *Nftables) SetGuardPorts(ctx context.Context, ports []Port) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	n.cfg.GuardPorts = append([]Port(nil), ports...)
+	return n.init(ctx)
+}

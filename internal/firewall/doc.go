@@ -2,12 +2,41 @@
 // set elements with per-element timeouts, so the kernel closes access on time even if sesame
 // dies; Fake is an in-memory Backend for callers' tests.
 //
+// # The promise: fail closed
+//
+// While sesame runs, no port it guards is reachable from an address without a live grant,
+// whatever else happens; when it is stopped or has crashed, its guard and live grants stay in
+// the kernel (grants still expire on time) until someone flushes the ruleset, and the next
+// start restores everything from the daemon's ledger. The parts of this package behind it:
+//
+//   - Ownership. Where the kernel supports it (NFT_TABLE_F_PERSIST, Linux 6.9), Init creates
+//     the table with the flags OWNER and PERSIST: while the daemon's netlink socket is open,
+//     `nft flush ruleset` leaves the table alone and `nft delete table` by anyone else fails
+//     with EPERM; when the socket closes the table stays, ownerless, and the next Init takes it
+//     over. An existing table without the flags (an older sesame, the fallback) is deleted and
+//     re-created owned in one transaction that also re-adds its live grants with their time
+//     left: no moment without the guard. A live owner elsewhere makes Init fail with ErrOwned.
+//     Without PERSIST (Debian 12's 6.1, Ubuntu 24.04's 6.8) OWNER is not used at all, since an
+//     owned table would vanish with the daemon; then (and with Config.NoOwner) anyone may
+//     remove the table and the daemon heals it (Check, Heal; internal/keeper watches the
+//     kernel's ruleset events to do so within milliseconds).
+//   - One socket. Only the owning socket may change an owned table, so every write goes through
+//     the one lasting netlink socket (sock.go): google/nftables encodes what it can on a
+//     recording connection, table flags and element expirations are built by hand, and each
+//     transaction is sent and acknowledged on that socket.
+//   - Nothing removes the guard on the way out: Close leaves table, guard, hooks and grants;
+//     RevokeAll removes grants only; Remove (the uninstall) is the one way to delete it all.
+//   - The guard chain is always present; Config.GuardPorts (the daemon passes
+//     SESAME_GUARD_PORTS and every stanza's OPEN_PORTS) fill its set, so a flush that takes
+//     the administrator's own DROP with it still leaves the guarded ports closed.
+//
 // # Ruleset
 //
 // The Nftables backend owns one table, `inet sesame` (Config.TableName), talked to over netlink
 // (github.com/google/nftables; no nft binary at run time). Init writes, in one transaction:
 //
 //	table inet sesame {
+//		flags owner,persist                                            # where supported
 //		set grants4 { type ipv4_addr . inet_proto . inet_service; flags timeout; }
 //		set grants6 { type ipv6_addr . inet_proto . inet_service; flags timeout; }
 //		set guarded { type inet_proto . inet_service; elements = { tcp . 22, ... } }
@@ -16,7 +45,7 @@
 //			ip saddr . meta l4proto . th dport @grants4 meta mark set meta mark | 0x10000000
 //			ip6 saddr . meta l4proto . th dport @grants6 meta mark set meta mark | 0x10000000
 //		}
-//		chain guard {                                                  # only with GuardPorts
+//		chain guard {
 //			type filter hook input priority filter - 10; policy accept; # -10
 //			ct state established,related accept
 //			iifname "lo" accept                                         # unless GuardLoopback
@@ -29,6 +58,8 @@
 // and the kernel deletes the element when the timeout runs out, whether or not sesame is still
 // running (Close and a SIGKILL leave grants in place until then). Init is idempotent and keeps
 // the grant sets' elements, so a restarted daemon keeps live grants (fwknopd drops them).
+// GrantMany leaves each element exactly its Timeout to live; the caller (internal/keeper)
+// passes the later of the old and new expiry, so a knock never shortens a live grant.
 //
 // # Why a mark, and the two set-ups
 //
@@ -54,8 +85,11 @@
 //     with -legacy and -nft alike),
 //     `-I INPUT 1 -m mark --mark 0x10000000/0x10000000 -m comment --comment sesame -j ACCEPT`;
 //     "nft FAMILY TABLE CHAIN" inserts `meta mark & 0x10000000 == 0x10000000 accept comment
-//     "sesame"` over netlink. Init adds it once; Flush removes every copy. Close leaves it: it
-//     accepts only marked packets, and only live grants mark.
+//     "sesame"` over netlink. Init adds it once; Remove removes every copy. Close leaves it: it
+//     accepts only marked packets, and only live grants mark. The daemon also hooks every
+//     chain internal/hostfw finds dropping (SetHostChains). These rules live in somebody
+//     else's table and are not protected by ownership: the host firewall's own reload removes
+//     them, and Check/Heal put them back.
 //
 // Both set-ups can be combined. In either, packets of a connection opened while granted keep
 // flowing after the grant expires through the established rule (sesame's guard chain, or the
@@ -66,7 +100,7 @@
 // Grant must restart the timeout of an existing element, but a plain re-add of an existing
 // element is a no-op in the kernel. Since Linux 6.10 an add that carries
 // NFTA_SET_ELEM_EXPIRATION updates the element's time left; google/nftables cannot send that
-// attribute, so Grant builds that one message itself on a second netlink socket (refresh.go).
+// attribute, so Grant builds that one message itself (refresh.go).
 // Init probes for the behaviour with a scratch set; on older kernels Grant instead sends add,
 // delete, add of the element in one transaction, which leaves a fresh timeout everywhere.
 // Revoke sends add, delete, so a missing element is no error. GrantMany sends up to 1000

@@ -1,16 +1,16 @@
 package replay
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/sesame-spa/sesame/internal/safefile"
 )
 
 // SyncPolicy says when File calls fsync.
@@ -59,7 +59,9 @@ type LoadStats struct {
 // 0.0.0.0 0 for the unknown packet fields), and fwknopd ignores the eighth, so each program can
 // read the other's file. expires is Unix seconds, 0 for never; a line without it (written by
 // fwknopd) expires LegacyKeep after its time field. Corrupt lines are skipped and counted. The
-// file is rewritten (to a temporary file, fsynced, renamed) when dead lines pile up.
+// file is rewritten (to a temporary file, fsynced, renamed) when dead lines pile up. Every open
+// goes through package safefile: the directory must be safe, and a link or a hard link at path
+// is refused rather than written through.
 type File struct {
 	mem  *Memory
 	path string
@@ -78,7 +80,8 @@ var _ Cache = (*File)(nil)
 const fileHeader = "# <digest> <proto> <src_ip> <src_port> <dst_ip> <dst_port> <time> <expires>\n"
 
 // OpenFile loads path (creating it, mode 0600, if missing) and returns a cache that appends to
-// it.
+// it. It refuses (an error wrapping safefile.ErrUnsafe) a directory others can change, and a
+// symbolic link, hard link or non-regular file at path.
 func OpenFile(path string, opts FileOptions) (*File, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -102,7 +105,7 @@ func OpenFile(path string, opts FileOptions) (*File, error) {
 		}
 		return c, nil
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := safefile.OpenAppend(path, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("replay: open digest file: %w", err)
 	}
@@ -189,52 +192,31 @@ func (c *File) Close() error {
 // dead is the number of lines in the file that hold no live entry.
 func (c *File) dead() int { return c.fileLines - c.mem.Len() }
 
-// compactLocked rewrites the file with the live entries and reopens it for appending.
+// compactLocked rewrites the file with the live entries (safefile.WriteAtomicFunc: a new file
+// renamed over the old one, never through a link) and reopens it for appending.
 func (c *File) compactLocked() error {
-	dir, base := filepath.Split(c.path)
-	tmp, err := os.CreateTemp(dir, base+".tmp*")
-	if err != nil {
-		return fmt.Errorf("replay: compact %s: %w", c.path, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("replay: compact %s: %w", c.path, err)
-	}
-	w := bufio.NewWriterSize(tmp, 1<<16)
-	io.WriteString(w, fileHeader)
 	n := 0
-	var line []byte
-	c.mem.mu.Lock()
-	c.mem.forEachLocked(func(d string, exp int64) {
-		// The added time is not kept in memory; write the expiry's second (or 0) instead.
-		added := int64(0)
-		if exp != never {
-			added = exp / 1e9
-		}
-		line = appendLine(line[:0], d, added, exp)
-		w.Write(line)
-		n++
+	err := safefile.WriteAtomicFunc(c.path, 0o600, func(w io.Writer) error {
+		io.WriteString(w, fileHeader)
+		var line []byte
+		c.mem.mu.Lock()
+		defer c.mem.mu.Unlock()
+		c.mem.forEachLocked(func(d string, exp int64) {
+			// The added time is not kept in memory; write the expiry's second (or 0) instead.
+			added := int64(0)
+			if exp != never {
+				added = exp / 1e9
+			}
+			line = appendLine(line[:0], d, added, exp)
+			w.Write(line) // a buffered writer: its error returns from the final flush
+			n++
+		})
+		return nil
 	})
-	c.mem.mu.Unlock()
-	err = w.Flush()
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if errClose := tmp.Close(); err == nil {
-		err = errClose
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), c.path)
-	}
 	if err != nil {
 		return fmt.Errorf("replay: compact %s: %w", c.path, err)
 	}
-	if d, err := os.Open(filepath.Clean(dir + ".")); err == nil {
-		d.Sync() // make the rename durable; best effort
-		d.Close()
-	}
-	f, err := os.OpenFile(c.path, os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := safefile.OpenAppend(c.path, 0o600)
 	if err != nil {
 		return fmt.Errorf("replay: reopen %s: %w", c.path, err)
 	}

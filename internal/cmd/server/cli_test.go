@@ -85,16 +85,20 @@ func TestPIDFile(t *testing.T) {
 	if pid, _ := readPID(p); pid != os.Getpid() {
 		t.Errorf("readPID = %d", pid)
 	}
-	os.WriteFile(p, []byte("1\n"), 0o600) // pid 1 is alive: refuse
-	if _, err := writePID(p); err == nil {
-		t.Error("writePID over a live process's PID file succeeded")
-	}
-	os.WriteFile(p, []byte("999999999\n"), 0o600) // stale
-	if _, err := writePID(p); err != nil {
-		t.Errorf("stale PID file: %v", err)
+	if _, err := writePID(p); err == nil { // the lock is held (per open file, so even by us)
+		t.Error("writePID over a held PID file succeeded")
 	}
 	remove()
 	if _, err := os.Stat(p); !os.IsNotExist(err) {
 		t.Errorf("PID file not removed: %v", err)
 	}
+	os.WriteFile(p, []byte("1\n"), 0o600) // names a live pid but nobody holds it: stale
+	if pid, err := readPID(p); pid != 0 || err != nil {
+		t.Errorf("readPID of a stale file = %d, %v", pid, err)
+	}
+	remove, err = writePID(p)
+	if err != nil {
+		t.Fatalf("stale PID file: %v", err)
+	}
+	remove()
 }

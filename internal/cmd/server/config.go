@@ -3,12 +3,14 @@ package server
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/sesame-spa/sesame/internal/firewall"
 	"github.com/sesame-spa/sesame/internal/fwconf"
 	"github.com/sesame-spa/sesame/internal/server"
+	"github.com/sesame-spa/sesame/spa"
 )
 
 // overrides turns command-line options into fwknopd.conf overrides, as fwknopd does.
@@ -69,7 +71,9 @@ func load(o *options, withAccess bool) (*settings, error) {
 		runDir:            sc.RunDir,
 		flushAtInit:       sc.FlushAtInit, // default N in sesame: grants survive a restart
 		flushAtExit:       sc.FlushAtExit,
-		tableName:         firewall.DefaultTableName,
+		exitAtIntfDown:    sc.ExitAtIntfDown,
+		tableName:         sc.Table,
+		tableOwner:        sc.TableOwner,
 		workers:           envWorkers(),
 		md5Listen:         sc.MD5Listen,
 		md5Upstream:       sc.MD5Upstream,
@@ -80,12 +84,29 @@ func load(o *options, withAccess bool) (*settings, error) {
 	if sc.HostChain != (firewall.HostChain{}) {
 		s.hostChain = sc.HostChain.String()
 	}
-	for _, p := range sc.GuardPorts {
-		proto := uint8(firewall.ProtoTCP)
-		if p.Proto == "udp" {
-			proto = firewall.ProtoUDP
+	if s.tableName == "" {
+		s.tableName = firewall.DefaultTableName
+	}
+	s.ledgerFile = filepath.Join(s.runDir, "sesame-"+s.tableName+".ledger")
+	guard := map[firewall.Port]bool{}
+	addGuard := func(pp spa.ProtoPort) {
+		p, err := firewall.ParsePort(pp.String())
+		if err != nil || guard[p] {
+			return
 		}
-		s.guardPorts = append(s.guardPorts, firewall.Port{Proto: proto, Port: p.Port})
+		guard[p] = true
+		s.guardPorts = append(s.guardPorts, p)
+	}
+	for _, p := range sc.GuardPorts {
+		addGuard(p)
+	}
+	for _, st := range stanzas {
+		for _, p := range st.OpenPorts {
+			addGuard(p)
+		}
+		if len(st.OpenPorts) == 0 {
+			s.unguardable = append(s.unguardable, fmt.Sprintf("stanza #%d (%s:%d)", st.Num, st.File, st.Line))
+		}
 	}
 	for _, st := range stanzas {
 		s.policy.Stanzas = append(s.policy.Stanzas, *st)

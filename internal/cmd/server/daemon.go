@@ -8,8 +8,9 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -19,6 +20,10 @@ import (
 
 	"github.com/sesame-spa/sesame/internal/capture"
 	"github.com/sesame-spa/sesame/internal/firewall"
+	"github.com/sesame-spa/sesame/internal/hostfw"
+	"github.com/sesame-spa/sesame/internal/keeper"
+	"github.com/sesame-spa/sesame/internal/ledger"
+	"github.com/sesame-spa/sesame/internal/nfevents"
 	"github.com/sesame-spa/sesame/internal/replay"
 	"github.com/sesame-spa/sesame/internal/server"
 )
@@ -26,7 +31,7 @@ import (
 // newFirewall builds the nftables backend from the settings.
 func newFirewall(s *settings) (*firewall.Nftables, error) {
 	fw, err := firewall.NewNftables(firewall.Config{TableName: s.tableName, GuardPorts: s.guardPorts,
-		GuardLoopback: s.guardLoopback, HostChain: s.hostChain})
+		GuardLoopback: s.guardLoopback, HostChain: s.hostChain, NoOwner: !s.tableOwner})
 	if err != nil {
 		return nil, fmt.Errorf("firewall: %w", err)
 	}
@@ -53,20 +58,22 @@ func openCache(s *settings, rotate bool, log *slog.Logger) (replay.Cache, error)
 	return c, nil
 }
 
-// openSource opens the UDP socket or the sniffer.
-func openSource(s *settings) (capture.Source, string, error) {
+// openSource opens the UDP socket or the sniffer. The sniffer survives its interface going
+// down and waits for one that does not exist yet (unless EXIT_AT_INTF_DOWN is Y).
+func openSource(s *settings, log *slog.Logger) (capture.Source, string, error) {
 	if s.udpServer {
-		pc, err := listenUDP(":"+strconv.Itoa(s.udpPort), udpReadBuffer)
+		pc, err := listenUDP(":"+strconv.Itoa(s.udpPort), udpReadBuffer, log)
 		if err != nil {
 			return nil, "", err
 		}
 		src := capture.FromPacketConn(pc)
 		return src, fmt.Sprintf("udp server on %v", src.LocalAddr()), nil
 	}
-	src, err := capture.NewSniffer(capture.SniffConfig{Interface: s.pcapIntf, Filter: s.pcapFilter,
-		SnapLen: s.snapLen, AnyDirection: s.anyDirection, Promiscuous: s.promiscuous, ReadBuffer: 4 << 20})
+	src, err := capture.NewResilientSniffer(capture.SniffConfig{Interface: s.pcapIntf, Filter: s.pcapFilter,
+		SnapLen: s.snapLen, AnyDirection: s.anyDirection, Promiscuous: s.promiscuous, ReadBuffer: 4 << 20},
+		capture.ResilientOptions{Log: log, ExitOnDown: s.exitAtIntfDown})
 	if err != nil {
-		return nil, "", err
+		return nil, "", fmt.Errorf("capture (PCAP_INTF %s): %w", s.pcapIntf, err)
 	}
 	return src, fmt.Sprintf("sniffing on %s (%s)", s.pcapIntf, src.Filter()), nil
 }
@@ -76,12 +83,14 @@ func openSource(s *settings) (capture.Source, string, error) {
 const udpReadBuffer = 8 << 20
 
 // listenUDP opens the UDP-server socket with a large receive buffer (SO_RCVBUFFORCE as root,
-// else SO_RCVBUF up to net.core.rmem_max).
-func listenUDP(addr string, rcvbuf int) (net.PacketConn, error) {
+// else SO_RCVBUF up to net.core.rmem_max; a failure of both is logged).
+func listenUDP(addr string, rcvbuf int, log *slog.Logger) (net.PacketConn, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		return c.Control(func(fd uintptr) {
 			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvbuf) != nil {
-				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf)
+				if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf); err != nil {
+					log.Warn("udp server: cannot enlarge the receive buffer", "bytes", rcvbuf, "err", err)
+				}
 			}
 		})
 	}}
@@ -111,6 +120,11 @@ func (l *limitSource) Read() (capture.Packet, error) {
 var errLimit = errors.New("done")
 
 // runDaemon runs the server until SIGTERM/SIGINT (or the -C limit), reloading on SIGHUP.
+//
+// The order is the fail-closed rule: everything that can refuse to start (another server on the
+// table, the pid file, the replay cache, the capture source, overlapping tables) is checked
+// before the firewall is touched, and nothing on the way out removes the guard or the hooks.
+// Grants stay unless FLUSH_IPT_AT_EXIT is Y.
 func runDaemon(o *options, s *settings, log *slog.Logger) error {
 	if !o.foreground {
 		log.Info("sesame server does not daemonize: running in the foreground (use systemd to background it)")
@@ -118,74 +132,67 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 	for _, w := range s.warnings {
 		log.Warn(w)
 	}
-	if path := os.Getenv("SESAME_CPUPROFILE"); path != "" { // for benchmarks: profile the whole run
-		f, err := os.Create(path)
-		if err != nil {
-			return fmt.Errorf("SESAME_CPUPROFILE: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("SESAME_CPUPROFILE: %w", err)
-		}
-		defer pprof.StopCPUProfile()
-	}
-	removePID, err := writePID(s.pidFile)
+	inst, err := lockInstance(s.tableName)
 	if err != nil {
 		return err
+	}
+	defer inst.close()
+	removePID, err := writePID(s.pidFile)
+	if err != nil {
+		return fmt.Errorf("pid file: %w", err)
 	}
 	defer removePID()
 
-	fw, err := newFirewall(s)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if !o.test {
-		if s.flushAtInit {
-			if err := fw.RevokeAll(ctx); err != nil {
-				fw.Close()
-				return fmt.Errorf("firewall flush at init: %w", err)
-			}
-			log.Info("firewall flushed at start (FLUSH_IPT_AT_INIT Y): live grants revoked")
-		}
-		if err := fw.Init(ctx); err != nil {
-			fw.Close()
-			return fmt.Errorf("firewall init: %w", err)
-		}
-	}
-	exitFirewall := func() {
-		if s.flushAtExit && !o.test {
-			fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer fcancel()
-			if err := fw.RevokeAll(fctx); err != nil {
-				log.Error("flush firewall at exit", "err", err)
-			} else {
-				log.Info("firewall flushed (FLUSH_IPT_AT_EXIT Y)")
-			}
-		}
-		fw.Close()
-	}
-	defer exitFirewall()
 
 	cache, err := openCache(s, o.rotateDigest, log)
 	if err != nil {
 		return err
 	}
-	defer cache.Close()
-
+	defer func() {
+		if err := cache.Close(); err != nil {
+			log.Error("replay cache: close", "file", s.digestFile, "err", err)
+		}
+	}()
+	src, desc, err := openSource(s, log)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
 	md5, err := startMD5(ctx, s, log)
 	if err != nil {
 		return err
 	}
 	defer md5.Close()
 
-	srv, err := server.New(server.Config{Policy: s.policy, Firewall: fw, Cache: cache, Logger: log,
-		Workers: s.workers, OnGrant: md5.OnGrant})
-	if err != nil {
-		return err
+	var fwall server.Firewall
+	if !o.test {
+		k, stop, err := startFirewall(ctx, s, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		fwall = k
+		go inst.serve(ctx, func(ctx context.Context, cmd string) (string, error) {
+			switch cmd {
+			case "revoke-all":
+				if err := k.RevokeAll(ctx); err != nil {
+					return "", err
+				}
+				log.Warn("firewall: every grant revoked on request (--fw-flush)")
+				return "grants revoked", nil
+			}
+			return "", fmt.Errorf("unknown command %q", cmd)
+		})
+	} else {
+		go inst.serve(ctx, func(context.Context, string) (string, error) {
+			return "", errors.New("the server runs in test mode (-t): no firewall")
+		})
 	}
-	src, desc, err := openSource(s)
+
+	srv, err := server.New(server.Config{Policy: s.policy, Firewall: fwall, Cache: cache, Logger: log,
+		Workers: s.workers, OnGrant: md5.OnGrant})
 	if err != nil {
 		return err
 	}
@@ -216,7 +223,7 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 		case sig := <-sigs:
 			switch sig {
 			case syscall.SIGHUP:
-				reload(o, srv, log)
+				reload(o, s, srv, fwall, log)
 				continue
 			case syscall.SIGUSR1:
 				logStats(log, srv)
@@ -229,9 +236,174 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 	}
 }
 
-// reload re-reads the configuration files and swaps the policy; grants are kept. Capture and
-// firewall settings need a restart.
-func reload(o *options, srv *server.Server, log *slog.Logger) {
+// startFirewall opens the firewall, refuses overlapping tables, hooks the host chains that drop,
+// reconciles the ledger with the kernel and starts the self-healing. stop closes it all, leaving
+// the guard, the hooks and (unless FLUSH_IPT_AT_EXIT) the grants in the kernel.
+func startFirewall(ctx context.Context, s *settings, log *slog.Logger) (*keeper.Keeper, func(), error) {
+	fw, err := newFirewall(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	closeFW := func() {
+		if err := fw.Close(); err != nil {
+			log.Error("firewall: close", "err", err)
+		}
+	}
+	peers, err := fw.PeerTables(ctx)
+	if err != nil {
+		closeFW()
+		return nil, nil, fmt.Errorf("firewall: %w", err)
+	}
+	if err := checkOverlap(s, peers); err != nil {
+		closeFW()
+		return nil, nil, err
+	}
+	detect := func(ctx context.Context) ([]firewall.HostChain, error) { return detectHosts(ctx, s, log) }
+	hosts, err := detect(ctx)
+	if err != nil {
+		log.Warn("firewall: reading the host's ruleset failed; hooking only SESAME_HOST_CHAIN", "err", err)
+	}
+	fw.SetHostChains(append(fw.HostChains(), hosts...))
+	led, err := ledger.Open(s.ledgerFile, time.Now)
+	if err != nil {
+		closeFW()
+		return nil, nil, fmt.Errorf("grant ledger: %w", err)
+	}
+	k := keeper.New(keeper.Config{Backend: fw, Ledger: led, Table: s.tableName, HostChains: fw.HostChains(),
+		Detect: detect, Log: log})
+	restored, adopted, err := k.Start(ctx, s.flushAtInit)
+	if err != nil {
+		led.Close()
+		closeFW()
+		if errors.Is(err, firewall.ErrOwned) {
+			return nil, nil, fmt.Errorf("firewall: %w: another process owns table inet %s (a second sesame server? see SESAME_TABLE)", err, s.tableName)
+		}
+		return nil, nil, fmt.Errorf("firewall init: %w", err)
+	}
+	if s.flushAtInit {
+		log.Info("firewall: grants revoked at start (FLUSH_IPT_AT_INIT Y); the guard stays")
+	}
+	log.Info("firewall ready", "table", "inet "+s.tableName, "owned", fw.Owned(), "guarded", portsList(s.guardPorts),
+		"hooks", hostList(fw.HostChains()), "grants_restored", restored, "grants_in_kernel", adopted)
+	if !fw.Owned() {
+		log.Warn("firewall: this kernel cannot own the table (NFT_TABLE_F_PERSIST needs Linux 6.9) or SESAME_TABLE_OWNER is N: a ruleset flush removes sesame's table until the self-healing restores it")
+	}
+	warnUnguarded(s, fw.HostChains(), log)
+
+	wctx, wcancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	if w, err := nfevents.Watch(nfevents.Config{}); err != nil {
+		log.Error("firewall: cannot watch ruleset events; checking every 10 s only", "err", err)
+		wg.Go(func() { k.Run(wctx, nil) })
+	} else {
+		wg.Go(func() {
+			if err := k.Run(wctx, w); err != nil {
+				log.Error("firewall: self-healing stopped", "err", err)
+			}
+		})
+	}
+	syncDone := make(chan struct{})
+	wg.Go(func() { // the ledger is fsynced once a second, not per grant
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+				if err := led.Sync(); err != nil {
+					log.Error("grant ledger: sync", "file", s.ledgerFile, "err", err)
+				}
+			}
+		}
+	})
+	stop := func() {
+		wcancel()
+		wg.Wait()
+		close(syncDone)
+		if s.flushAtExit {
+			fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer fcancel()
+			if err := k.RevokeAll(fctx); err != nil {
+				log.Error("firewall: revoke grants at exit", "err", err)
+			} else {
+				log.Info("firewall: grants revoked (FLUSH_IPT_AT_EXIT Y); the guard stays")
+			}
+		}
+		if err := led.Close(); err != nil {
+			log.Error("grant ledger: close", "file", s.ledgerFile, "err", err)
+		}
+		closeFW()
+	}
+	return k, stop, nil
+}
+
+// checkOverlap refuses guarded ports that another sesame table guards too: a drop in either
+// table is final, so the other table would drop this one's grants.
+func checkOverlap(s *settings, peers map[string][]firewall.Port) error {
+	mine := map[firewall.Port]bool{}
+	for _, p := range s.guardPorts {
+		mine[p] = true
+	}
+	for table, ports := range peers {
+		var both []string
+		for _, p := range ports {
+			if mine[p] {
+				both = append(both, p.String())
+			}
+		}
+		if len(both) > 0 {
+			return fmt.Errorf("firewall: table inet %s (another sesame server) also guards %s, so each would drop the other's grants: guard disjoint ports (OPEN_PORTS, SESAME_GUARD_PORTS) or remove that table with `sesame server --fw-remove` and SESAME_TABLE %s",
+				table, strings.Join(both, ", "), table)
+		}
+	}
+	return nil
+}
+
+// detectHosts reads the host's ruleset for chains that would drop granted packets.
+func detectHosts(ctx context.Context, s *settings, log *slog.Logger) ([]firewall.HostChain, error) {
+	rep, err := hostfw.Detect(ctx, nil, hostfw.Options{TableName: s.tableName, Ports: s.guardPorts})
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range rep.Errors() {
+		log.Error("firewall: host firewall", "finding", f.String())
+	}
+	return rep.Hooks(), nil
+}
+
+// warnUnguarded warns about ports that stay open to everyone.
+func warnUnguarded(s *settings, hooks []firewall.HostChain, log *slog.Logger) {
+	for _, st := range s.unguardable {
+		if len(hooks) == 0 {
+			log.Warn("firewall: "+st+" allows any port (no OPEN_PORTS): sesame guards only "+portsList(s.guardPorts)+
+				" and no host firewall drops by default, so other ports it grants are open to everyone anyway; set OPEN_PORTS or SESAME_GUARD_PORTS", "stanza", st)
+		}
+	}
+	if len(s.guardPorts) == 0 && len(hooks) == 0 {
+		log.Warn("firewall: nothing drops any port: no OPEN_PORTS, no SESAME_GUARD_PORTS and no host firewall that drops; grants change nothing")
+	}
+}
+
+func portsList(ps []firewall.Port) string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return strings.Join(out, ",")
+}
+
+func hostList(hs []firewall.HostChain) string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = h.String()
+	}
+	return strings.Join(out, "; ")
+}
+
+// reload re-reads the configuration files and swaps the policy; grants are kept. A change of
+// the guarded ports is applied to the firewall; capture settings need a restart.
+func reload(o *options, old *settings, srv *server.Server, fwall server.Firewall, log *slog.Logger) {
 	s, err := loadSettings(o)
 	if err == nil {
 		err = srv.Reload(s.policy)
@@ -239,6 +411,14 @@ func reload(o *options, srv *server.Server, log *slog.Logger) {
 	if err != nil {
 		log.Error("SIGHUP: configuration not reloaded", "err", err)
 		return
+	}
+	if k, ok := fwall.(*keeper.Keeper); ok && portsList(s.guardPorts) != portsList(old.guardPorts) {
+		if err := k.SetGuardPorts(context.Background(), s.guardPorts); err != nil {
+			log.Error("SIGHUP: guarded ports not changed", "err", err)
+		} else {
+			log.Info("SIGHUP: guarded ports changed", "guarded", portsList(s.guardPorts))
+			old.guardPorts = s.guardPorts
+		}
 	}
 	log.Info("SIGHUP: configuration reloaded (grants kept)", "stanzas", len(s.policy.Stanzas))
 }

@@ -26,6 +26,7 @@ type options struct {
 	fwList       bool   // --fw-list
 	fwListAll    bool   // --fw-list-all
 	fwFlush      bool   // --fw-flush
+	fwRemove     bool   // --fw-remove (sesame's)
 	kill         bool   // -K
 	status       bool   // -S
 	restart      bool   // -R
@@ -63,7 +64,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, *pflag.FlagSet, erro
 	fs.BoolVar(&o.exitParse, "exit-parse-config", false, "parse the configuration files and exit")
 	fs.BoolVar(&o.fwList, "fw-list", false, "list the live grants and exit")
 	fs.BoolVar(&o.fwListAll, "fw-list-all", false, "list the live grants and exit (same as --fw-list)")
-	fs.BoolVar(&o.fwFlush, "fw-flush", false, "remove sesame's firewall table and exit")
+	fs.BoolVar(&o.fwFlush, "fw-flush", false, "revoke every grant and exit (the guard stays)")
+	fs.BoolVar(&o.fwRemove, "fw-remove", false, "uninstall: delete sesame's table and hooks (the guarded ports open to all); the server must be stopped")
 	fs.BoolVarP(&o.kill, "kill", "K", false, "stop the running server (SIGTERM to the PID in the PID file)")
 	fs.BoolVarP(&o.status, "status", "S", false, "report whether a server is running")
 	fs.BoolVarP(&o.restart, "restart", "R", false, "make the running server reload its configuration (SIGHUP)")

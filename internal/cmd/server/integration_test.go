@@ -211,10 +211,14 @@ func TestIntegrationKill9Restart(t *testing.T) {
 	if el := time.Since(start); el < 3500*time.Millisecond || el > 6*time.Second {
 		t.Errorf("grant lasted %v, want about 4 s", el)
 	}
-	// SIGTERM with FLUSH_IPT_AT_EXIT (default Y) removes sesame's table.
+	// SIGTERM never removes the guard (FLUSH_IPT_AT_EXIT is N by default, and Y revokes grants
+	// only): the table stays and the port stays shut.
 	d.Stop(t, syscall.SIGTERM)
-	if out := srv.Run(t, "nft", "list", "tables"); strings.Contains(out, "sesame") {
-		t.Errorf("table left after SIGTERM:\n%s", out)
+	if out := srv.Run(t, "nft", "list", "tables"); !strings.Contains(out, "sesame") {
+		t.Errorf("table gone after SIGTERM:\n%s", out)
+	}
+	if r := sesametest.Dial(t, cli, sshAddr4, 300*time.Millisecond); r != sesametest.Timeout {
+		t.Errorf("after SIGTERM: %v, want timeout (guard kept)", r)
 	}
 }
 

@@ -1,60 +1,39 @@
 package server
 
 import (
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
+
+	"github.com/sesame-spa/sesame/internal/pidfile"
 )
 
-// readPID returns the PID recorded in path if that process is alive, or 0.
+// readPID returns the PID of the server holding the lock on path, or 0 if none does (a file
+// left by a crash names a pid but is not locked).
 func readPID(path string) (int, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
+	pid, running, err := pidfile.Read(path)
 	if err != nil {
-		return 0, fmt.Errorf("read PID file: %w", err)
+		return 0, err
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0, nil // a corrupt PID file is stale
-	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+	if !running {
 		return 0, nil
+	}
+	if pid == 0 {
+		return 0, fmt.Errorf("a server holds %s but its pid is not written there yet", path)
 	}
 	return pid, nil
 }
 
-// writePID records this process in path, refusing if another live process is recorded there.
-// The returned function removes the file.
+// writePID locks path and records this process there, refusing (*pidfile.HeldError) if another
+// server holds it. The returned function removes the file and drops the lock.
 func writePID(path string) (func(), error) {
-	if pid, err := readPID(path); err != nil {
+	f, err := pidfile.Acquire(path)
+	if err != nil {
 		return nil, err
-	} else if pid != 0 && pid != os.Getpid() {
-		return nil, fmt.Errorf("another server is running (pid %d, %s)", pid, path)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("PID file directory: %w", err)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("write PID file: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return nil, fmt.Errorf("write PID file: %w", err)
-	}
-	return func() {
-		if pid, _ := readPID(path); pid == os.Getpid() {
-			os.Remove(path)
-		}
-	}, nil
+	return func() { f.Release() }, nil
 }
 
-// signalRunning sends sig to the server recorded in path.
+// signalRunning sends sig to the server holding path.
 func signalRunning(path string, sig syscall.Signal) (int, error) {
 	pid, err := readPID(path)
 	if err != nil {

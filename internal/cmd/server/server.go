@@ -2,12 +2,12 @@
 // fwknopd.conf and access.conf, takes fwknopd's command-line options, and grants access through
 // sesame's nftables table. See internal/server for the packet pipeline.
 //
-// Lifecycle: it never daemonizes (-f is accepted; run it under systemd, Type=notify); it writes
-// the PID file and refuses to start if another live server holds it; SIGHUP re-reads the
-// configuration and keeps the live grants; SIGTERM/SIGINT stop it, flushing sesame's firewall
-// table if FLUSH_IPT_AT_EXIT is Y (the default) or leaving the grants to expire in the kernel
-// if N. A restart keeps live grants (they are nftables set elements with kernel timeouts), and
-// the replay cache (DIGEST_FILE) survives restarts.
+// Lifecycle: it never daemonizes (-f is accepted; run it under systemd, Type=notify). One server
+// runs per table (SESAME_TABLE): a second one refuses to start, naming the first one's pid,
+// before it touches anything; the PID file is locked, so a stale one never blocks a start.
+// SIGHUP re-reads the configuration and keeps the live grants; SIGTERM/SIGINT stop it and leave
+// the guard, the hooks and the grants in the kernel (FLUSH_IPT_AT_EXIT Y revokes the grants,
+// never the guard). A failed start never touches the firewall. --fw-remove is the uninstall.
 package server
 
 import (
@@ -15,9 +15,13 @@ import (
 	"errors"
 	"fmt"
 	"github.com/sesame-spa/sesame/internal/firewall"
+	"github.com/sesame-spa/sesame/internal/hostfw"
+	"github.com/sesame-spa/sesame/internal/ledger"
 	"io"
 	"log/slog"
+	"os"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -49,7 +53,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	log := newLogger(stderr, o.verbose)
 
-	control := o.kill || o.restart || o.status || o.fwList || o.fwListAll || o.fwFlush
+	control := o.kill || o.restart || o.status || o.fwList || o.fwListAll || o.fwFlush || o.fwRemove
 	s, err := load(o, !control)
 	if err != nil {
 		fmt.Fprintf(stderr, "sesame server: %v\n", err)
@@ -92,6 +96,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exit(stderr, fwList(s, stdout))
 	case o.fwFlush:
 		return exit(stderr, fwFlush(s, stdout))
+	case o.fwRemove:
+		return exit(stderr, fwRemove(s, stdout, stderr))
 	}
 	return exit(stderr, runDaemon(o, s, log))
 }
@@ -126,7 +132,8 @@ func withFirewall(s *settings, fn func(context.Context, *firewall.Nftables) erro
 	return fn(ctx, fw)
 }
 
-// fwList prints sesame's live grants (fwknopd --fw-list).
+// fwList prints sesame's live grants (fwknopd --fw-list), read from the kernel (reading is
+// allowed while the server owns the table), and what guards them.
 func fwList(s *settings, stdout io.Writer) error {
 	return withFirewall(s, func(ctx context.Context, fw *firewall.Nftables) error {
 		es, err := fw.List(ctx)
@@ -134,21 +141,89 @@ func fwList(s *settings, stdout io.Writer) error {
 			return fmt.Errorf("list grants: %w", err)
 		}
 		sort.Slice(es, func(i, j int) bool { return es[i].Expires < es[j].Expires })
-		fmt.Fprintf(stdout, "# %d live grant(s) in table inet %s\n", len(es), s.tableName)
+		pid := holderPID(s.tableName)
+		state := "no server running"
+		if pid != 0 {
+			state = fmt.Sprintf("server pid %d", pid)
+		}
+		fmt.Fprintf(stdout, "# %d live grant(s) in table inet %s (%s)\n", len(es), s.tableName, state)
 		for _, e := range es {
 			fmt.Fprintf(stdout, "%s expires in %s\n", e.Grant.String(), e.Expires.Round(time.Second))
+		}
+		if missing, err := fw.Check(ctx); err == nil && len(missing) > 0 {
+			fmt.Fprintf(stdout, "# WARNING: missing from the ruleset: %s\n", strings.Join(missing, ", "))
+		}
+		if rep, err := hostfw.Detect(ctx, nil, hostfw.Options{TableName: s.tableName, Ports: s.guardPorts}); err == nil {
+			if open := rep.Open(s.guardPorts); len(open) > 0 && !guarded(fw, ctx) {
+				for _, e := range open {
+					fmt.Fprintf(stdout, "# WARNING: open to everyone: %s\n", e)
+				}
+			}
 		}
 		return nil
 	})
 }
 
-// fwFlush removes sesame's table (fwknopd --fw-flush).
+// guarded reports whether sesame's guard set holds any port.
+func guarded(fw *firewall.Nftables, ctx context.Context) bool {
+	missing, err := fw.Check(ctx)
+	return err == nil && len(missing) == 0
+}
+
+// fwFlush revokes every grant (fwknopd --fw-flush); the guard stays. A running server does it
+// (only the owner may change an owned table).
 func fwFlush(s *settings, stdout io.Writer) error {
-	return withFirewall(s, func(ctx context.Context, fw *firewall.Nftables) error {
+	if reply, running, err := control(s.tableName, "revoke-all"); running {
+		if err != nil {
+			return fmt.Errorf("flush: %w", err)
+		}
+		fmt.Fprintf(stdout, "sesame server: %s; the guard stays\n", reply)
+		return nil
+	}
+	err := withFirewall(s, func(ctx context.Context, fw *firewall.Nftables) error {
 		if err := fw.RevokeAll(ctx); err != nil {
 			return fmt.Errorf("flush: %w", err)
 		}
-		fmt.Fprintln(stdout, "sesame firewall state flushed")
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if err := clearLedger(s); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "sesame: every grant revoked; the guard stays")
+	return nil
+}
+
+// fwRemove deletes sesame's table and hooks: the uninstall step.
+func fwRemove(s *settings, stdout, stderr io.Writer) error {
+	if pid := holderPID(s.tableName); pid != 0 {
+		return fmt.Errorf("a sesame server (pid %d) runs with table inet %s: stop it first (systemctl stop sesame-server, or sesame server -K)", pid, s.tableName)
+	}
+	err := withFirewall(s, func(ctx context.Context, fw *firewall.Nftables) error {
+		if rep, err := hostfw.Detect(ctx, nil, hostfw.Options{TableName: s.tableName, Ports: s.guardPorts}); err == nil {
+			fw.SetHostChains(append(fw.HostChains(), rep.Hooks()...))
+		}
+		return fw.Remove(ctx)
+	})
+	if err != nil {
+		return fmt.Errorf("remove: %w", err)
+	}
+	if err := os.Remove(s.ledgerFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove: grant ledger: %w", err)
+	}
+	fmt.Fprintf(stdout, "sesame: table inet %s and its hooks removed\n", s.tableName)
+	fmt.Fprintf(stderr, "WARNING: the ports sesame guarded (%s) are now reachable by anyone your own firewall lets through\n", portsList(s.guardPorts))
+	return nil
+}
+
+// clearLedger empties the grant ledger (after revoking every grant without a server).
+func clearLedger(s *settings) error {
+	led, err := ledger.Open(s.ledgerFile, time.Now)
+	if err != nil {
+		return fmt.Errorf("grant ledger: %w", err)
+	}
+	led.Clear()
+	return led.Close()
 }

@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/sesame-spa/sesame/internal/firewall"
 	"github.com/sesame-spa/sesame/internal/server"
@@ -29,11 +28,16 @@ type settings struct {
 	runDir            string
 	flushAtExit       bool
 	flushAtInit       bool
+	exitAtIntfDown    bool
+	ledgerFile        string
 
 	tableName     string
-	guardPorts    []firewall.Port
+	tableOwner    bool
+	guardPorts    []firewall.Port // SESAME_GUARD_PORTS and every stanza's OPEN_PORTS
 	guardLoopback bool
 	hostChain     string
+	// unguardable lists stanzas that allow any port: sesame cannot guard ports it does not know.
+	unguardable []string
 
 	workers int
 
@@ -47,11 +51,7 @@ type settings struct {
 	warnings []string
 }
 
-const (
-	defaultRunDir       = "/run/fwknop"
-	defaultUDPPort      = 62201
-	defaultReplayMargin = 10 * time.Second
-)
+const defaultUDPPort = 62201
 
 func sortStrings(s []string) { sort.Strings(s) }
 

@@ -1,0 +1,431 @@
+// Package keeper keeps sesame's firewall promise while the daemon runs: no guarded port is
+// reachable without a live grant, and no live grant ends early, whatever else changes the
+// ruleset.
+//
+// A Keeper sits between the packet pipeline and the firewall backend. Every grant goes through
+// it: it merges the grant into the ledger (the daemon's own record of live grants; the later
+// expiry wins, so a shorter knock never cuts a longer grant) and sends the kernel the merged
+// time. Start reconciles the ledger with the kernel (grants the kernel lost are restored with
+// their time left, grants only the kernel has are adopted). Run watches the kernel's ruleset
+// events (internal/nfevents): when anyone else deletes or flushes something of sesame's (its
+// table, chains, sets, or its hook rule in a host chain), it runs the backend's Check, rebuilds
+// what is missing with Heal, restores every live grant from the ledger, and logs one ERROR
+// naming what was removed and what was restored. A periodic Check backs the events up.
+package keeper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sesame-spa/sesame/internal/firewall"
+	"github.com/sesame-spa/sesame/internal/ledger"
+	"github.com/sesame-spa/sesame/internal/nfevents"
+)
+
+// Ledger is the part of *ledger.Ledger the keeper uses.
+type Ledger interface {
+	Record(es []ledger.Entry) []ledger.Entry
+	Live() []ledger.Entry
+	Clear()
+	Sync() error
+}
+
+// Config configures a Keeper.
+type Config struct {
+	Backend firewall.Backend
+	Ledger  Ledger
+	// Table is sesame's table name (events about it trigger a check).
+	Table string
+	// HostChains are the host chains hooked (events about their tables trigger a check).
+	HostChains []firewall.HostChain
+	// Detect, if set, re-reads the host's ruleset for chains that need a hook; it runs at Start
+	// and after another program adds chains or tables (a host firewall started or reloaded).
+	Detect func(ctx context.Context) ([]firewall.HostChain, error)
+	// CheckEvery is the period of the safety-net Check (0: 10 s).
+	CheckEvery time.Duration
+	Log        *slog.Logger
+	Now        func() time.Time
+}
+
+// Keeper is safe for concurrent use.
+type Keeper struct {
+	cfg Config
+	mu  sync.Mutex // serialises ledger merges with their kernel writes, and heals
+
+	heals  int
+	lastMs float64
+}
+
+// New returns a Keeper for cfg.
+func New(cfg Config) *Keeper {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CheckEvery <= 0 {
+		cfg.CheckEvery = 10 * time.Second
+	}
+	return &Keeper{cfg: cfg}
+}
+
+// Start initialises the backend and reconciles it with the ledger: every ledger grant the
+// kernel lacks is restored with its time left, and every kernel grant the ledger lacks is
+// recorded. revokeAll (FLUSH_IPT_AT_INIT Y) revokes every grant instead.
+func (k *Keeper) Start(ctx context.Context, revokeAll bool) (restored, adopted int, err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.cfg.Backend.Init(ctx); err != nil {
+		return 0, 0, err
+	}
+	if revokeAll {
+		if err := k.cfg.Backend.RevokeAll(ctx); err != nil {
+			return 0, 0, fmt.Errorf("revoke grants at start: %w", err)
+		}
+		k.cfg.Ledger.Clear()
+		return 0, 0, nil
+	}
+	kernel, err := k.cfg.Backend.List(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("list grants: %w", err)
+	}
+	now := k.cfg.Now()
+	have := map[ledger.Key]time.Time{}
+	var adopt []ledger.Entry
+	for _, e := range kernel {
+		key := ledger.Key{Src: e.Src.Unmap(), Proto: e.Proto, Port: e.Port}
+		exp := now.Add(e.Expires)
+		have[key] = exp
+		adopt = append(adopt, ledger.Entry{Key: key, Expires: exp})
+	}
+	k.cfg.Ledger.Record(adopt)
+	var restore []firewall.Grant
+	for _, e := range k.cfg.Ledger.Live() {
+		if exp, ok := have[e.Key]; ok && !exp.Before(e.Expires.Add(-time.Second)) {
+			continue
+		}
+		if g, ok := grantOf(e, now); ok {
+			restore = append(restore, g)
+		}
+	}
+	if len(restore) > 0 {
+		if err := k.cfg.Backend.GrantMany(ctx, restore); err != nil {
+			return 0, 0, fmt.Errorf("restore %d grants from the ledger: %w", len(restore), err)
+		}
+	}
+	return len(restore), len(kernel), k.cfg.Ledger.Sync()
+}
+
+// grantOf is the grant that gives e its remaining time, false if it has under 1 ms left.
+func grantOf(e ledger.Entry, now time.Time) (firewall.Grant, bool) {
+	left := e.Expires.Sub(now).Truncate(time.Millisecond)
+	if left < time.Millisecond {
+		return firewall.Grant{}, false
+	}
+	return firewall.Grant{Src: e.Src, Proto: e.Proto, Port: e.Port, Timeout: min(left, firewall.MaxTimeout)}, true
+}
+
+// Grant is GrantMany for one grant.
+func (k *Keeper) Grant(ctx context.Context, g firewall.Grant) error {
+	return k.GrantMany(ctx, []firewall.Grant{g})
+}
+
+// GrantMany records gs in the ledger and grants them for the merged time: a grant that is
+// already live with a later expiry keeps it. A grant that meets a missing table heals the
+// ruleset and retries once.
+func (k *Keeper) GrantMany(ctx context.Context, gs []firewall.Grant) error {
+	for _, g := range gs {
+		if err := g.Validate(); err != nil {
+			return err
+		}
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := k.cfg.Now()
+	es := make([]ledger.Entry, len(gs))
+	for i, g := range gs {
+		es[i] = ledger.Entry{Key: ledger.Key{Src: g.Src.Unmap(), Proto: g.Proto, Port: g.Port}, Expires: now.Add(g.Timeout)}
+	}
+	merged := k.cfg.Ledger.Record(es)
+	out := make([]firewall.Grant, 0, len(merged))
+	for i, e := range merged {
+		g := gs[i]
+		g.Timeout = min(max(e.Expires.Sub(now).Truncate(time.Millisecond), g.Timeout), firewall.MaxTimeout)
+		out = append(out, g)
+	}
+	err := k.cfg.Backend.GrantMany(ctx, out)
+	if err != nil && ctx.Err() == nil {
+		// The table may have been removed under us (fallback path): heal and retry once.
+		if herr := k.heal(ctx, "grant failed: "+err.Error()); herr == nil {
+			err = k.cfg.Backend.GrantMany(ctx, out)
+		}
+	}
+	return err
+}
+
+// RevokeAll revokes every grant (FLUSH_IPT_AT_EXIT Y, --fw-flush) and clears the ledger.
+func (k *Keeper) RevokeAll(ctx context.Context) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.cfg.Backend.RevokeAll(ctx); err != nil {
+		return err
+	}
+	k.cfg.Ledger.Clear()
+	return k.cfg.Ledger.Sync()
+}
+
+// Live returns the ledger's live grants.
+func (k *Keeper) Live() []ledger.Entry { return k.cfg.Ledger.Live() }
+
+// Heals returns how many heals ran and how long the last took (milliseconds).
+func (k *Keeper) Heals() (int, float64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.heals, k.lastMs
+}
+
+// CheckNow runs Check and heals if something is missing. It returns what was missing.
+func (k *Keeper) CheckNow(ctx context.Context, why string) ([]string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.checkLocked(ctx, why)
+}
+
+func (k *Keeper) checkLocked(ctx context.Context, why string) ([]string, error) {
+	missing, err := k.cfg.Backend.Check(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(missing) == 0 {
+		return nil, nil
+	}
+	return missing, k.heal(ctx, why+": missing "+strings.Join(missing, ", "))
+}
+
+// heal rebuilds the ruleset and restores every live ledger grant. k.mu is held.
+func (k *Keeper) heal(ctx context.Context, why string) error {
+	start := time.Now()
+	if err := k.cfg.Backend.Heal(ctx); err != nil {
+		k.cfg.Log.Error("firewall: heal failed", "why", why, "err", err)
+		return err
+	}
+	now := k.cfg.Now()
+	var restore []firewall.Grant
+	for _, e := range k.cfg.Ledger.Live() {
+		if g, ok := grantOf(e, now); ok {
+			restore = append(restore, g)
+		}
+	}
+	if len(restore) > 0 {
+		if err := k.cfg.Backend.GrantMany(ctx, restore); err != nil {
+			k.cfg.Log.Error("firewall: restoring grants failed", "why", why, "grants", len(restore), "err", err)
+			return err
+		}
+	}
+	took := time.Since(start)
+	k.heals++
+	k.lastMs = float64(took.Microseconds()) / 1000
+	k.cfg.Log.Error("firewall: sesame's rules were removed by someone else; restored", "removed", why,
+		"restored", fmt.Sprintf("table, guard, hooks and %d live grant(s)", len(restore)), "took", took.Round(time.Microsecond))
+	return nil
+}
+
+// Run watches events until ctx ends or events fails, checking (and healing) after every
+// transaction of another program that deletes or flushes something of sesame's, and every
+// CheckEvery. It re-detects host chains after another program adds tables or chains.
+func (k *Keeper) Run(ctx context.Context, events nfevents.Source) error {
+	type batch struct {
+		evs []nfevents.Event
+		err error
+	}
+	ch := make(chan batch, 64)
+	if events != nil {
+		stop := context.AfterFunc(ctx, func() { events.Close() })
+		defer stop()
+		go func() {
+			for {
+				evs, err := events.Next()
+				select {
+				case ch <- batch{evs, err}:
+				case <-ctx.Done():
+					return
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	tick := time.NewTicker(k.cfg.CheckEvery)
+	defer tick.Stop()
+	self := uint32(os.Getpid())
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if _, err := k.CheckNow(ctx, "periodic check"); err != nil && ctx.Err() == nil {
+				k.cfg.Log.Error("firewall: check failed", "err", err)
+			}
+		case b := <-ch:
+			if b.err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("ruleset events: %w", b.err)
+			}
+			check, detect, what := k.relevant(b.evs, self)
+			// Coalesce what is already queued (one heal for a burst).
+			for more := true; more; {
+				select {
+				case b2 := <-ch:
+					if b2.err != nil {
+						more = false
+						ch <- b2
+						break
+					}
+					c2, d2, w2 := k.relevant(b2.evs, self)
+					check, detect = check || c2, detect || d2
+					if w2 != "" && what == "" {
+						what = w2
+					}
+				default:
+					more = false
+				}
+			}
+			if detect && k.cfg.Detect != nil {
+				k.redetect(ctx)
+				check = true
+			}
+			if check {
+				if _, err := k.CheckNow(ctx, what); err != nil && ctx.Err() == nil {
+					k.cfg.Log.Error("firewall: check failed", "err", err)
+				}
+			}
+		}
+	}
+}
+
+// relevant reports whether evs (one read's worth, possibly several transactions) warrant a
+// check (something deleted in sesame's table or a hooked table, or lost events) or a new host
+// detection (another program added a table or chain), and names the first such event.
+func (k *Keeper) relevant(evs []nfevents.Event, self uint32) (check, detect bool, what string) {
+	hosted := map[string]bool{}
+	for _, h := range k.cfg.HostChains {
+		switch h.Kind {
+		case firewall.HostIPTables:
+			hosted["filter"] = true
+		case firewall.HostNft:
+			hosted[h.Table] = true
+		}
+	}
+	var pending []nfevents.Event
+	for _, e := range evs {
+		if e.Kind == nfevents.Overrun {
+			return true, true, "ruleset events lost (overrun)"
+		}
+		if e.Kind != nfevents.NewGen {
+			pending = append(pending, e)
+			continue
+		}
+		// A transaction ends: ignore sesame's own (its thread ids are in this process, but
+		// the kernel reports a thread id; compare with the process's thread group via /proc).
+		mine := isOwnThread(e.PID, self)
+		for _, p := range pending {
+			if mine {
+				continue
+			}
+			switch p.Kind {
+			case nfevents.DelTable, nfevents.DelChain, nfevents.DelSet, nfevents.DelRule:
+				if p.Table == k.cfg.Table || hosted[p.Table] {
+					check = true
+					if what == "" {
+						what = p.String()
+					}
+				}
+			case nfevents.NewTable, nfevents.NewChain:
+				if p.Table != k.cfg.Table {
+					detect = true
+				}
+			}
+		}
+		pending = pending[:0]
+	}
+	// Events without their NewGen yet (split across reads): judge them as another program's.
+	for _, p := range pending {
+		switch p.Kind {
+		case nfevents.DelTable, nfevents.DelChain, nfevents.DelSet, nfevents.DelRule:
+			if p.Table == k.cfg.Table || hosted[p.Table] {
+				check = true
+				if what == "" {
+					what = p.String()
+				}
+			}
+		}
+	}
+	return check, detect, what
+}
+
+// isOwnThread reports whether tid is a thread of process pid.
+func isOwnThread(tid, pid uint32) bool {
+	if tid == pid {
+		return true
+	}
+	_, err := os.Stat(fmt.Sprintf("/proc/%d/task/%d", pid, tid))
+	return err == nil
+}
+
+// redetect re-reads the host's ruleset for chains to hook.
+func (k *Keeper) redetect(ctx context.Context) {
+	hosts, err := k.cfg.Detect(ctx)
+	if err != nil {
+		k.cfg.Log.Warn("firewall: host firewall detection failed", "err", err)
+		return
+	}
+	type setter interface {
+		SetHostChains([]firewall.HostChain)
+		HostChains() []firewall.HostChain
+	}
+	s, ok := k.cfg.Backend.(setter)
+	if !ok {
+		return
+	}
+	old := s.HostChains()
+	merged := append(append([]firewall.HostChain(nil), old...), hosts...)
+	s.SetHostChains(merged)
+	if now := s.HostChains(); len(now) != len(old) {
+		k.mu.Lock()
+		k.cfg.HostChains = now
+		k.mu.Unlock()
+		k.cfg.Log.Warn("firewall: a host firewall chain appeared that drops; hooking it", "chains", hostNames(now))
+	}
+}
+
+func hostNames(hs []firewall.HostChain) string {
+	s := make([]string, len(hs))
+	for i, h := range hs {
+		s[i] = h.String()
+	}
+	return strings.Join(s, "; ")
+}
+
+// SetGuardPorts changes the guarded ports (a SIGHUP that changed OPEN_PORTS) when the backend
+// supports it.
+func (k *Keeper) SetGuardPorts(ctx context.Context, ports []firewall.Port) error {
+	s, ok := k.cfg.Backend.(interface {
+		SetGuardPorts(context.Context, []firewall.Port) error
+	})
+	if !ok {
+		return errors.New("keeper: the firewall backend cannot change its guarded ports")
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return s.SetGuardPorts(ctx, ports)
+}

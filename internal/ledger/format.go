@@ -1,0 +1,172 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// header is the first line of a ledger file.
+const header = "# sesame grant ledger v1"
+
+// errNotLedger is wrapped when a file's first line is not header.
+var errNotLedger = errors.New("not a sesame grant ledger v1")
+
+// LoadStats describe what Open found in the file.
+type LoadStats struct {
+	Lines     int  // record lines after the header (not counting comments, empty lines or a torn tail)
+	Loaded    int  // live entries after replaying the lines
+	Expired   int  // entries the replay ended with that had expired
+	Malformed int  // lines skipped because they did not parse
+	Torn      bool // the file ended in a line without its newline (a write cut short), ignored
+}
+
+// rec is an entry's value in memory: expiry in Unix milliseconds and stanza.
+type rec struct {
+	exp    int64
+	stanza int
+}
+
+// parse replays a ledger file into a map of the entries live at nowMs.
+func parse(data []byte, nowMs int64) (map[Key]rec, LoadStats, error) {
+	var st LoadStats
+	m := make(map[Key]rec, len(data)/48)
+	if len(data) == 0 {
+		return m, st, nil
+	}
+	s := string(data) // one copy; every field below is a substring of it
+	first, rest, ok := strings.Cut(s, "\n")
+	if !ok {
+		if strings.HasPrefix(header, first) { // the header itself was cut short
+			st.Torn = true
+			return m, st, nil
+		}
+		rest = ""
+	}
+	if first != header {
+		return nil, st, fmt.Errorf("%w (first line %.40q)", errNotLedger, first)
+	}
+	for len(rest) > 0 {
+		line, next, ok := strings.Cut(rest, "\n")
+		if !ok {
+			st.Torn = true
+			break
+		}
+		rest = next
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		st.Lines++
+		if !apply(m, line) {
+			st.Malformed++
+		}
+	}
+	for k, r := range m {
+		if r.exp <= nowMs {
+			delete(m, k)
+			st.Expired++
+		}
+	}
+	st.Loaded = len(m)
+	return m, st, nil
+}
+
+// apply replays one record line into m; false if it does not parse.
+func apply(m map[Key]rec, line string) bool {
+	var f [7]string
+	n := 0
+	for n < len(f) {
+		i := strings.IndexByte(line, ' ')
+		if i < 0 {
+			f[n] = line
+			n++
+			break
+		}
+		f[n], line = line[:i], line[i+1:]
+		n++
+	}
+	switch {
+	case n == 1 && f[0] == "*":
+		clear(m)
+		return true
+	case n == 6 && f[0] == "+":
+		exp, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			return false
+		}
+		k, ok := parseKey(f[2], f[3], f[4])
+		if !ok {
+			return false
+		}
+		stanza, err := strconv.Atoi(f[5])
+		if err != nil {
+			return false
+		}
+		m[k] = rec{exp: exp, stanza: stanza}
+		return true
+	case n == 4 && f[0] == "-":
+		k, ok := parseKey(f[1], f[2], f[3])
+		if !ok {
+			return false
+		}
+		delete(m, k)
+		return true
+	}
+	return false
+}
+
+func parseKey(src, proto, port string) (Key, bool) {
+	a, err := netip.ParseAddr(src)
+	if err != nil {
+		return Key{}, false
+	}
+	pr, err := strconv.ParseUint(proto, 10, 8)
+	if err != nil {
+		return Key{}, false
+	}
+	po, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return Key{}, false
+	}
+	return Key{Src: a, Proto: uint8(pr), Port: uint16(po)}.norm(), true
+}
+
+// appendAdd formats a "+" line.
+func appendAdd(b []byte, k Key, r rec) []byte {
+	b = append(b, "+ "...)
+	b = strconv.AppendInt(b, r.exp, 10)
+	b = append(b, ' ')
+	b = appendKey(b, k)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(r.stanza), 10)
+	return append(b, '\n')
+}
+
+// appendRemove formats a "-" line.
+func appendRemove(b []byte, k Key) []byte {
+	b = append(b, "- "...)
+	b = appendKey(b, k)
+	return append(b, '\n')
+}
+
+func appendKey(b []byte, k Key) []byte {
+	b = k.Src.AppendTo(b)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, uint64(k.Proto), 10)
+	b = append(b, ' ')
+	return strconv.AppendUint(b, uint64(k.Port), 10)
+}
+
+// snapshot formats a whole file holding m.
+func snapshot(m map[Key]rec) []byte {
+	es := sorted(m)
+	b := make([]byte, 0, len(header)+1+len(es)*48)
+	b = append(b, header...)
+	b = append(b, '\n')
+	for _, e := range es {
+		b = appendAdd(b, e.k, e.r)
+	}
+	return b
+}
