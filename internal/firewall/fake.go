@@ -225,3 +225,10 @@ func (f *Fake) Close() error {
 	f.closed = true
 	return nil
 }
+
+// Count returns how many times the method name was called (safe while others call f).
+func (f *Fake) Count(name string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.Calls[name]
+}

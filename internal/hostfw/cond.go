@@ -9,9 +9,11 @@ import (
 )
 
 // Conntrack state bits (ct state, xt_state, xt_conntrack): 1 << (ctinfo + 1).
-const (
-	ctStateNew = 8
-)
+const ctStateNew = 8
+
+// ctStatusKnown are the ct status bits known to be clear for the model packet:
+// IPS_EXPECTED, IPS_SEEN_REPLY, IPS_ASSURED, IPS_SRC_NAT, IPS_DST_NAT (linux/netfilter/nf_conntrack_common.h).
+const ctStatusKnown = 0x1 | 0x2 | 0x4 | 0x10 | 0x20
 
 // IP protocols the model knows by name.
 const (
@@ -40,21 +42,23 @@ func fullVal(b []byte) val { return val{b, bytes.Repeat([]byte{0xff}, len(b))} }
 type srcKind int
 
 const (
-	srcUnknown   srcKind = iota
-	srcL4proto           // meta l4proto
-	srcNfproto           // meta nfproto
-	srcIPProto4          // ip protocol (IPv4 header byte 9)
-	srcIP6Nexthdr        // ip6 nexthdr (IPv6 header byte 6)
-	srcDport             // th dport (big endian)
-	srcMark              // meta mark (host order)
-	srcCtState           // ct state (host order)
-	srcIifname           // meta iifname
-	srcIif               // meta iif
+	srcUnknown    srcKind = iota
+	srcL4proto            // meta l4proto
+	srcNfproto            // meta nfproto
+	srcIPProto4           // ip protocol (IPv4 header byte 9)
+	srcIP6Nexthdr         // ip6 nexthdr (IPv6 header byte 6)
+	srcTransport          // transport header bytes [off, off+n): th dport is off 2, n 2
+	srcMark               // meta mark (host order)
+	srcCtState            // ct state (host order)
+	srcCtStatus           // ct status (host order)
+	srcIifname            // meta iifname
+	srcIif                // meta iif
 )
 
 // src is a register's content: a loaded field, possibly masked (bitwise and, xor).
 type src struct {
 	kind      srcKind
+	off, n    uint32 // srcTransport
 	mask, xor []byte // nil: none
 }
 
@@ -78,11 +82,19 @@ func (s src) value(p packet) (val, bool) {
 		} else {
 			v = fullVal([]byte{2})
 		}
-	case srcDport:
-		if p.dport == 0 || p.proto == 0 {
+	case srcTransport:
+		// Only the destination port (bytes 2 and 3) is known; iptables-nft loads
+		// "--sport 67 --dport 68" as one 4-byte field.
+		if p.dport == 0 || p.proto == 0 || s.n == 0 || s.n > 16 {
 			return v, false
 		}
-		v = fullVal(binaryutil.BigEndian.PutUint16(p.dport))
+		v = val{make([]byte, s.n), make([]byte, s.n)}
+		port := binaryutil.BigEndian.PutUint16(p.dport)
+		for i := range v.b {
+			if at := s.off + uint32(i); at == 2 || at == 3 {
+				v.b[i], v.known[i] = port[at-2], 0xff
+			}
+		}
 	case srcMark:
 		var m uint32
 		if p.marked {
@@ -91,6 +103,9 @@ func (s src) value(p packet) (val, bool) {
 		v = val{binaryutil.NativeEndian.PutUint32(m), binaryutil.NativeEndian.PutUint32(p.mark)}
 	case srcCtState:
 		v = fullVal(binaryutil.NativeEndian.PutUint32(ctStateNew))
+	case srcCtStatus:
+		// A new, direct connection: not expected, no reply seen, not assured, not NATed.
+		v = val{make([]byte, 4), binaryutil.NativeEndian.PutUint32(ctStatusKnown)}
 	default:
 		return v, false
 	}

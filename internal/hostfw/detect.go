@@ -3,6 +3,7 @@ package hostfw
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -40,6 +41,14 @@ type Options struct {
 
 // tableFlagOwner is NFT_TABLE_F_OWNER: only the creating netlink socket may change the table.
 const tableFlagOwner = 0x2
+
+// tableFlags returns t's NFTA_TABLE_FLAGS. google/nftables v0.3.0 decodes that big-endian
+// attribute in host byte order, so on little-endian hosts Table.Flags holds the flags
+// byte-swapped (owner 0x2 reads as 0x02000000); this undoes it. TestIntegrationOwnedTable
+// checks it against the kernel.
+func tableFlags(t *nftables.Table) uint32 {
+	return binary.BigEndian.Uint32(binary.NativeEndian.AppendUint32(nil, t.Flags))
+}
 
 // prioMark is the priority of sesame's mark chain: chains at or before it see no mark yet.
 const prioMark = -150
@@ -221,13 +230,13 @@ func (d *detector) nftTable(t *nftables.Table, fam string, cs []*nftables.Chain)
 			}
 			if ufw {
 				f.Manager = "ufw"
-				f.Note = "managed by ufw: the hook goes in INPUT, ahead of the jumps to ufw's chains"
+				f.Note = "the hook goes in INPUT, ahead of the jumps to ufw's chains"
 			}
 		}
 		if fam == "inet" && t.Name == "firewalld" {
 			f.Manager = "firewalld"
 		}
-		d.judge(&f, m, t.Flags&tableFlagOwner != 0)
+		d.judge(&f, m, tableFlags(t)&tableFlagOwner != 0)
 		d.rep.Findings = append(d.rep.Findings, f)
 	}
 	return nil
@@ -268,7 +277,7 @@ func (d *detector) judge(f *Finding, m *chainModel, owned bool) {
 				strings.TrimSuffix(f.Binary, "-nft"), f.Table, markSpec, hookComment)
 			return
 		}
-		f.Level, f.Hook = Hook, firewall.HostChain{Kind: firewall.HostIPTables}
+		f.Level, f.Hook = Hook, firewall.HostChain{Kind: firewall.HostIPTables, Legacy: strings.HasSuffix(f.Binary, "-legacy")}
 	default:
 		h := firewall.HostChain{Kind: firewall.HostNft, Family: f.Family, Table: f.Table, Chain: f.Chain}
 		if p, err := firewall.ParseHostChain(h.String()); err != nil || p != h {
@@ -279,7 +288,7 @@ func (d *detector) judge(f *Finding, m *chainModel, owned bool) {
 		}
 		f.Level, f.Hook = Hook, h
 		if f.Manager == "firewalld" {
-			f.Note = "managed by firewalld: its reload (firewall-cmd --reload, a restart) removes the hook, which sesame must add again"
+			f.Note = "firewalld's reload (firewall-cmd --reload, a restart) removes the hook, which sesame must add again"
 		}
 	}
 }

@@ -312,7 +312,9 @@ func TestBinariesAndHooksDeduplicated(t *testing.T) {
 	f.AddChain(baseChain(t6, "INPUT", 0, pDrop))
 	h := &FakeHost{IPv4Tables: []string{"filter"}, Output: map[string]string{"iptables-legacy": "-P INPUT DROP\n"}}
 	rep := detect(t, f, h, Options{})
-	if got := rep.Hooks(); len(got) != 1 || got[0].Kind != firewall.HostIPTables {
+	// iptables-nft's two chains need one hook (iptables and ip6tables), the legacy chain its own.
+	if got := rep.Hooks(); len(got) != 2 || got[0] != (firewall.HostChain{Kind: firewall.HostIPTables}) ||
+		got[1] != (firewall.HostChain{Kind: firewall.HostIPTables, Legacy: true}) {
 		t.Errorf("Hooks() = %v", got)
 	}
 	if got, want := rep.Binaries(), []string{"iptables-nft", "iptables-legacy", "ip6tables-nft"}; !slices.Equal(got, want) {

@@ -27,10 +27,12 @@
 //
 // For two further questions rules are evaluated against a model packet: the first packet of a
 // new connection, from a remote address, on an interface other than lo. Conditions this
-// package understands (meta l4proto and nfproto, ip protocol, ip6 nexthdr, th dport, iif and
-// iifname "lo", ct state, meta mark with a mask, anonymous and named set lookups, and the xt
-// matches tcp, udp, conntrack, state, mark, comment) are decided; any other condition may or
-// may not hold. Finding.Hooked holds when a marked packet is certainly accepted before
+// package understands (meta l4proto and nfproto, ip protocol, ip6 nexthdr, th dport, also
+// inside a wider transport-header load, iif and iifname "lo", ct state, ct status bits a new
+// direct connection lacks (expected, seen reply, assured, NAT), meta mark with a mask, lookups
+// in constant sets and verdict maps, and the xt matches tcp, udp, conntrack, state, mark,
+// comment) are decided; any other condition, and a lookup in a set with timeouts, may or may
+// not hold. Finding.Hooked holds when a marked packet is certainly accepted before
 // anything in the chain may drop it. Report.Open lists the ports (per IP version) that no
 // examined chain certainly drops. Expressions google/nftables v0.3.0 cannot decode are
 // skipped by that library, so a rule whose only condition is such an expression looks

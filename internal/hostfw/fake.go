@@ -2,6 +2,7 @@ package hostfw
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -23,9 +24,11 @@ func fakeKey(t *nftables.Table, name string) string {
 	return fmt.Sprintf("%d/%s/%s", t.Family, t.Name, name)
 }
 
-// AddTable adds a table with the given flags (0x2: owner) and returns it.
+// AddTable adds a table with the given flags (0x2: owner) and returns it. Like
+// google/nftables v0.3.0, its Flags field holds the flags in the kernel's big-endian byte order
+// read as a host-order number.
 func (f *Fake) AddTable(family nftables.TableFamily, name string, flags uint32) *nftables.Table {
-	t := &nftables.Table{Family: family, Name: name, Flags: flags}
+	t := &nftables.Table{Family: family, Name: name, Flags: binary.NativeEndian.Uint32(binary.BigEndian.AppendUint32(nil, flags))}
 	f.tables = append(f.tables, t)
 	return t
 }
@@ -63,10 +66,14 @@ func (f *Fake) AddSet(s *nftables.Set, elems []nftables.SetElement) {
 }
 
 // ListTables implements Reader.
-func (f *Fake) ListTables() ([]*nftables.Table, error) { return append([]*nftables.Table(nil), f.tables...), nil }
+func (f *Fake) ListTables() ([]*nftables.Table, error) {
+	return append([]*nftables.Table(nil), f.tables...), nil
+}
 
 // ListChains implements Reader.
-func (f *Fake) ListChains() ([]*nftables.Chain, error) { return append([]*nftables.Chain(nil), f.chains...), nil }
+func (f *Fake) ListChains() ([]*nftables.Chain, error) {
+	return append([]*nftables.Chain(nil), f.chains...), nil
+}
 
 // GetRules implements Reader.
 func (f *Fake) GetRules(t *nftables.Table, c *nftables.Chain) ([]*nftables.Rule, error) {

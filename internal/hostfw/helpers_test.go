@@ -92,8 +92,8 @@ var (
 	ret    = &expr.Verdict{Kind: expr.VerdictReturn}
 )
 
-func jump(c string) *expr.Verdict  { return &expr.Verdict{Kind: expr.VerdictJump, Chain: c} }
-func goTo(c string) *expr.Verdict  { return &expr.Verdict{Kind: expr.VerdictGoto, Chain: c} }
+func jump(c string) *expr.Verdict    { return &expr.Verdict{Kind: expr.VerdictJump, Chain: c} }
+func goTo(c string) *expr.Verdict    { return &expr.Verdict{Kind: expr.VerdictGoto, Chain: c} }
 func xtTgt(name string) *expr.Target { return &expr.Target{Name: name} }
 
 // sesameHook is the rule firewall's nft hook inserts.

@@ -10,7 +10,7 @@ import (
 // parseSave parses the output of `iptables -S` (or ip6tables) for one whole table, as
 // iptables 1.8 prints it (lines "-P CHAIN POLICY", "-N CHAIN", "-A CHAIN MATCHES... -j TARGET";
 // arguments with characters other than letters, digits, '-' and '_' are double-quoted with
-// '"', '\'' and '\\' escaped by a backslash), into chains of the model. Built-in chains
+// '"', '\” and '\\' escaped by a backslash), into chains of the model. Built-in chains
 // (those with a -P line) are base chains. family is "ip" or "ip6"; table names the table.
 func parseSave(out, family, table string) (map[string]*chainModel, error) {
 	chains := map[string]*chainModel{}

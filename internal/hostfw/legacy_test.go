@@ -1,6 +1,7 @@
 package hostfw
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -48,7 +49,7 @@ func TestDetectLegacy(t *testing.T) {
 		{
 			name:  "policy drop",
 			host:  &FakeHost{IPv4Tables: []string{"filter"}, Output: map[string]string{"iptables-legacy": "-P INPUT DROP\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n"}},
-			want:  `hook iptables-legacy ip filter INPUT "policy drop" hook=iptables bin=iptables-legacy`,
+			want:  `hook iptables-legacy ip filter INPUT "policy drop" hook=iptables-legacy bin=iptables-legacy`,
 			calls: "iptables-legacy -w -S",
 		},
 		{
@@ -57,18 +58,18 @@ func TestDetectLegacy(t *testing.T) {
 -A INPUT -m mark --mark 0x10000000/0x10000000 -m comment --comment sesame -j ACCEPT
 -A INPUT -p tcp -m tcp --dport 80 -j REJECT --reject-with icmp6-port-unreachable
 `}},
-			want:  `hook ip6tables-legacy ip6 filter INPUT "rule 2: reject" hook=iptables bin=ip6tables-legacy hooked sesame`,
+			want:  `hook ip6tables-legacy ip6 filter INPUT "rule 2: reject" hook=iptables-legacy bin=ip6tables-legacy hooked sesame`,
 			calls: "ip6tables-legacy -w -S",
 		},
 		{
-			name: "accept only",
-			host: &FakeHost{IPv4Tables: []string{"filter"}, Output: map[string]string{"iptables-legacy": "-P INPUT ACCEPT\n-A INPUT -p tcp --dport 22 -j ACCEPT\n"}},
+			name:  "accept only",
+			host:  &FakeHost{IPv4Tables: []string{"filter"}, Output: map[string]string{"iptables-legacy": "-P INPUT ACCEPT\n-A INPUT -p tcp --dport 22 -j ACCEPT\n"}},
 			calls: "iptables-legacy -w -S",
 		},
 		{
 			name:  "ufw",
 			host:  &FakeHost{IPv4Tables: []string{"filter"}, Output: map[string]string{"iptables-legacy": ufwSave}},
-			want:  `hook iptables-legacy ip filter INPUT "rule 1: jump ufw-before-input: rule 3: drop" hook=iptables bin=iptables-legacy by=ufw`,
+			want:  `hook iptables-legacy ip filter INPUT "rule 1: jump ufw-before-input: rule 3: drop" hook=iptables-legacy bin=iptables-legacy by=ufw`,
 			calls: "iptables-legacy -w -S",
 		},
 		{
@@ -128,5 +129,32 @@ func TestLegacyConditions(t *testing.T) {
 		if got := in.eval(tc.p); got != tc.want {
 			t.Errorf("eval(%+v) = %b, want %b", tc.p, got, tc.want)
 		}
+	}
+}
+
+// TestFanOut: a chain reached by many paths is evaluated once (10 jumps per level, 12 levels
+// would be 10^12 paths without that).
+func TestFanOut(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("-P INPUT DROP\n-A INPUT -j c0\n")
+	for i := range 12 {
+		for range 10 {
+			fmt.Fprintf(&b, "-A c%d -p tcp --dport %d -j c%d\n", i, 1000+i, i+1)
+		}
+	}
+	b.WriteString("-A c12 -p tcp --dport 22 -j ACCEPT\n")
+	chains, err := parseSave(b.String(), "ip", "filter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := chains["INPUT"]
+	if drops, why := in.mayDrop(); !drops || why != "policy drop" {
+		t.Errorf("mayDrop = %v %q", drops, why)
+	}
+	if got := in.eval(packet{}); got != outAccept|outDrop {
+		t.Errorf("eval(any) = %b", got)
+	}
+	if got := in.eval(packet{proto: protoTCP, dport: 22}); got != outDrop {
+		t.Errorf("eval(tcp/22) = %b", got)
 	}
 }

@@ -87,11 +87,17 @@ func (c *chainModel) covers(fam string) bool { return c.family == "inet" || c.fa
 
 // mayDrop reports whether anything in c, or in a chain it jumps or goes to, may drop a packet,
 // and says where. sesame's own hook rules are skipped.
-func (c *chainModel) mayDrop() (bool, string) { return c.mayDropAt(0) }
+func (c *chainModel) mayDrop() (bool, string) {
+	return c.mayDropAt(0, map[*chainModel]bool{})
+}
 
-func (c *chainModel) mayDropAt(depth int) (bool, string) {
+// mayDropAt looks depth levels below the base chain; clean holds the chains known not to drop.
+func (c *chainModel) mayDropAt(depth int, clean map[*chainModel]bool) (bool, string) {
 	if depth > MaxDepth {
 		return true, fmt.Sprintf("jumps deeper than %d chains", MaxDepth)
+	}
+	if clean[c] {
+		return false, ""
 	}
 	for _, r := range c.rules {
 		if r.sesame {
@@ -106,7 +112,7 @@ func (c *chainModel) mayDropAt(depth int) (bool, string) {
 				if t == nil {
 					return true, fmt.Sprintf("rule %d: %s to missing chain %s", r.pos, b.what, b.target)
 				}
-				if ok, why := t.mayDropAt(depth + 1); ok {
+				if ok, why := t.mayDropAt(depth+1, clean); ok {
 					return true, fmt.Sprintf("rule %d: %s %s: %s", r.pos, b.what, b.target, why)
 				}
 			}
@@ -115,6 +121,7 @@ func (c *chainModel) mayDropAt(depth int) (bool, string) {
 	if c.base && c.policyDrop {
 		return true, "policy drop"
 	}
+	clean[c] = true
 	return false, ""
 }
 
@@ -127,9 +134,18 @@ const (
 	outReturn // fell off a regular chain or returned: the caller continues
 )
 
+// evaluation evaluates chains for one packet, remembering each regular chain's outcome (so a
+// chain reached by many paths is evaluated once).
+type evaluation struct {
+	p    packet
+	memo map[*chainModel]outcome
+	busy map[*chainModel]bool
+}
+
 // eval returns every way the base chain c may end for p (policy applied).
 func (c *chainModel) eval(p packet) outcome {
-	out := c.evalAt(p, 0)
+	e := &evaluation{p: p, memo: map[*chainModel]outcome{}, busy: map[*chainModel]bool{}}
+	out := e.chain(c, 0)
 	if out&outReturn != 0 {
 		out &^= outReturn
 		if c.policyDrop {
@@ -141,26 +157,37 @@ func (c *chainModel) eval(p packet) outcome {
 	return out
 }
 
-func (c *chainModel) evalAt(p packet, depth int) outcome {
-	if depth > MaxDepth {
+func (e *evaluation) chain(c *chainModel, depth int) outcome {
+	if depth > MaxDepth || e.busy[c] {
 		return outAccept | outDrop | outReturn
 	}
+	if o, ok := e.memo[c]; ok {
+		return o
+	}
+	e.busy[c] = true
+	out := e.rules(c, depth)
+	delete(e.busy, c)
+	e.memo[c] = out
+	return out
+}
+
+func (e *evaluation) rules(c *chainModel, depth int) outcome {
 	var out outcome
 rules:
 	for _, r := range c.rules {
-		m := r.match(p)
+		m := r.match(e.p)
 		if m == never {
 			continue
 		}
 		for _, b := range r.branches {
 			mb := m
 			if b.when != nil {
-				mb = and(mb, b.when(p))
+				mb = and(mb, b.when(e.p))
 			}
 			if mb == never {
 				continue
 			}
-			o, cont := c.follow(b, p, depth)
+			o, cont := e.follow(c, b, depth)
 			out |= o
 			if mb == always {
 				// Branches of one rule exclude each other: this one is taken.
@@ -181,7 +208,7 @@ rules:
 }
 
 // follow returns how taking branch b may end c, and whether c may continue after it.
-func (c *chainModel) follow(b branch, p packet, depth int) (outcome, bool) {
+func (e *evaluation) follow(c *chainModel, b branch, depth int) (outcome, bool) {
 	switch b.verdict {
 	case 0:
 		return 0, true
@@ -196,7 +223,7 @@ func (c *chainModel) follow(b branch, p packet, depth int) (outcome, bool) {
 		if t == nil {
 			return outAccept | outDrop, true
 		}
-		sub := t.evalAt(p, depth+1)
+		sub := e.chain(t, depth+1)
 		if b.verdict == vGoto {
 			return sub, false // the target's return is c's return
 		}

@@ -33,14 +33,17 @@ func translateRule(pos int, r *nftables.Rule, family string, sets setFunc) rule 
 			if e.OperationType != expr.PayloadLoad {
 				continue // payload write: a statement
 			}
-			regs[e.DestRegister] = src{kind: payloadSrc(e, family)}
+			regs[e.DestRegister] = payloadSrc(e, family)
 		case *expr.Ct:
 			if e.SourceRegister {
 				continue // ct set: a statement
 			}
 			k := srcUnknown
-			if e.Key == expr.CtKeySTATE {
+			switch e.Key {
+			case expr.CtKeySTATE:
 				k = srcCtState
+			case expr.CtKeySTATUS:
+				k = srcCtStatus
 			}
 			regs[e.Register] = src{kind: k}
 		case *expr.Immediate: // data for a statement (meta mark set 0x1)
@@ -120,21 +123,21 @@ func metaSrc(k expr.MetaKey) srcKind {
 	return srcUnknown
 }
 
-func payloadSrc(e *expr.Payload, family string) srcKind {
+func payloadSrc(e *expr.Payload, family string) src {
 	switch {
-	case e.Base == expr.PayloadBaseTransportHeader && e.Offset == 2 && e.Len == 2:
-		return srcDport
+	case e.Base == expr.PayloadBaseTransportHeader:
+		return src{kind: srcTransport, off: e.Offset, n: e.Len}
 	case e.Base == expr.PayloadBaseNetworkHeader && e.Len == 1 && e.Offset == 9 && family != "ip6":
-		return srcIPProto4
+		return src{kind: srcIPProto4}
 	case e.Base == expr.PayloadBaseNetworkHeader && e.Len == 1 && e.Offset == 6 && family != "ip":
-		return srcIP6Nexthdr
+		return src{kind: srcIP6Nexthdr}
 	}
-	return srcUnknown
+	return src{}
 }
 
 // bitwiseSrc applies a bitwise and/xor to a register that holds a host-order 32-bit field.
 func bitwiseSrc(s src, e *expr.Bitwise) src {
-	if (s.kind != srcMark && s.kind != srcCtState) || e.Len != 4 || len(e.Mask) != 4 || len(e.Xor) != 4 {
+	if (s.kind != srcMark && s.kind != srcCtState && s.kind != srcCtStatus) || e.Len != 4 || len(e.Mask) != 4 || len(e.Xor) != 4 {
 		return src{}
 	}
 	n := src{kind: s.kind, mask: make([]byte, 4), xor: make([]byte, 4)}

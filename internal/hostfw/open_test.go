@@ -95,7 +95,7 @@ func TestOpen(t *testing.T) {
 			want:  "tcp/1 over IPv4, tcp/1 over IPv6, udp/1 over IPv6",
 		},
 		{
-			name: "legacy ufw",
+			name:  "legacy ufw",
 			build: func(f *Fake) {},
 			host: &FakeHost{IPv4Tables: []string{"filter"}, IPv6Tables: []string{"filter"},
 				Output: map[string]string{"iptables-legacy": ufwSave, "ip6tables-legacy": ufw6Save}},
