@@ -54,7 +54,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	log := newLogger(stderr, o.verbose)
 
 	control := o.kill || o.restart || o.status || o.fwList || o.fwListAll || o.fwFlush || o.fwRemove
-	s, err := load(o, !control)
+	// --fw-list and --fw-remove need the stanzas too: their OPEN_PORTS are guarded ports.
+	s, err := load(o, !control || o.fwList || o.fwListAll || o.fwRemove)
 	if err != nil {
 		fmt.Fprintf(stderr, "sesame server: %v\n", err)
 		return 1
