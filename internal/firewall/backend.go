@@ -15,6 +15,7 @@ type Grant struct {
 	Proto   uint8         // 6 (tcp) or 17 (udp)
 	Port    uint16        // destination port
 	Timeout time.Duration // how long from now
+	Stanza  int           // the access.conf stanza that granted it (0: none); recorded, not sent to the kernel
 }
 
 // Entry is a live grant as read back from the firewall.

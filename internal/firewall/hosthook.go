@@ -2,10 +2,12 @@ package firewall
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
 )
 
 // hostHook is the one rule sesame puts into the host's own dropping chain: accept packets that
@@ -56,6 +58,9 @@ func (h *nftHook) ours() (*nftables.Table, *nftables.Chain, []*nftables.Rule, er
 
 func (h *nftHook) install(ctx context.Context) error {
 	t, ch, mine, err := h.ours()
+	if errors.Is(err, unix.ENOENT) {
+		return nil // the chain is gone (its firewall stopped): nothing there drops, nothing to hook
+	}
 	if err != nil {
 		return err
 	}
@@ -99,6 +104,9 @@ func (h *nftHook) remove(ctx context.Context) error {
 
 func (h *nftHook) present(ctx context.Context) (bool, error) {
 	_, _, mine, err := h.ours()
+	if errors.Is(err, unix.ENOENT) {
+		return true, nil // no chain, nothing to hook
+	}
 	if err != nil {
 		return false, err
 	}

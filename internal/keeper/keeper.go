@@ -129,7 +129,7 @@ func grantOf(e ledger.Entry, now time.Time) (firewall.Grant, bool) {
 	if left < time.Millisecond {
 		return firewall.Grant{}, false
 	}
-	return firewall.Grant{Src: e.Src, Proto: e.Proto, Port: e.Port, Timeout: min(left, firewall.MaxTimeout)}, true
+	return firewall.Grant{Src: e.Src, Proto: e.Proto, Port: e.Port, Timeout: min(left, firewall.MaxTimeout), Stanza: e.Stanza}, true
 }
 
 // Grant is GrantMany for one grant.
@@ -151,7 +151,7 @@ func (k *Keeper) GrantMany(ctx context.Context, gs []firewall.Grant) error {
 	now := k.cfg.Now()
 	es := make([]ledger.Entry, len(gs))
 	for i, g := range gs {
-		es[i] = ledger.Entry{Key: ledger.Key{Src: g.Src.Unmap(), Proto: g.Proto, Port: g.Port}, Expires: now.Add(g.Timeout)}
+		es[i] = ledger.Entry{Key: ledger.Key{Src: g.Src.Unmap(), Proto: g.Proto, Port: g.Port}, Expires: now.Add(g.Timeout), Stanza: g.Stanza}
 	}
 	merged := k.cfg.Ledger.Record(es)
 	out := make([]firewall.Grant, 0, len(merged))
@@ -163,7 +163,7 @@ func (k *Keeper) GrantMany(ctx context.Context, gs []firewall.Grant) error {
 	err := k.cfg.Backend.GrantMany(ctx, out)
 	if err != nil && ctx.Err() == nil {
 		// The table may have been removed under us (fallback path): heal and retry once.
-		if herr := k.heal(ctx, "grant failed: "+err.Error()); herr == nil {
+		if herr := k.heal(ctx, "grant failed: "+err.Error(), true); herr == nil {
 			err = k.cfg.Backend.GrantMany(ctx, out)
 		}
 	}
@@ -206,11 +206,22 @@ func (k *Keeper) checkLocked(ctx context.Context, why string) ([]string, error) 
 	if len(missing) == 0 {
 		return nil, nil
 	}
-	return missing, k.heal(ctx, why+": missing "+strings.Join(missing, ", "))
+	return missing, k.heal(ctx, why+": missing "+strings.Join(missing, ", "), lostGrants(missing))
 }
 
-// heal rebuilds the ruleset and restores every live ledger grant. k.mu is held.
-func (k *Keeper) heal(ctx context.Context, why string) error {
+// lostGrants reports whether what Check found missing took grants with it (the table or a grant
+// set); a lost hook or chain leaves the grant sets' elements in place.
+func lostGrants(missing []string) bool {
+	for _, m := range missing {
+		if strings.HasPrefix(m, "table") || strings.HasPrefix(m, "set grants") {
+			return true
+		}
+	}
+	return false
+}
+
+// heal rebuilds the ruleset and, if regrant, restores every live ledger grant. k.mu is held.
+func (k *Keeper) heal(ctx context.Context, why string, regrant bool) error {
 	start := time.Now()
 	if err := k.cfg.Backend.Heal(ctx); err != nil {
 		k.cfg.Log.Error("firewall: heal failed", "why", why, "err", err)
@@ -219,6 +230,9 @@ func (k *Keeper) heal(ctx context.Context, why string) error {
 	now := k.cfg.Now()
 	var restore []firewall.Grant
 	for _, e := range k.cfg.Ledger.Live() {
+		if !regrant {
+			break
+		}
 		if g, ok := grantOf(e, now); ok {
 			restore = append(restore, g)
 		}
@@ -232,8 +246,12 @@ func (k *Keeper) heal(ctx context.Context, why string) error {
 	took := time.Since(start)
 	k.heals++
 	k.lastMs = float64(took.Microseconds()) / 1000
+	what := "table, guard and hooks"
+	if regrant {
+		what = fmt.Sprintf("table, guard, hooks and %d live grant(s)", len(restore))
+	}
 	k.cfg.Log.Error("firewall: sesame's rules were removed by someone else; restored", "removed", why,
-		"restored", fmt.Sprintf("table, guard, hooks and %d live grant(s)", len(restore)), "took", took.Round(time.Microsecond))
+		"restored", what, "took", took.Round(time.Microsecond))
 	return nil
 }
 

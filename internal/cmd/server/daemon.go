@@ -145,6 +145,7 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	ran := false
 
 	cache, err := openCache(s, o.rotateDigest, log)
 	if err != nil {
@@ -172,7 +173,9 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		defer stop()
+		// FLUSH_IPT_AT_EXIT revokes grants only for a server that ran: a failed start changes
+		// nothing it did not have to.
+		defer func() { stop(ran && s.flushAtExit) }()
 		fwall = k
 		go inst.serve(ctx, func(ctx context.Context, cmd string) (string, error) {
 			switch cmd {
@@ -210,6 +213,7 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 	log.Info("sesame server started", "source", desc, "stanzas", len(s.policy.Stanzas), "pid", os.Getpid(),
 		"test", o.test)
 	sd.SdNotify(false, sd.SdNotifyReady)
+	ran = true
 
 	for {
 		select {
@@ -239,7 +243,7 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 // startFirewall opens the firewall, refuses overlapping tables, hooks the host chains that drop,
 // reconciles the ledger with the kernel and starts the self-healing. stop closes it all, leaving
 // the guard, the hooks and (unless FLUSH_IPT_AT_EXIT) the grants in the kernel.
-func startFirewall(ctx context.Context, s *settings, log *slog.Logger) (*keeper.Keeper, func(), error) {
+func startFirewall(ctx context.Context, s *settings, log *slog.Logger) (*keeper.Keeper, func(revoke bool), error) {
 	fw, err := newFirewall(s)
 	if err != nil {
 		return nil, nil, err
@@ -302,7 +306,6 @@ func startFirewall(ctx context.Context, s *settings, log *slog.Logger) (*keeper.
 			}
 		})
 	}
-	syncDone := make(chan struct{})
 	wg.Go(func() { // the ledger is fsynced once a second, not per grant
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
@@ -317,11 +320,10 @@ func startFirewall(ctx context.Context, s *settings, log *slog.Logger) (*keeper.
 			}
 		}
 	})
-	stop := func() {
+	stop := func(revoke bool) {
 		wcancel()
 		wg.Wait()
-		close(syncDone)
-		if s.flushAtExit {
+		if revoke {
 			fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer fcancel()
 			if err := k.RevokeAll(fctx); err != nil {
