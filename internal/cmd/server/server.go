@@ -151,24 +151,30 @@ func fwList(s *settings, stdout io.Writer) error {
 		for _, e := range es {
 			fmt.Fprintf(stdout, "%s expires in %s\n", e.Grant.String(), e.Expires.Round(time.Second))
 		}
-		if missing, err := fw.Check(ctx); err == nil && len(missing) > 0 {
+		missing, err := fw.Check(ctx)
+		if err == nil && len(missing) > 0 {
 			fmt.Fprintf(stdout, "# WARNING: missing from the ruleset: %s\n", strings.Join(missing, ", "))
 		}
-		if rep, err := hostfw.Detect(ctx, nil, hostfw.Options{TableName: s.tableName, Ports: s.guardPorts}); err == nil {
-			if open := rep.Open(s.guardPorts); len(open) > 0 && !guarded(fw, ctx) {
-				for _, e := range open {
-					fmt.Fprintf(stdout, "# WARNING: open to everyone: %s\n", e)
-				}
+		if len(s.guardPorts) > 0 {
+			fmt.Fprintf(stdout, "# guarded by table inet %s: %s\n", s.tableName, portsList(s.guardPorts))
+		}
+		rep, err := hostfw.Detect(ctx, nil, hostfw.Options{TableName: s.tableName, Ports: s.guardPorts})
+		if err != nil {
+			return fmt.Errorf("read the host's ruleset: %w", err)
+		}
+		for _, f := range rep.Findings {
+			fmt.Fprintf(stdout, "# host firewall: %s\n", f)
+		}
+		for _, st := range s.unguardable {
+			if len(rep.Hooks()) == 0 {
+				fmt.Fprintf(stdout, "# WARNING: %s allows any port: ports it grants beyond the guarded ones are open to everyone anyway\n", st)
 			}
+		}
+		if len(s.guardPorts) == 0 && len(rep.Hooks()) == 0 {
+			fmt.Fprintln(stdout, "# WARNING: nothing drops any port (no OPEN_PORTS, no SESAME_GUARD_PORTS, no host firewall that drops): grants change nothing")
 		}
 		return nil
 	})
-}
-
-// guarded reports whether sesame's guard set holds any port.
-func guarded(fw *firewall.Nftables, ctx context.Context) bool {
-	missing, err := fw.Check(ctx)
-	return err == nil && len(missing) == 0
 }
 
 // fwFlush revokes every grant (fwknopd --fw-flush); the guard stays. A running server does it
