@@ -1,5 +1,6 @@
 // Package tcpmd5 lets Go programs listen and dial with TCP-MD5 signatures (RFC 2385) on
-// Linux.
+// Linux. On other systems it compiles, and [Listen], [FromListener], [Dial] and
+// [Dialer.DialContext] return an error matching [ErrNotSupported].
 //
 // A listener made by [Listen] carries its keys from before bind(2), so an unsigned or
 // wrongly signed SYN gets no answer at all: no SYN-ACK, no RST. To a peer without the key
@@ -42,6 +43,5 @@
 //
 // NAT between the peers breaks the signatures. Root on either host can read the keys
 // (ss -i). MD5 turns off TSO/GSO and TCP timestamps on the socket, so bulk throughput
-// drops several-fold. TCP-AO (RFC 5925), the successor, is detected with [ProbeAO] but
-// not used yet.
+// drops several-fold. TCP-AO (RFC 5925), the successor, is not supported yet.
 package tcpmd5

@@ -20,8 +20,8 @@ var (
 	// listener's own table has no such rule).
 	ErrNoSuchKey = errors.New("no key for that prefix")
 	// ErrNotSupported: the kernel has no TCP-MD5 support (ENOPROTOOPT), or the OS is not
-	// Linux.
-	ErrNotSupported = errors.New("TCP-MD5 not supported by this kernel")
+	// Linux (every entry point returns it there).
+	ErrNotSupported = errors.New("TCP-MD5 not supported by this kernel or OS")
 	// ErrBadPrefix: the prefix is not valid (zero value or host bits beyond 32/128).
 	ErrBadPrefix = errors.New("invalid prefix")
 )

@@ -87,11 +87,3 @@ func ExampleDialer() {
 	}
 	_ = d // d.DialContext(ctx, "tcp", "192.0.2.1:22")
 }
-
-func ExampleProbeAO() {
-	if err := tcpmd5.ProbeAO(); err != nil {
-		fmt.Println("falling back to TCP-MD5")
-		return
-	}
-	fmt.Println("TCP-AO available")
-}

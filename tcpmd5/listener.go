@@ -27,10 +27,13 @@ func Listen(ctx context.Context, network, addr string, rules []KeyRule) (*Listen
 	default:
 		return nil, fmt.Errorf("tcpmd5: listen %s: network must be tcp, tcp4 or tcp6", network)
 	}
-	var t *table
+	var (
+		t    *table
+		sock *rawSocket
+	)
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		sock, err := newRawSocket(c)
-		if err != nil {
+		var err error
+		if sock, err = newRawSocket(c); err != nil {
 			return err
 		}
 		if t, err = newTable(sock); err != nil {
@@ -49,7 +52,7 @@ func Listen(ctx context.Context, network, addr string, rules []KeyRule) (*Listen
 		tl.Close()
 		return nil, fmt.Errorf("tcpmd5: listener fd: %w", err)
 	}
-	t.sock.(*rawSocket).rc = rc
+	sock.rc = rc
 	return &Listener{TCPListener: tl, t: t}, nil
 }
 

@@ -118,10 +118,6 @@ func Build(ctx context.Context, o *Options, env Env) (*Packet, error) {
 
 	wire, err := spa.Encode(&m, keys, env.Rand)
 	if err != nil {
-		if p.NoPorts && errors.Is(err, spa.ErrMessage) {
-			return nil, fmt.Errorf("%w: no -A given and this build cannot encode the %q request (%v); give -A proto/port",
-				ErrBadOption, NoPortsAccess, err)
-		}
 		return nil, fmt.Errorf("build SPA packet: %w", err)
 	}
 	p.Msg, p.Keys, p.Wire = m, keys, wire

@@ -42,28 +42,6 @@ func Relay(a, b halfCloser) (aToB, bToA int64, err error) {
 	return aToB, bToA, first
 }
 
-// stdio joins a reader and a writer (for example a process's stdin and stdout) into a
-// halfCloser: CloseWrite closes the writer if it can be closed.
-type stdio struct {
-	io.Reader
-	io.Writer
-}
-
-func (s stdio) CloseWrite() error {
-	if c, ok := s.Writer.(io.Closer); ok {
-		return c.Close()
-	}
-	return nil
-}
-
-func (s stdio) Close() error {
-	s.CloseWrite()
-	if c, ok := s.Reader.(io.Closer); ok {
-		return c.Close()
-	}
-	return nil
-}
-
 // RelayStdio relays between conn and a local stdin/stdout pair, as an ssh ProxyCommand
 // does: stdin is copied to conn (then conn's write side is closed) and conn to stdout.
 // It returns when conn has no more to say, without waiting for stdin to end: the

@@ -104,7 +104,7 @@ func (o options) keys() (spa.Keys, error) {
 		return k, errors.New("a key is needed: --key-rijndael or --key-base64-rijndael")
 	}
 	if err != nil {
-		return k, fmt.Errorf("Rijndael key: %w", err)
+		return k, fmt.Errorf("the Rijndael key: %w", err)
 	}
 	switch {
 	case o.hmacKey != "" && o.hmacKeyB64 != "":
@@ -115,7 +115,7 @@ func (o options) keys() (spa.Keys, error) {
 		k.HMACKey, err = spa.DecodeKey(o.hmacKeyB64, true)
 	}
 	if err != nil {
-		return k, fmt.Errorf("HMAC key: %w", err)
+		return k, fmt.Errorf("the HMAC key: %w", err)
 	}
 	if k.HMACType, err = spa.ParseDigestType(o.hmacType); err != nil {
 		return k, fmt.Errorf("--hmac-digest-type: %w", err)
