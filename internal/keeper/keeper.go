@@ -60,6 +60,8 @@ type Keeper struct {
 
 	heals  int
 	lastMs float64
+
+	pending []nfevents.Event // Run's: events of a transaction whose NewGen is not read yet
 }
 
 // New returns a Keeper for cfg.
@@ -299,7 +301,7 @@ func (k *Keeper) Run(ctx context.Context, events nfevents.Source) error {
 				}
 				return fmt.Errorf("ruleset events: %w", b.err)
 			}
-			check, detect, what := k.relevant(b.evs, self)
+			v := k.relevant(b.evs, self)
 			// Coalesce what is already queued (one heal for a burst).
 			for more := true; more; {
 				select {
@@ -309,21 +311,25 @@ func (k *Keeper) Run(ctx context.Context, events nfevents.Source) error {
 						ch <- b2
 						break
 					}
-					c2, d2, w2 := k.relevant(b2.evs, self)
-					check, detect = check || c2, detect || d2
-					if w2 != "" && what == "" {
-						what = w2
-					}
+					v = v.or(k.relevant(b2.evs, self))
 				default:
 					more = false
 				}
 			}
-			if detect && k.cfg.Detect != nil {
+			if v.detect && k.cfg.Detect != nil {
 				k.redetect(ctx)
-				check = true
+				v.check = true
 			}
-			if check {
-				if _, err := k.CheckNow(ctx, what); err != nil && ctx.Err() == nil {
+			if v.what == "" {
+				v.what = "the ruleset changed"
+			}
+			switch {
+			case v.regrant:
+				if err := k.HealNow(ctx, v.what); err != nil && ctx.Err() == nil {
+					k.cfg.Log.Error("firewall: heal failed", "err", err)
+				}
+			case v.check:
+				if _, err := k.CheckNow(ctx, v.what); err != nil && ctx.Err() == nil {
 					k.cfg.Log.Error("firewall: check failed", "err", err)
 				}
 			}
@@ -331,10 +337,35 @@ func (k *Keeper) Run(ctx context.Context, events nfevents.Source) error {
 	}
 }
 
-// relevant reports whether evs (one read's worth, possibly several transactions) warrant a
-// check (something deleted in sesame's table or a hooked table, or lost events) or a new host
-// detection (another program added a table or chain), and names the first such event.
-func (k *Keeper) relevant(evs []nfevents.Event, self uint32) (check, detect bool, what string) {
+// verdict is what a batch of events calls for.
+type verdict struct {
+	check   bool   // something of sesame's may be gone: Check, heal what is missing
+	detect  bool   // another program added tables or chains: look for new dropping chains
+	regrant bool   // another program deleted grant elements: restore them from the ledger
+	what    string // the first event that called for it
+}
+
+func (v verdict) or(w verdict) verdict {
+	v.check, v.detect, v.regrant = v.check || w.check, v.detect || w.detect, v.regrant || w.regrant
+	if v.what == "" {
+		v.what = w.what
+	}
+	return v
+}
+
+// HealNow rebuilds the ruleset and restores every live grant from the ledger, whatever Check
+// says (grant elements deleted by another program are not something Check can see).
+func (k *Keeper) HealNow(ctx context.Context, why string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.heal(ctx, why, true)
+}
+
+// relevant judges evs (one read's worth, possibly several transactions). Only other programs'
+// transactions count: sesame's own are recognised by the committing thread (NFTA_GEN_PROC_PID
+// is a thread id). Element deletions in sesame's table by another program count too (the kernel
+// reports no event when an element times out).
+func (k *Keeper) relevant(evs []nfevents.Event, self uint32) verdict {
 	hosted := map[string]bool{}
 	for _, h := range k.cfg.HostChains {
 		switch h.Kind {
@@ -344,52 +375,70 @@ func (k *Keeper) relevant(evs []nfevents.Event, self uint32) (check, detect bool
 			hosted[h.Table] = true
 		}
 	}
-	var pending []nfevents.Event
-	for _, e := range evs {
-		if e.Kind == nfevents.Overrun {
-			return true, true, "ruleset events lost (overrun)"
-		}
-		if e.Kind != nfevents.NewGen {
-			pending = append(pending, e)
-			continue
-		}
-		// A transaction ends: ignore sesame's own (its thread ids are in this process, but
-		// the kernel reports a thread id; compare with the process's thread group via /proc).
-		mine := isOwnThread(e.PID, self)
-		for _, p := range pending {
-			if mine {
-				continue
-			}
-			switch p.Kind {
-			case nfevents.DelTable, nfevents.DelChain, nfevents.DelSet, nfevents.DelRule:
-				if p.Table == k.cfg.Table || hosted[p.Table] {
-					check = true
-					if what == "" {
-						what = p.String()
-					}
-				}
-			case nfevents.NewTable, nfevents.NewChain:
-				if p.Table != k.cfg.Table {
-					detect = true
-				}
+	var v verdict
+	judge := func(p nfevents.Event) {
+		note := func() {
+			if v.what == "" {
+				v.what = p.String()
 			}
 		}
-		pending = pending[:0]
-	}
-	// Events without their NewGen yet (split across reads): judge them as another program's.
-	for _, p := range pending {
 		switch p.Kind {
 		case nfevents.DelTable, nfevents.DelChain, nfevents.DelSet, nfevents.DelRule:
 			if p.Table == k.cfg.Table || hosted[p.Table] {
-				check = true
-				if what == "" {
-					what = p.String()
+				v.check = true
+				note()
+			}
+		case nfevents.DelSetElem:
+			if p.Table == k.cfg.Table {
+				v.check = true
+				if p.Set != "guarded" {
+					v.regrant = true
+				}
+				note()
+			}
+		case nfevents.NewTable, nfevents.NewChain:
+			if p.Table != k.cfg.Table {
+				v.detect = true
+			}
+		}
+	}
+	for _, e := range evs {
+		if e.Kind == nfevents.Overrun {
+			k.pending = k.pending[:0]
+			return verdict{check: true, detect: true, what: "ruleset events lost (overrun)"}
+		}
+		if e.Kind != nfevents.NewGen {
+			if len(k.pending) < maxPending {
+				k.pending = append(k.pending, e)
+			}
+			continue
+		}
+		if !isOwnThread(e.PID, self) {
+			for _, p := range k.pending {
+				judge(p)
+			}
+		}
+		k.pending = k.pending[:0]
+	}
+	// A transaction whose NewGen has not arrived yet (split across reads) stays pending, but a
+	// deletion of sesame's objects in it is checked now: at worst a needless check.
+	for _, p := range k.pending {
+		switch p.Kind {
+		case nfevents.DelTable, nfevents.DelChain, nfevents.DelSet, nfevents.DelRule:
+			if p.Table == k.cfg.Table || hosted[p.Table] {
+				v.check = true
+				if v.what == "" {
+					v.what = p.String()
 				}
 			}
 		}
 	}
-	return check, detect, what
+	return v
 }
+
+// maxPending bounds the events kept while a transaction's NewGen is awaited (a huge transaction
+// keeps only its first events; the kernel's own overrun marker covers a lost NewGen).
+const maxPending = 4096
 
 // isOwnThread reports whether tid is a thread of process pid.
 func isOwnThread(tid, pid uint32) bool {

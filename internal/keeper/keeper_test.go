@@ -220,3 +220,28 @@ func TestGrantHealsMissingTable(t *testing.T) {
 		t.Fatal("after heal-and-retry both grants must be live")
 	}
 }
+
+func TestForeignElementDeletionRestored(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	if _, _, err := r.k.Start(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.k.Grant(ctx, grant(cli, 22, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	ev := &nfevents.Fake{}
+	stop := run(t, r.k, ev)
+	defer stop()
+	// `nft flush set inet sesame grants4` by another program: the table is intact (Check sees
+	// nothing missing) but the grant is gone, and must come back from the ledger.
+	if err := r.fw.RevokeAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ev.Push(nfevents.Event{Kind: nfevents.DelSetElem, Family: 1, Table: "sesame", Set: "grants4"})
+	ev.Push(nfevents.Event{Kind: nfevents.NewGen, PID: 1, ProcName: "nft"}) // NewGen in a later read
+	waitHeals(t, r.k, 1)
+	if got := r.left(t, cli, 22); got != time.Minute {
+		t.Fatalf("after a foreign flush of the grant set the grant has %v left, want 1m", got)
+	}
+}
