@@ -2,6 +2,7 @@ package spa
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -12,9 +13,14 @@ import (
 // "udp", each port 1..65535 with at most 5 digits, no empty item, and the whole message is
 // shorter than 256 bytes. Failures wrap ErrAccess.
 //
-// sesame extension: the port list "none/0" alone (what fwknop's client sends when -A is left
-// out) parses to an Access with no Ports, which sesame's server reads as "the stanza's
-// OPEN_PORTS". fwknopd refuses such a message.
+// sesame extension: the port list "none/0" alone, in lower case (what fwknop's client would
+// send when -A is left out), parses to an Access with no Ports, which sesame's server reads as
+// "the stanza's OPEN_PORTS". fwknopd 2.6.10 refuses it in any case, and also refuses "TCP/22";
+// it accepts "tcp/022" (so does ParseAccess) and "0127.0.0.1" (inet_aton reads it as octal,
+// 87.0.0.1; ParseAccess refuses it). internal/fwknoptest checks these against the real fwknopd.
+//
+// ParseAccess is the server's one parser of access messages: DecodePlaintext applies it to
+// every access message, so a decoded Message always parses.
 func ParseAccess(msg string) (Access, error) {
 	if len(msg) >= maxMessage {
 		return Access{}, fmt.Errorf("spa: access message of %d bytes: %w", len(msg), ErrAccess)
@@ -23,9 +29,9 @@ func ParseAccess(msg string) (Access, error) {
 	if comma < 0 {
 		return Access{}, fmt.Errorf("spa: access message %q has no proto/port: %w", msg, ErrAccess)
 	}
-	ip, ok := parseAllowIP(msg[:comma])
-	if !ok {
-		return Access{}, fmt.Errorf("spa: access message allow-IP %q: %w", msg[:comma], ErrAccess)
+	ip, err := ParseAllowIP(msg[:comma])
+	if err != nil {
+		return Access{}, err
 	}
 	var a Access
 	if !ip.IsUnspecified() { // 0.0.0.0 (or ::) means "use the packet's source"
@@ -58,6 +64,18 @@ func ParseAccess(msg string) (Access, error) {
 
 // noPorts is the port list of an access message that names no port.
 const noPorts = "none/0"
+
+// ParseAllowIP checks the allow-IP that starts an access or command message (the text before
+// the first comma) as ParseAccess does: dotted-quad IPv4 without leading zeros, or (sesame)
+// IPv6 without a zone and not IPv4-mapped. It returns the address as written, 0.0.0.0 and ::
+// included. Failures wrap ErrAccess.
+func ParseAllowIP(s string) (netip.Addr, error) {
+	a, ok := parseAllowIP(s)
+	if !ok {
+		return netip.Addr{}, fmt.Errorf("spa: allow-IP %q: %w", s, ErrAccess)
+	}
+	return a, nil
+}
 
 // String renders the access message in the form ParseAccess reads; the zero AllowIP is written
 // as "0.0.0.0", and an empty port list as "none/0".

@@ -223,6 +223,8 @@ func TestParseAccess(t *testing.T) {
 		{"10.99.0.2,TCP/22", ""},
 		{"10.99.0.2,icmp/8", ""},
 		{"10.99.0.2,none/0", "10.99.0.2,none/0"}, // sesame: no ports = the stanza's OPEN_PORTS
+		{"10.99.0.2,NONE/0", ""},                 // the extension is lower case only, like tcp and udp
+		{"10.99.0.2,None/0", ""},
 		{"10.99.0.2,none/0,tcp/22", ""},
 		{"10.99.0.2,none/1", ""},
 		{"10.99.0.2,tcp/22,", ""},
@@ -259,6 +261,21 @@ func TestParseAccess(t *testing.T) {
 	a, _ := ParseAccess("0.0.0.0,udp/53")
 	if a.AllowIP.IsValid() || len(a.Ports) != 1 || a.Ports[0] != (ProtoPort{"udp", 53}) {
 		t.Errorf("0.0.0.0 access parsed as %+v", a)
+	}
+}
+
+// ParseAllowIP is ParseAccess's allow-IP rule, returning 0.0.0.0 and :: as written.
+func TestParseAllowIP(t *testing.T) {
+	for in, want := range map[string]string{"10.99.0.2": "10.99.0.2", "0.0.0.0": "0.0.0.0", "::": "::",
+		"fd99::2": "fd99::2", "010.99.0.2": "", "0127.0.0.1": "", "::ffff:10.0.0.1": "", "fe80::1%eth0": "",
+		"10.99.0": "", "": "", " 10.99.0.2": ""} {
+		a, err := ParseAllowIP(in)
+		switch {
+		case want == "" && !errors.Is(err, ErrAccess):
+			t.Errorf("ParseAllowIP(%q) = %v, %v; want an ErrAccess", in, a, err)
+		case want != "" && (err != nil || a.String() != want):
+			t.Errorf("ParseAllowIP(%q) = %v, %v; want %s", in, a, err, want)
+		}
 	}
 }
 

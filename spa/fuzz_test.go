@@ -2,6 +2,8 @@ package spa
 
 import (
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -114,6 +116,34 @@ func FuzzDecodePlaintext(f *testing.F) {
 		want.Digest = m2.Digest
 		if *m2 != want || m2.Digest != again.Digest {
 			t.Fatalf("round trip:\n got %+v\nwant %+v", *m2, want)
+		}
+	})
+}
+
+// FuzzParseAccess: ParseAccess never panics, fails only with ErrAccess, agrees with
+// ParseAllowIP on the allow-IP, and what it parses renders (String) to a message that parses
+// to the same Access.
+func FuzzParseAccess(f *testing.F) {
+	for _, s := range []string{"10.99.0.2,tcp/22", "0.0.0.0,none/0", "fd99::2,udp/53,tcp/00022", "10.99.0.2,NONE/0",
+		"::ffff:1.2.3.4,tcp/1", "010.1.1.1,tcp/22"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, msg string) {
+		a, err := ParseAccess(msg)
+		ipText, _, _ := strings.Cut(msg, ",")
+		ip, ipErr := ParseAllowIP(ipText)
+		if err != nil {
+			if !errors.Is(err, ErrAccess) {
+				t.Fatalf("ParseAccess(%q): %v does not wrap ErrAccess", msg, err)
+			}
+			return
+		}
+		if ipErr != nil || (ip.IsUnspecified() != !a.AllowIP.IsValid()) || (a.AllowIP.IsValid() && a.AllowIP != ip) {
+			t.Fatalf("ParseAccess(%q) allow-IP %v, ParseAllowIP %v, %v", msg, a.AllowIP, ip, ipErr)
+		}
+		b, err := ParseAccess(a.String())
+		if err != nil || b.AllowIP != a.AllowIP || !slices.Equal(b.Ports, a.Ports) {
+			t.Fatalf("%q parsed to %+v, rendered %q, parsed again to %+v, %v", msg, a, a.String(), b, err)
 		}
 	})
 }

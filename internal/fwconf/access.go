@@ -235,7 +235,7 @@ func (ap *accessParser) set(s *Stanza, p pos, name, val string) error {
 		ap.warns = append(ap.warns, p.warn(name, "also set at %s:%d in this stanza; this later value wins", o.File, o.Line))
 	}
 	s.Raw[name] = val
-	s.Where[name] = Origin{p.File, p.Line}
+	s.Where[name] = Origin(p)
 	bad := func(fix, format string, args ...any) error {
 		return p.errorf(ErrValue, name, fix, format, args...)
 	}
@@ -321,8 +321,6 @@ func (ap *accessParser) set(s *Stanza, p pos, name, val string) error {
 		} else {
 			s.MaxFWTimeout = time.Duration(n) * time.Second
 		}
-	case "ENABLE_CMD_EXEC":
-		s.EnableCmdExec, err2 = yn()
 	case "REQUIRE_USERNAME":
 		s.RequireUsername = val
 	case "REQUIRE_SOURCE_ADDRESS", "REQUIRE_SOURCE":
@@ -343,7 +341,8 @@ func (ap *accessParser) set(s *Stanza, p pos, name, val string) error {
 		}
 		s.AccessExpire = time.Unix(n, 0)
 	default:
-		// DefaultOnly variables at their default: nothing to store beyond Raw.
+		// NoEffect and DefaultOnly variables: nothing to store beyond Raw, but a Y/N one must
+		// still read as Y or N.
 		if _, ok := parseYN(val); !ok && (v.Default == "Y" || v.Default == "N") {
 			return bad("use Y or N", "%q is not Y or N", val)
 		}
@@ -355,7 +354,7 @@ func (ap *accessParser) set(s *Stanza, p pos, name, val string) error {
 func (ap *accessParser) finish(s *Stanza) error {
 	at := func(name string) pos {
 		if o, ok := s.Where[name]; ok {
-			return pos{o.File, o.Line}
+			return pos(o)
 		}
 		return pos{s.File, s.Line}
 	}
@@ -400,10 +399,10 @@ func (ap *accessParser) finish(s *Stanza) error {
 		ap.warns = append(ap.warns, pos{s.File, s.Line}.warn("SOURCE", "stanza #%d has no HMAC key: packets are decrypted without being authenticated first; add HMAC_KEY_BASE64", s.Num))
 	}
 	if s.FWAccessTimeout <= 0 {
-		s.FWAccessTimeout = 30 * time.Second
+		s.FWAccessTimeout = DefaultFWAccessTimeout
 	}
 	if s.MaxFWTimeout <= 0 {
-		s.MaxFWTimeout = 300 * time.Second
+		s.MaxFWTimeout = DefaultMaxFWTimeout
 	}
 	if s.MaxFWTimeout < s.FWAccessTimeout {
 		ap.warns = append(ap.warns, at("MAX_FW_TIMEOUT").warn("MAX_FW_TIMEOUT", "is below FW_ACCESS_TIMEOUT; MAX_FW_TIMEOUT is honoured"))

@@ -66,31 +66,143 @@ FORCE_MASQUERADE N
 	if s.FWAccessTimeout != 15*time.Second || s.MaxFWTimeout != 300*time.Second {
 		t.Errorf("timeouts %v %v", s.FWAccessTimeout, s.MaxFWTimeout)
 	}
-	if s.RequireUsername != "root" || !s.RequireSourceAddress || !s.RequireSourceMatch || s.EnableCmdExec {
+	if s.RequireUsername != "root" || !s.RequireSourceAddress || !s.RequireSourceMatch {
 		t.Errorf("flags %+v", s)
 	}
 	if want := time.Date(2030, 12, 31, 0, 0, 0, 0, time.UTC); !s.AccessExpire.Equal(want) {
 		t.Errorf("AccessExpire = %v", s.AccessExpire)
 	}
-	if s.Expired(time.Date(2030, 12, 31, 0, 0, 0, 0, time.UTC)) || !s.Expired(time.Date(2030, 12, 31, 0, 0, 1, 0, time.UTC)) {
-		t.Error("Expired boundary wrong")
-	}
 	if s.File != "access.conf" || s.Line != 2 || s.Num != 1 || s.Where["KEY_BASE64"].Line != 6 {
 		t.Errorf("positions: %s:%d #%d %v", s.File, s.Line, s.Num, s.Where)
 	}
-	// Matching helpers.
-	for addr, want := range map[string]bool{"10.1.2.3": true, "192.168.1.200": true, "192.168.2.1": false,
-		"fd99::5": true, "2001:db8::2": false, "::ffff:10.0.0.1": true} {
-		if got := s.MatchSource(netip.MustParseAddr(addr)); got != want {
-			t.Errorf("MatchSource(%s) = %v", addr, got)
+}
+
+// TestStanzaExpired: whole seconds, as fwknopd's time(NULL) > expire.
+func TestStanzaExpired(t *testing.T) {
+	exp := time.Date(2030, 12, 31, 0, 0, 0, 0, time.UTC)
+	s := Stanza{AccessExpire: exp}
+	for _, tc := range []struct {
+		now  time.Time
+		want bool
+	}{
+		{exp.Add(-time.Second), false},
+		{exp, false},
+		{exp.Add(999 * time.Millisecond), false}, // same second: fwknopd still accepts
+		{exp.Add(time.Second), true},
+		{exp.Add(time.Hour), true},
+	} {
+		if got := s.Expired(tc.now); got != tc.want {
+			t.Errorf("Expired(%v) = %v, want %v", tc.now, got, tc.want)
 		}
 	}
-	if !s.MatchDestination(netip.MustParseAddr("10.99.0.1")) || s.MatchDestination(netip.MustParseAddr("10.99.0.2")) {
-		t.Error("MatchDestination wrong")
+	if (&Stanza{}).Expired(time.Unix(1<<40, 0)) {
+		t.Error("a stanza without ACCESS_EXPIRE expired")
 	}
-	if !s.PortsAllowed([]spa.ProtoPort{{Proto: "tcp", Port: 22}, {Proto: "udp", Port: 53}}) || s.PortsAllowed([]spa.ProtoPort{{Proto: "tcp", Port: 22}, {Proto: "tcp", Port: 80}}) ||
-		s.PortsAllowed([]spa.ProtoPort{{Proto: "tcp", Port: 23}}) {
-		t.Error("PortsAllowed wrong")
+	// ACCESS_EXPIRE_EPOCH gives the same boundary.
+	st := parseOne(t, "SOURCE ANY\n"+keys+"ACCESS_EXPIRE_EPOCH 1924905600\n")
+	if st.Expired(time.Unix(1924905600, 5e8)) || !st.Expired(time.Unix(1924905601, 0)) {
+		t.Error("ACCESS_EXPIRE_EPOCH boundary wrong")
+	}
+}
+
+// TestStanzaMatches covers SOURCE and DESTINATION as the server applies them: sniffed packets
+// (known destination) and UDP-server packets (no destination: 0.0.0.0).
+func TestStanzaMatches(t *testing.T) {
+	p := netip.MustParsePrefix
+	a := netip.MustParseAddr
+	dst := a("10.99.0.1")
+	tests := []struct {
+		name     string
+		st       Stanza
+		src, dst netip.Addr
+		want     bool
+	}{
+		{"source prefix", Stanza{Source: []netip.Prefix{p("10.0.0.0/8")}}, a("10.1.2.3"), dst, true},
+		{"source outside", Stanza{Source: []netip.Prefix{p("10.0.0.0/8")}}, a("11.1.2.3"), dst, false},
+		{"IPv6 source", Stanza{Source: []netip.Prefix{p("fd99::/64")}}, a("fd99::5"), dst, true},
+		{"IPv6 outside", Stanza{Source: []netip.Prefix{p("fd99::/64")}}, a("2001:db8::2"), dst, false},
+		{"mapped source matches IPv4", Stanza{Source: []netip.Prefix{p("10.0.0.0/8")}}, a("::ffff:10.0.0.1"), dst, true},
+		{"ANY", Stanza{SourceAny: true}, a("8.8.8.8"), dst, true},
+		{"ANY IPv6", Stanza{SourceAny: true}, a("2001::1"), dst, true},
+		{"no SOURCE", Stanza{}, a("10.1.2.3"), dst, false},
+		{"ANY plus prefixes", Stanza{SourceAny: true, Source: []netip.Prefix{p("10.0.0.0/8")}}, a("192.0.2.1"), dst, true},
+		{"destination match", Stanza{SourceAny: true, Destination: []netip.Prefix{p("10.99.0.1/32")}}, a("1.2.3.4"), dst, true},
+		{"destination mismatch", Stanza{SourceAny: true, Destination: []netip.Prefix{p("10.99.0.3/32")}}, a("1.2.3.4"), dst, false},
+		{"destination mapped", Stanza{SourceAny: true, Destination: []netip.Prefix{p("10.99.0.1/32")}}, a("1.2.3.4"), a("::ffff:10.99.0.1"), true},
+		{"source mismatch wins over destination", Stanza{Source: []netip.Prefix{p("10.0.0.0/8")}, Destination: []netip.Prefix{p("10.99.0.1/32")}}, a("11.0.0.1"), dst, false},
+		{"UDP mode, no DESTINATION", Stanza{SourceAny: true}, a("1.2.3.4"), netip.Addr{}, true},
+		{"UDP mode, specific DESTINATION", Stanza{SourceAny: true, Destination: []netip.Prefix{p("10.99.0.1/32")}}, a("1.2.3.4"), netip.Addr{}, false},
+		{"UDP mode, DESTINATION 0.0.0.0/0", Stanza{SourceAny: true, Destination: []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}}, a("1.2.3.4"), netip.Addr{}, true},
+	}
+	for _, tc := range tests {
+		if got := tc.st.Matches(tc.src, tc.dst); got != tc.want {
+			t.Errorf("%s: Matches(%v, %v) = %v, want %v", tc.name, tc.src, tc.dst, got, tc.want)
+		}
+	}
+	// And as parsed.
+	s := parseOne(t, "SOURCE 10.0.0.0/8, 192.168.1.7/255.255.255.0, fd99::/64\nDESTINATION 10.99.0.1\n"+keys)
+	if !s.Matches(a("192.168.1.200"), dst) || s.Matches(a("192.168.2.1"), dst) || s.Matches(a("10.0.0.1"), a("10.99.0.2")) {
+		t.Error("parsed stanza matches wrongly")
+	}
+}
+
+// TestStanzaCheckPorts covers RESTRICT_PORTS and OPEN_PORTS in request order, with the pair
+// that decided.
+func TestStanzaCheckPorts(t *testing.T) {
+	pp := func(proto string, port uint16) spa.ProtoPort { return spa.ProtoPort{Proto: proto, Port: port} }
+	req := func(ps ...spa.ProtoPort) []spa.ProtoPort { return ps }
+	tests := []struct {
+		name          string
+		open, restrct []spa.ProtoPort
+		req           []spa.ProtoPort
+		want          PortVerdict
+		bad           spa.ProtoPort
+	}{
+		{"no lists: anything", nil, nil, req(pp("udp", 1), pp("tcp", 65535)), PortsAllowed, spa.ProtoPort{}},
+		{"open", req(pp("tcp", 22), pp("udp", 53)), nil, req(pp("tcp", 22), pp("udp", 53)), PortsAllowed, spa.ProtoPort{}},
+		{"not open", req(pp("tcp", 80)), nil, req(pp("tcp", 22)), PortNotOpen, pp("tcp", 22)},
+		{"one of several not open", req(pp("tcp", 22)), nil, req(pp("tcp", 22), pp("tcp", 23)), PortNotOpen, pp("tcp", 23)},
+		{"protocol counts", req(pp("udp", 22)), nil, req(pp("tcp", 22)), PortNotOpen, pp("tcp", 22)},
+		{"restricted", nil, req(pp("tcp", 22)), req(pp("tcp", 22)), PortRestricted, pp("tcp", 22)},
+		{"restricted other protocol", nil, req(pp("udp", 22)), req(pp("tcp", 22)), PortsAllowed, spa.ProtoPort{}},
+		{"restricted and open: restricted", req(pp("tcp", 22)), req(pp("tcp", 22)), req(pp("tcp", 22)), PortRestricted, pp("tcp", 22)},
+		{"first denial in request order", req(pp("tcp", 22)), req(pp("tcp", 23)), req(pp("tcp", 24), pp("tcp", 23)), PortNotOpen, pp("tcp", 24)},
+		{"empty request", req(pp("tcp", 22)), nil, nil, PortsAllowed, spa.ProtoPort{}},
+	}
+	for _, tc := range tests {
+		s := Stanza{OpenPorts: tc.open, RestrictPorts: tc.restrct}
+		if v, bad := s.CheckPorts(tc.req); v != tc.want || bad != tc.bad {
+			t.Errorf("%s: CheckPorts = %v %v, want %v %v", tc.name, v, bad, tc.want, tc.bad)
+		}
+	}
+	// Parsed lists compare with what spa.ParseAccess gives (lower case), whatever the case in the file.
+	s := parseOne(t, "SOURCE ANY\nOPEN_PORTS TCP/22, Udp/53\n"+keys)
+	acc, err := spa.ParseAccess("10.0.0.1,tcp/22,udp/53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := s.CheckPorts(acc.Ports); v != PortsAllowed {
+		t.Errorf("parsed OPEN_PORTS refuse a request for them: %v", v)
+	}
+}
+
+// TestStanzaTimeout: the client's timeout capped at MAX_FW_TIMEOUT, else FW_ACCESS_TIMEOUT.
+func TestStanzaTimeout(t *testing.T) {
+	s := Stanza{FWAccessTimeout: 30 * time.Second, MaxFWTimeout: 300 * time.Second}
+	for client, want := range map[uint32]time.Duration{0: 30 * time.Second, 60: 60 * time.Second,
+		300: 300 * time.Second, 1000: 300 * time.Second, 65536: 300 * time.Second} {
+		if got := s.Timeout(client); got != want {
+			t.Errorf("Timeout(%d) = %v, want %v", client, got, want)
+		}
+	}
+	var zero Stanza // a hand-built stanza: fwknopd's defaults
+	if zero.Timeout(0) != DefaultFWAccessTimeout || zero.Timeout(1000) != DefaultMaxFWTimeout {
+		t.Errorf("zero stanza: %v %v", zero.Timeout(0), zero.Timeout(1000))
+	}
+	// MAX_FW_TIMEOUT below FW_ACCESS_TIMEOUT: the cap still applies to client timeouts only.
+	s = Stanza{FWAccessTimeout: 60 * time.Second, MaxFWTimeout: 10 * time.Second}
+	if s.Timeout(0) != 60*time.Second || s.Timeout(30) != 10*time.Second {
+		t.Errorf("low cap: %v %v", s.Timeout(0), s.Timeout(30))
 	}
 }
 
@@ -108,7 +220,7 @@ func equalPrefixes(a, b []netip.Prefix) bool {
 
 func TestParseAccessDefaults(t *testing.T) {
 	s := parseOne(t, "SOURCE ANY\nKEY fwknoptest   \nHMAC_KEY hmactest\n")
-	if !s.SourceAny || !s.MatchSource(netip.MustParseAddr("8.8.8.8")) || !s.MatchSource(netip.MustParseAddr("2001::1")) {
+	if !s.SourceAny || !s.Matches(netip.MustParseAddr("8.8.8.8"), netip.Addr{}) || !s.Matches(netip.MustParseAddr("2001::1"), netip.Addr{}) {
 		t.Error("ANY does not match")
 	}
 	if string(s.Keys.Key) != "fwknoptest" {
@@ -117,7 +229,7 @@ func TestParseAccessDefaults(t *testing.T) {
 	if s.Keys.Mode != spa.CBC || s.Keys.HMACType != spa.SHA256 || s.FWAccessTimeout != 30*time.Second || s.MaxFWTimeout != 300*time.Second {
 		t.Errorf("defaults %+v", s)
 	}
-	if !s.PortsAllowed([]spa.ProtoPort{{Proto: "udp", Port: 1}}) || !s.MatchDestination(netip.MustParseAddr("1.2.3.4")) {
+	if v, _ := s.CheckPorts([]spa.ProtoPort{{Proto: "udp", Port: 1}}); v != PortsAllowed || !s.Matches(netip.MustParseAddr("1.2.3.4"), netip.MustParseAddr("1.2.3.4")) {
 		t.Error("unset OPEN_PORTS/DESTINATION must allow any")
 	}
 	// No HMAC key: no HMAC type either.
@@ -174,7 +286,9 @@ func TestParseAccessErrors(t *testing.T) {
 		{"SOURCE 10.0.0.1,\n" + keys, ErrValue, "access.conf:1: SOURCE: empty element"},
 		{"SOURCE host.example\n" + keys, ErrValue, "access.conf:1: SOURCE: \"host.example\" is not an IP address"},
 		{"SOURCE ANY\n" + keys + "DESTINATION 1.2.3\n", ErrValue, "access.conf:4: DESTINATION:"},
-		{"SOURCE ANY\n" + keys + "OPEN_PORTS tcp/22, icmp/8\n", ErrValue, "access.conf:4: OPEN_PORTS: \"icmp/8\": protocol must be tcp or udp"},
+		{"SOURCE ANY\n" + keys + "OPEN_PORTS tcp/22, icmp/8\n", ErrValue, "access.conf:4: OPEN_PORTS: \"icmp/8\": want tcp/PORT or udp/PORT"},
+		{"SOURCE ANY\n" + keys + "OPEN_PORTS tcp/0\n", ErrValue, "access.conf:4: OPEN_PORTS: \"tcp/0\": want tcp/PORT or udp/PORT with PORT 1..65535"},
+		{"SOURCE ANY\n" + keys + "RESTRICT_PORTS tcp/22,,udp/53\n", ErrValue, "access.conf:4: RESTRICT_PORTS: empty element"},
 		{"SOURCE ANY\n" + keys + "RESTRICT_PORTS tcp/65536\n", ErrValue, "access.conf:4: RESTRICT_PORTS:"},
 		{"SOURCE ANY\n" + keys + "HMAC_DIGEST_TYPE sha224\n", ErrValue, "access.conf:4: HMAC_DIGEST_TYPE: unknown digest type"},
 		{"SOURCE ANY\n" + keys + "ENCRYPTION_MODE Asymmetric\n", ErrUnsupported, "access.conf:4: ENCRYPTION_MODE: GnuPG"},

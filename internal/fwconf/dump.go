@@ -19,8 +19,9 @@ type DumpOptions struct {
 }
 
 // DumpServer writes the effective fwknopd.conf, like `fwknopd -D`, as "NAME value" lines
-// (sorted by name: every variable that is set, and the defaults of those sesame uses). The output parses back to
-// the same configuration.
+// (sorted by name: every variable that is set, and the defaults of those sesame uses), after a
+// "# effective configuration of FILE" comment. The output parses back to the same
+// configuration. `sesame server -D` prints it.
 func DumpServer(w io.Writer, s *Server) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# effective configuration of %s\n", s.File)
@@ -33,21 +34,23 @@ func DumpServer(w io.Writer, s *Server) error {
 			continue
 		}
 		if v, _ := s.value(name); v != "" {
-			fmt.Fprintf(&b, "%-28s %s\n", name, v)
+			fmt.Fprintf(&b, "%s %s\n", name, v)
 		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// DumpAccess writes the effective access stanzas as access.conf text, defaults included.
+// DumpAccess writes the effective access stanzas as access.conf text ("NAME value" lines, a
+// "# stanza #N (FILE:LINE)" comment before each), defaults included; keys are hidden unless
+// opts.ShowKeys. The output parses back to the same stanzas. `sesame server -D` prints it.
 func DumpAccess(w io.Writer, stanzas []*Stanza, opts DumpOptions) error {
 	var b strings.Builder
 	for i, s := range stanzas {
 		if i > 0 {
 			b.WriteByte('\n')
 		}
-		line := func(name, value string) { fmt.Fprintf(&b, "%-28s %s\n", name, value) }
+		line := func(name, value string) { fmt.Fprintf(&b, "%s %s\n", name, value) }
 		fmt.Fprintf(&b, "# stanza #%d (%s:%d)\n", s.Num, s.File, s.Line)
 		src := formatPrefixes(s.Source)
 		if s.SourceAny {
@@ -89,7 +92,6 @@ func DumpAccess(w io.Writer, stanzas []*Stanza, opts DumpOptions) error {
 		line("REQUIRE_SOURCE_ADDRESS", yesNo(s.RequireSourceAddress))
 		line("SESAME_REQUIRE_SOURCE_MATCH", yesNo(s.RequireSourceMatch))
 		line("SESAME_MD5", yesNo(s.MD5))
-		line("ENABLE_CMD_EXEC", yesNo(s.EnableCmdExec))
 		if !s.AccessExpire.IsZero() {
 			line("ACCESS_EXPIRE_EPOCH", strconv.FormatInt(s.AccessExpire.Unix(), 10))
 		}

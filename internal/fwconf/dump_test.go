@@ -18,8 +18,8 @@ func TestDumpServerRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := b.String()
-	for _, want := range []string{"\nPCAP_INTF                    vsrv\n", "\nDIGEST_FILE                  /tmp/r/dc\n",
-		"\nFWKNOP_PID_FILE              /tmp/r/fwknopd.pid\n", "\nRULES_CHECK_THRESHOLD        5\n", "\nSESAME_REPLAY_MARGIN         60\n"} {
+	for _, want := range []string{"\nPCAP_INTF vsrv\n", "\nDIGEST_FILE /tmp/r/dc\n",
+		"\nFWKNOP_PID_FILE /tmp/r/fwknopd.pid\n", "\nRULES_CHECK_THRESHOLD 5\n", "\nSESAME_REPLAY_MARGIN 60\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dump lacks %q:\n%s", want, out)
 		}
@@ -44,9 +44,9 @@ func TestDumpAccess(t *testing.T) {
 	DumpAccess(&hidden, st, DumpOptions{})
 	DumpAccess(&shown, st, DumpOptions{ShowKeys: true})
 	h := hidden.String()
-	for _, want := range []string{"# stanza #1 (a.conf:1)\n", "SOURCE                       ANY, 10.0.0.0/8\n",
-		"# KEY_BASE64 (hidden, 10 bytes)\n", "# HMAC_KEY_BASE64 (hidden, 8 bytes)\n", "HMAC_DIGEST_TYPE             sha256\n",
-		"ACCESS_EXPIRE_EPOCH          1924905600\n", "# stanza #2 (a.conf:6)\nSOURCE                       10.0.0.1\n"} {
+	for _, want := range []string{"# stanza #1 (a.conf:1)\n", "SOURCE ANY, 10.0.0.0/8\n",
+		"# KEY_BASE64 (hidden, 10 bytes)\n", "# HMAC_KEY_BASE64 (hidden, 8 bytes)\n", "HMAC_DIGEST_TYPE sha256\n",
+		"ACCESS_EXPIRE_EPOCH 1924905600\n", "# stanza #2 (a.conf:6)\nSOURCE 10.0.0.1\n"} {
 		if !strings.Contains(h, want) {
 			t.Errorf("dump lacks %q:\n%s", want, h)
 		}
@@ -54,7 +54,7 @@ func TestDumpAccess(t *testing.T) {
 	if strings.Contains(h, "Zndrbm9wdGVzdA") {
 		t.Errorf("hidden dump shows a key:\n%s", h)
 	}
-	if !strings.Contains(shown.String(), "KEY_BASE64                   Zndrbm9wdGVzdA==\n") {
+	if !strings.Contains(shown.String(), "KEY_BASE64 Zndrbm9wdGVzdA==\n") {
 		t.Errorf("ShowKeys dump lacks the key:\n%s", shown.String())
 	}
 	st2, _, err := ParseAccess("b.conf", shown.Bytes(), Options{Location: time.UTC})

@@ -5,7 +5,6 @@ import (
 	"github.com/sesame-spa/sesame/internal/firewall"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -30,15 +29,12 @@ type Server struct {
 
 	RunDir       string // FWKNOP_RUN_DIR (-r), default /run/fwknop
 	PIDFile      string // FWKNOP_PID_FILE (-p), default $FWKNOP_RUN_DIR/fwknopd.pid
-	ConfDir      string // FWKNOP_CONF_DIR, default /etc/fwknop
 	AccessFile   string // ACCESS_FILE (-a), default /etc/fwknop/access.conf
 	AccessFolder string // ACCESS_FOLDER (--access-folder); when set it replaces AccessFile
 
-	FlushAtInit     bool // FLUSH_IPT_AT_INIT, default N in sesame (fwknopd: Y)
-	FlushAtExit     bool // FLUSH_IPT_AT_EXIT, default N in sesame (fwknopd: Y)
-	ExitAtIntfDown  bool // EXIT_AT_INTF_DOWN, default N in sesame (fwknopd: Y)
-	DestinationRule bool // ENABLE_DESTINATION_RULE
-	Verbose         int  // VERBOSE (a number; Y counts as 1)
+	FlushAtInit    bool // FLUSH_IPT_AT_INIT, default N in sesame (fwknopd: Y)
+	FlushAtExit    bool // FLUSH_IPT_AT_EXIT, default N in sesame (fwknopd: Y)
+	ExitAtIntfDown bool // EXIT_AT_INTF_DOWN, default N in sesame (fwknopd: Y)
 
 	GuardPorts   []spa.ProtoPort    // SESAME_GUARD_PORTS
 	HostChain    firewall.HostChain // SESAME_HOST_CHAIN; the zero value is none
@@ -64,14 +60,22 @@ type Origin struct {
 	Line int
 }
 
-// ReplayKeep is how long the replay cache keeps a digest: 2*MAX_SPA_PACKET_AGE +
-// SESAME_REPLAY_MARGIN with packet aging on (a packet can be that far from the clock on either
-// side), 0 (forever) with it off.
+// ReplayKeep is how long the replay cache keeps a digest for this configuration (see the
+// function ReplayKeep).
 func (s *Server) ReplayKeep() time.Duration {
-	if !s.EnableSPAPacketAging {
+	return ReplayKeep(s.EnableSPAPacketAging, s.MaxSPAPacketAge, s.ReplayMargin)
+}
+
+// ReplayKeep is how long the replay cache must keep a digest: with packet aging on,
+// 2*maxAge + margin (a packet's timestamp may be up to maxAge behind or ahead of the clock, and
+// SESAME_REPLAY_MARGIN covers clock steps), so a replay is refused by the cache for as long as
+// it could pass the age check; with aging off, 0 (forever). maxAge is MAX_SPA_PACKET_AGE.
+// This is the one implementation of the rule; the server calls it with its policy.
+func ReplayKeep(aging bool, maxAge, margin time.Duration) time.Duration {
+	if !aging {
 		return 0
 	}
-	return 2*s.MaxSPAPacketAge + s.ReplayMargin
+	return 2*maxAge + margin
 }
 
 // Options tune the loaders. The zero value is fwknopd's behaviour.
@@ -168,8 +172,7 @@ func parseServer(name string, data []byte, opts Options) (*Server, []Warning, er
 // value returns the effective value of a variable (set or default) and where it came from.
 func (s *Server) value(name string) (string, pos) {
 	if v, ok := s.Raw[name]; ok {
-		o := s.Where[name]
-		return v, pos{o.File, o.Line}
+		return v, pos(s.Where[name])
 	}
 	return defaultOf(s, name), pos{File: s.File}
 }
@@ -183,9 +186,6 @@ func defaultOf(s *Server, name string) string {
 	case "DIGEST_FILE":
 		v, _ := s.value("FWKNOP_RUN_DIR")
 		return strings.TrimSuffix(v, "/") + "/digest.cache"
-	case "DIGEST_DB_FILE":
-		v, _ := s.value("FWKNOP_RUN_DIR")
-		return strings.TrimSuffix(v, "/") + "/digest_db.cache"
 	}
 	return Variables[name].Default
 }
@@ -194,8 +194,7 @@ func defaultOf(s *Server, name string) string {
 func (s *Server) resolve() ([]Warning, error) {
 	var warns []Warning
 	for _, k := range sortedKeys(s.Raw) {
-		o := s.Where[k]
-		w, err := checkSupport(pos{o.File, o.Line}, k, s.Raw[k], Variables[k])
+		w, err := checkSupport(pos(s.Where[k]), k, s.Raw[k], Variables[k])
 		if err != nil {
 			return warns, err
 		}
@@ -232,7 +231,6 @@ func (s *Server) resolve() ([]Warning, error) {
 	s.RunDir = str("FWKNOP_RUN_DIR")
 	s.DigestFile = str("DIGEST_FILE")
 	s.PIDFile = str("FWKNOP_PID_FILE")
-	s.ConfDir = str("FWKNOP_CONF_DIR")
 	s.AccessFile = str("ACCESS_FILE")
 	s.AccessFolder = str("ACCESS_FOLDER")
 	s.FlushAtInit = yn("FLUSH_IPT_AT_INIT")
@@ -244,16 +242,6 @@ func (s *Server) resolve() ([]Warning, error) {
 			errs = append(errs, p.errorf(ErrValue, "SESAME_TABLE", "use letters, digits, '_', '-' or '.'", "%v", err))
 		}
 		s.Table = v
-	}
-	s.DestinationRule = yn("ENABLE_DESTINATION_RULE")
-	if v, p := s.value("VERBOSE"); v != "" {
-		if b, ok := parseYN(v); ok {
-			s.Verbose = map[bool]int{true: 1}[b]
-		} else if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-			s.Verbose = n
-		} else {
-			errs = append(errs, p.errorf(ErrValue, "VERBOSE", "use a number such as 1", "%q is not a verbosity level", v))
-		}
 	}
 	if v, p := s.value("SESAME_GUARD_PORTS"); v != "" {
 		ports, err := ParsePorts(v)
@@ -297,26 +285,25 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // String renders the typed fields (not Raw/Where), for logs and tests.
 func (s Server) String() string {
-	s.Raw, s.Where = nil, nil
 	return fmt.Sprintf("%+v", struct {
-		File                                             string
-		PcapIntf, PcapFilter                             string
-		PcapAnyDirection, EnableUDPServer                bool
-		UDPServPort                                      uint16
-		EnableSPAPacketAging                             bool
-		MaxSPAPacketAge                                  time.Duration
-		EnableDigestPersistence                          bool
-		DigestFile, RunDir, PIDFile, ConfDir, AccessFile string
-		AccessFolder                                     string
-		FlushAtInit, FlushAtExit, DestinationRule        bool
-		Verbose                                          int
-		GuardPorts                                       []spa.ProtoPort
-		HostChain                                        string
-		ReplayMargin                                     time.Duration
-		MD5Listen, MD5Upstream                           string
+		File                                     string
+		PcapIntf, PcapFilter                     string
+		PcapAnyDirection, EnableUDPServer        bool
+		UDPServPort                              uint16
+		EnableSPAPacketAging                     bool
+		MaxSPAPacketAge                          time.Duration
+		EnableDigestPersistence                  bool
+		DigestFile, RunDir, PIDFile, AccessFile  string
+		AccessFolder                             string
+		FlushAtInit, FlushAtExit, ExitAtIntfDown bool
+		GuardPorts                               []spa.ProtoPort
+		HostChain, Table                         string
+		TableOwner                               bool
+		ReplayMargin                             time.Duration
+		MD5Listen, MD5Upstream                   string
 	}{s.File, s.PcapIntf, s.PcapFilter, s.PcapAnyDirection, s.EnableUDPServer, s.UDPServPort,
 		s.EnableSPAPacketAging, s.MaxSPAPacketAge, s.EnableDigestPersistence,
-		s.DigestFile, s.RunDir, s.PIDFile, s.ConfDir, s.AccessFile, s.AccessFolder,
-		s.FlushAtInit, s.FlushAtExit, s.DestinationRule, s.Verbose, s.GuardPorts, s.HostChain.String(), s.ReplayMargin,
-		s.MD5Listen, s.MD5Upstream})
+		s.DigestFile, s.RunDir, s.PIDFile, s.AccessFile, s.AccessFolder,
+		s.FlushAtInit, s.FlushAtExit, s.ExitAtIntfDown, s.GuardPorts, s.HostChain.String(), s.Table, s.TableOwner,
+		s.ReplayMargin, s.MD5Listen, s.MD5Upstream})
 }

@@ -22,8 +22,8 @@ func TestParseServerDefaults(t *testing.T) {
 		PcapIntf: "eth0", PcapFilter: "udp port 62201", UDPServPort: 62201,
 		EnableSPAPacketAging: true, MaxSPAPacketAge: 120 * time.Second, EnableDigestPersistence: true,
 		DigestFile: "/run/fwknop/digest.cache", RunDir: "/run/fwknop", PIDFile: "/run/fwknop/fwknopd.pid",
-		ConfDir: "/etc/fwknop", AccessFile: "/etc/fwknop/access.conf", FlushAtExit: false,
-		ReplayMargin: 60 * time.Second,
+		AccessFile: "/etc/fwknop/access.conf", FlushAtExit: false,
+		Table: "sesame", TableOwner: true, ReplayMargin: 60 * time.Second,
 	}
 	checkServer(t, s, want)
 	if got := s.ReplayKeep(); got != 300*time.Second {
@@ -54,7 +54,6 @@ DIGEST_FILE                 $FWKNOP_RUN_DIR/dc.cache
 FLUSH_IPT_AT_EXIT           N
 ENABLE_DESTINATION_RULE     N
 ENABLE_PCAP_ANY_DIRECTION   y
-VERBOSE                     2
 IPT_INPUT_ACCESS            ACCEPT,filter,INPUT,1,FWKNOP_INPUT,1
 ENABLE_IPT_FORWARDING       N
 SESAME_GUARD_PORTS          tcp/22, TCP/5432
@@ -72,8 +71,8 @@ SESAME_REPLAY_MARGIN        10
 		PcapIntf: "vsrv", PcapFilter: "udp port 62201", PcapAnyDirection: true, EnableUDPServer: true, UDPServPort: 62202,
 		EnableSPAPacketAging: true, MaxSPAPacketAge: 30 * time.Second, EnableDigestPersistence: true,
 		DigestFile: "/tmp/w/run/dc.cache", RunDir: "/tmp/w/run", PIDFile: "/tmp/w/run/fwknopd.pid",
-		ConfDir: "/etc/fwknop", AccessFile: "/etc/fwknop/access.conf", AccessFolder: "/etc/fwknop/access.d",
-		Verbose:    2,
+		AccessFile: "/etc/fwknop/access.conf", AccessFolder: "/etc/fwknop/access.d",
+		Table: "sesame", TableOwner: true,
 		GuardPorts: []spa.ProtoPort{{Proto: "tcp", Port: 22}, {Proto: "tcp", Port: 5432}},
 		HostChain:  firewall.HostChain{Kind: firewall.HostNft, Family: "inet", Table: "filter", Chain: "input"}, ReplayMargin: 10 * time.Second,
 	})
@@ -136,11 +135,11 @@ func TestParseServerErrors(t *testing.T) {
 		{"IPT_INPUT_ACCESS ACCEPT, filter, INPUT, 1, MY_CHAIN, 1\n", ErrUnsupported, "fwknopd.conf:1: IPT_INPUT_ACCESS:"},
 		{"PCAP_FILE /tmp/x.pcap\n", ErrUnsupported, "fwknopd.conf:1: PCAP_FILE: PCAP_FILE is not supported by sesame"},
 		{"GPG_HOME_DIR /root/.gnupg\n", ErrUnsupported, "fwknopd.conf:1: GPG_HOME_DIR:"},
-		{"SESAME_GUARD_PORTS tcp/22, icmp/8\n", ErrValue, "fwknopd.conf:1: SESAME_GUARD_PORTS: \"icmp/8\": protocol must be tcp or udp"},
+		{"SESAME_GUARD_PORTS tcp/22, icmp/8\n", ErrValue, "fwknopd.conf:1: SESAME_GUARD_PORTS: \"icmp/8\": want tcp/PORT or udp/PORT"},
+		{"SESAME_GUARD_PORTS tcp/65536\n", ErrValue, "fwknopd.conf:1: SESAME_GUARD_PORTS: \"tcp/65536\": want"},
 		{"SESAME_HOST_CHAIN nft bridge filter input\n", ErrValue, "fwknopd.conf:1: SESAME_HOST_CHAIN:"},
 		{"SESAME_HOST_CHAIN iptables INPUT extra\n", ErrValue, "fwknopd.conf:1: SESAME_HOST_CHAIN:"},
 		{"SESAME_REPLAY_MARGIN -1\n", ErrValue, "fwknopd.conf:1: SESAME_REPLAY_MARGIN:"},
-		{"VERBOSE lots\n", ErrValue, "fwknopd.conf:1: VERBOSE:"},
 	}
 	for _, tt := range tests {
 		_, _, err := ParseServer("fwknopd.conf", []byte(tt.conf), Options{})

@@ -23,15 +23,14 @@ type Stanza struct {
 	OpenPorts     []spa.ProtoPort // empty: any
 	RestrictPorts []spa.ProtoPort
 
-	FWAccessTimeout time.Duration // FW_ACCESS_TIMEOUT, default 30s
-	MaxFWTimeout    time.Duration // MAX_FW_TIMEOUT, default 300s
+	FWAccessTimeout time.Duration // FW_ACCESS_TIMEOUT, default DefaultFWAccessTimeout
+	MaxFWTimeout    time.Duration // MAX_FW_TIMEOUT, default DefaultMaxFWTimeout
 
-	RequireUsername      string // "" = any
-	RequireSourceAddress bool   // refuse allow-IP 0.0.0.0
-	RequireSourceMatch   bool   // SESAME_REQUIRE_SOURCE_MATCH: allow-IP must equal the packet source
-	MD5                  bool   // SESAME_MD5: grants also install a TCP-MD5 key on the MD5 listener
-	AccessExpire         time.Time
-	EnableCmdExec        bool
+	RequireUsername      string    // "" = any
+	RequireSourceAddress bool      // refuse allow-IP 0.0.0.0
+	RequireSourceMatch   bool      // SESAME_REQUIRE_SOURCE_MATCH: allow-IP must equal the packet source
+	MD5                  bool      // SESAME_MD5: grants also install a TCP-MD5 key on the MD5 listener
+	AccessExpire         time.Time // zero: never (see Expired)
 
 	// SourceText is the SOURCE value as written (fwknopd logs it).
 	SourceText string
@@ -42,35 +41,77 @@ type Stanza struct {
 	Where map[string]Origin
 }
 
-// Expired reports whether the stanza's ACCESS_EXPIRE(_EPOCH) has passed at now (fwknopd skips
-// expired stanzas).
+// Defaults of the stanza timeouts (fwknopd's): what finish fills in for an unset
+// FW_ACCESS_TIMEOUT or MAX_FW_TIMEOUT, and what Timeout uses for a zero field.
+const (
+	DefaultFWAccessTimeout = 30 * time.Second
+	DefaultMaxFWTimeout    = 300 * time.Second
+)
+
+// Expired reports whether the stanza's ACCESS_EXPIRE(_EPOCH) has passed at now, in whole
+// seconds as fwknopd compares them (time(NULL) > expire): a stanza expiring at T still
+// accepts packets until T+1 s. fwknopd, and sesame's server, skip expired stanzas.
 func (s *Stanza) Expired(now time.Time) bool {
-	return !s.AccessExpire.IsZero() && now.After(s.AccessExpire)
+	return !s.AccessExpire.IsZero() && now.Unix() > s.AccessExpire.Unix()
 }
 
-// MatchSource reports whether a packet from src matches SOURCE.
-func (s *Stanza) MatchSource(src netip.Addr) bool {
-	return s.SourceAny || matchAny(s.Source, src)
+// Matches reports whether the stanza applies to a packet from src to dst: SOURCE is ANY or a
+// prefix holds src, and DESTINATION is unset or a prefix holds dst. IPv4-mapped addresses
+// match as IPv4. An invalid dst (UDP-server mode, where the destination is not known) is
+// 0.0.0.0, as fwknopd compares it: it matches only a DESTINATION that holds 0.0.0.0.
+func (s *Stanza) Matches(src, dst netip.Addr) bool {
+	if !s.SourceAny && !matchAny(s.Source, src) {
+		return false
+	}
+	if len(s.Destination) == 0 {
+		return true
+	}
+	if !dst.IsValid() {
+		dst = netip.IPv4Unspecified()
+	}
+	return matchAny(s.Destination, dst)
 }
 
-// MatchDestination reports whether a packet to dst matches DESTINATION (unset: any).
-func (s *Stanza) MatchDestination(dst netip.Addr) bool {
-	return len(s.Destination) == 0 || matchAny(s.Destination, dst)
-}
+// PortVerdict is what CheckPorts decides about a requested port list.
+type PortVerdict uint8
 
-// PortsAllowed applies OPEN_PORTS and RESTRICT_PORTS to a request as fwknopd does: any
-// requested pair in RESTRICT_PORTS denies; with OPEN_PORTS set, every requested pair must be
-// in it.
-func (s *Stanza) PortsAllowed(req []spa.ProtoPort) bool {
+// Port verdicts.
+const (
+	PortsAllowed   PortVerdict = iota // every requested port may be opened
+	PortRestricted                    // a requested port is in RESTRICT_PORTS
+	PortNotOpen                       // OPEN_PORTS is set and a requested port is not in it
+)
+
+// CheckPorts applies RESTRICT_PORTS and OPEN_PORTS to a request as fwknopd does, pair by pair
+// in request order: a pair in RESTRICT_PORTS denies; with OPEN_PORTS set, a pair not in it
+// denies. It returns the verdict and, when denied, the first pair that denied. Protocols
+// compare as written (ParsePorts and spa.ParseAccess both give lower case).
+func (s *Stanza) CheckPorts(req []spa.ProtoPort) (PortVerdict, spa.ProtoPort) {
 	for _, p := range req {
 		if slices.Contains(s.RestrictPorts, p) {
-			return false
+			return PortRestricted, p
 		}
 		if len(s.OpenPorts) > 0 && !slices.Contains(s.OpenPorts, p) {
-			return false
+			return PortNotOpen, p
 		}
 	}
-	return true
+	return PortsAllowed, spa.ProtoPort{}
+}
+
+// Timeout is how long a grant of this stanza lasts: the client's timeout (seconds, 0 for
+// none) capped at MAX_FW_TIMEOUT, else FW_ACCESS_TIMEOUT; a zero field counts as its default.
+func (s *Stanza) Timeout(client uint32) time.Duration {
+	if client > 0 {
+		limit := s.MaxFWTimeout
+		if limit <= 0 {
+			limit = DefaultMaxFWTimeout
+		}
+		return min(time.Duration(client)*time.Second, limit)
+	}
+	if s.FWAccessTimeout > 0 {
+		return s.FWAccessTimeout
+	}
+	return DefaultFWAccessTimeout
 }
 
 func matchAny(prefixes []netip.Prefix, a netip.Addr) bool {

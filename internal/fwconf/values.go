@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sesame-spa/sesame/internal/firewall"
 	"github.com/sesame-spa/sesame/spa"
 )
 
@@ -121,8 +122,16 @@ func parsePrefix(e string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, bits).Masked(), nil
 }
 
-// ParsePorts parses an OPEN_PORTS / RESTRICT_PORTS / SESAME_GUARD_PORTS value: a comma list of
-// proto/port with proto tcp or udp (any case) and port 0..65535.
+// ParsePorts parses an OPEN_PORTS / RESTRICT_PORTS / SESAME_GUARD_PORTS value: a comma list
+// of proto/port, each parsed by firewall.ParsePort, the one parser of configured ports (tcp or
+// udp in any case, port 1..65535, blanks around items ignored).
+//
+// The pairs come back as spa.ProtoPort with a lower-case protocol, the form spa.ParseAccess
+// gives a request, so Stanza.CheckPorts compares like with like. Two port types remain on
+// purpose: spa.ProtoPort is the protocol's (a name from the packet; spa stays free of
+// sesame's internal packages), firewall.Port the kernel's (a protocol number). A stanza's
+// ports are compared with requests, so they take the request's type; the server converts once,
+// when it makes a firewall.Grant.
 func ParsePorts(v string) ([]spa.ProtoPort, error) {
 	elems, err := splitList(v)
 	if err != nil {
@@ -130,21 +139,22 @@ func ParsePorts(v string) ([]spa.ProtoPort, error) {
 	}
 	out := make([]spa.ProtoPort, 0, len(elems))
 	for _, e := range elems {
-		proto, port, ok := strings.Cut(e, "/")
-		if !ok {
-			return nil, fmt.Errorf("%q is not proto/port", e)
-		}
-		proto = strings.ToLower(strings.TrimSpace(proto))
-		if proto != "tcp" && proto != "udp" {
-			return nil, fmt.Errorf("%q: protocol must be tcp or udp", e)
-		}
-		n, err := strconv.ParseUint(strings.TrimSpace(port), 10, 16)
+		p, err := firewall.ParsePort(e)
 		if err != nil {
-			return nil, fmt.Errorf("%q: port must be 0..65535", e)
+			return nil, fmt.Errorf("%q: want tcp/PORT or udp/PORT with PORT 1..65535", e)
 		}
-		out = append(out, spa.ProtoPort{Proto: proto, Port: uint16(n)})
+		out = append(out, protoPort(p))
 	}
 	return out, nil
+}
+
+// protoPort converts a firewall port to the protocol package's form.
+func protoPort(p firewall.Port) spa.ProtoPort {
+	proto := "tcp"
+	if p.Proto == firewall.ProtoUDP {
+		proto = "udp"
+	}
+	return spa.ProtoPort{Proto: proto, Port: p.Port}
 }
 
 // decodeBase64 accepts standard base64 with or without '=' padding.
@@ -162,18 +172,6 @@ var digestText = map[spa.DigestType]string{
 
 var modeText = map[spa.Mode]string{
 	spa.CBC: "CBC", spa.ECB: "ECB", spa.CFB: "CFB", spa.OFB: "OFB", spa.CTR: "CTR", spa.Legacy: "legacy",
-}
-
-func isIdent(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 // parseExpire reads ACCESS_EXPIRE's MM/DD/YYYY as fwknopd does (midnight starting that day,

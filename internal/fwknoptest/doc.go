@@ -14,8 +14,10 @@
 //     its fwknop client flags, its spa.Keys, the spa.Message it stands for and the
 //     access.conf stanza that accepts it, so the same table drives client-to-sesame,
 //     sesame-to-fwknopd and recorded-fixture tests.
-//   - Vectors are packets recorded from the real client in testdata/vectors.json, so a
-//     machine without fwknop still checks bytes. Regenerate them with
+//   - Vectors are packets recorded from the real client for every case of Recorded (the
+//     Matrix, then a few Extras) in testdata/vectors.json, so a machine without fwknop still
+//     checks bytes. It is the repository's one set of recorded fwknop packets: spa's tests and
+//     sesame decode's read it too. Regenerate it with
 //     "go test ./internal/fwknoptest -run TestVectors -update" (needs root and fwknop).
 //
 // Live helpers call nstest.Require, so they skip without root or the binaries, and fail

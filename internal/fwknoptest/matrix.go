@@ -52,8 +52,9 @@ type Case struct {
 	Base64Keys bool   // keys given as --key-base64-* (binary bytes) instead of raw text
 	LongKeys   bool   // 32-byte Rijndael key and 64-byte HMAC key instead of short ones
 	Keys       spa.Keys
-	AllowIP    string // unique per case: 10.98.<index>.2
+	AllowIP    string // 10.98.<index>.2 (unique per case), or 0.0.0.0: the client's -s
 	Access     string // the access part after the allow IP: "tcp/22" or "tcp/22,udp/53"
+	Label      string // Extras only: what the case adds to the matrix, the end of its Name
 }
 
 // Matrix returns the interop cases: a pairwise covering set over digest type (7), HMAC
@@ -92,6 +93,34 @@ func Matrix() []Case {
 	return cases
 }
 
+// Extras are hand-picked cases the pairwise Matrix does not produce: the source address as
+// allow-IP (the client's -s, "0.0.0.0"), and the longest username the client sends (29
+// characters) with several ports up to 65535. They follow the matrix in the recorded vectors
+// (Recorded); their indexes continue the matrix's, so their keys are unique too.
+func Extras() []Case {
+	n := len(Matrix())
+	extras := []Case{
+		{Digest: spa.SHA256, HMAC: spa.SHA256, Mode: spa.CBC, Type: spa.AccessMsg, AllowIP: "0.0.0.0",
+			Access: "tcp/22", Label: "source_ip"},
+		{Digest: spa.SHA256, HMAC: spa.SHA512, Mode: spa.CTR, Type: spa.AccessMsg, User: "a-very-long_user.name~29chars",
+			Access: "tcp/22,udp/53,tcp/65535", Label: "ports_long_user"},
+	}
+	for i := range extras {
+		c := &extras[i]
+		c.Index = n + i
+		if c.AllowIP == "" {
+			c.AllowIP = fmt.Sprintf("10.98.%d.2", c.Index)
+		}
+		c.Keys = caseKeys(*c)
+		c.Name = c.name()
+	}
+	return extras
+}
+
+// Recorded returns the cases of the recorded vectors (VectorsFile), in file order: Matrix,
+// then Extras.
+func Recorded() []Case { return append(Matrix(), Extras()...) }
+
 func (c Case) name() string {
 	h := "nohmac"
 	if c.HMAC != 0 {
@@ -106,6 +135,9 @@ func (c Case) name() string {
 	}
 	if c.LongKeys {
 		parts = append(parts, "long")
+	}
+	if c.Label != "" {
+		parts = append(parts, c.Label)
 	}
 	return strings.Join(parts, "-")
 }
@@ -147,6 +179,9 @@ func caseKeys(c Case) spa.Keys {
 // ClientArgs returns the fwknop client flags for the case (without the ones Client adds).
 func (c Case) ClientArgs() []string {
 	args := []string{"-D", MatrixServer, "-a", c.AllowIP, "-m", DigestNames[c.Digest], "-M", ModeNames[c.Mode]}
+	if c.AllowIP == "0.0.0.0" {
+		args = []string{"-D", MatrixServer, "-s", "-m", DigestNames[c.Digest], "-M", ModeNames[c.Mode]}
+	}
 	if c.Type == spa.CommandMsg {
 		args = append(args, "-C", MatrixCommand)
 	} else {

@@ -7,15 +7,17 @@ import (
 	"github.com/sesame-spa/sesame/spa"
 )
 
+// update is the repository's one switch for re-recording fwknop vectors: testdata/vectors.json
+// is the one set (spa's tests read it too).
 var update = flag.Bool("update", false, "re-record testdata/vectors.json with the real fwknop client")
 
 // TestVectors decodes every recorded client packet with sesame and compares the result with
 // the client's own dump. It needs neither fwknop nor the clock (no age check). With -update
-// it first re-records the vectors from the real client (root and fwknop needed).
+// it first re-records the vectors of Recorded() from the real client (root and fwknop needed).
 func TestVectors(t *testing.T) {
 	if *update {
 		var vs []Vector
-		for _, c := range Matrix() {
+		for _, c := range Recorded() {
 			vs = append(vs, NewVector(c, Client(t, c.ClientArgs()...)))
 		}
 		if err := SaveVectors(VectorsFile, vs); err != nil {
@@ -27,7 +29,7 @@ func TestVectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cases := Matrix()
+	cases := Recorded()
 	if len(vs) != len(cases) {
 		t.Fatalf("%d vectors for %d matrix cases; re-record with -update", len(vs), len(cases))
 	}
@@ -40,13 +42,16 @@ func TestVectors(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkDecode(t, v.Name, v.Wire, k, v.Fields)
+		if want := cases[i].Expected(); v.Fields.Message != want.Message || (cases[i].User != "" && v.Fields.Username != want.Username) {
+			t.Errorf("%s: recorded message %q user %q, the case asks for %q %q", v.Name, v.Fields.Message, v.Fields.Username, want.Message, want.Username)
+		}
 	}
 }
 
-// TestIntegrationClientToSesame builds a fresh packet with the real client for every matrix
+// TestIntegrationClientToSesame builds a fresh packet with the real client for every recorded
 // case and checks that spa.Decode returns exactly the fields of the client's -v dump.
 func TestIntegrationClientToSesame(t *testing.T) {
-	for _, c := range Matrix() {
+	for _, c := range Recorded() {
 		res := Client(t, c.ClientArgs()...)
 		checkDecode(t, c.Name, res.Wire, c.Keys, res.Dump)
 	}

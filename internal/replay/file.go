@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -17,12 +18,13 @@ import (
 type SyncPolicy int
 
 const (
-	// SyncOnClose (the default) writes each Add with one write(2) before Add returns, so an
-	// entry survives the process being killed (even kill -9) but not a power cut; the file is
-	// fsynced on compaction and Close. Debian keeps DIGEST_FILE on tmpfs (/run) anyway.
+	// SyncOnClose (the default) writes each fresh digest with one write(2) before
+	// CheckAndAdd returns, so an entry survives the process being killed (even kill -9) but
+	// not a power cut; the file is fsynced on compaction and Close. Debian keeps DIGEST_FILE
+	// on tmpfs (/run) anyway.
 	SyncOnClose SyncPolicy = iota
-	// SyncEveryAdd also fsyncs after every Add (survives power loss; costs a disk flush per
-	// accepted packet).
+	// SyncEveryAdd also fsyncs after every fresh digest (survives power loss; costs a disk
+	// flush per accepted packet).
 	SyncEveryAdd
 )
 
@@ -51,7 +53,7 @@ type LoadStats struct {
 }
 
 // File is a replay cache persisted in a DIGEST_FILE. It keeps every entry in a Memory cache and
-// appends one line per Add:
+// appends one line per fresh digest:
 //
 //	<digest> <proto> <src_ip> <src_port> <dst_ip> <dst_port> <time> <expires>
 //
@@ -127,38 +129,45 @@ func (c *File) Stats() LoadStats {
 }
 
 // Seen implements Cache. It never touches the disk.
-func (c *File) Seen(digest string) (bool, error) { return c.mem.Seen(digest) }
+func (c *File) Seen(ctx context.Context, digest string) (bool, error) { return c.mem.Seen(ctx, digest) }
 
 // Len implements Cache.
 func (c *File) Len() int { return c.mem.Len() }
 
-// Add implements Cache. The entry is in memory even when writing it fails.
-func (c *File) Add(digest string, now time.Time, keep time.Duration) error {
+// CheckAndAdd implements Cache. A fresh digest is appended to the file with one write(2)
+// (and an fsync with SyncEveryAdd) before CheckAndAdd returns; ctx is checked before it
+// starts. When the write fails the entry stays in memory (a replay is still refused) and the
+// error is returned, so the caller fails closed.
+func (c *File) CheckAndAdd(ctx context.Context, digest string, now time.Time, keep time.Duration) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("replay: check %q: %w", digest, err)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return ErrClosed
+		return false, ErrClosed
 	}
-	if err := c.mem.Add(digest, now, keep); err != nil {
-		return err
+	fresh, err := c.mem.CheckAndAdd(ctx, digest, now, keep)
+	if err != nil || !fresh {
+		return false, err
 	}
 	c.buf = appendLine(c.buf[:0], digest, now.Unix(), expiry(now, keep))
 	if _, err := c.f.Write(c.buf); err != nil {
-		return fmt.Errorf("replay: append to %s: %w", c.path, err)
+		return false, fmt.Errorf("replay: append to %s: %w", c.path, err)
 	}
 	c.fileLines++
 	if c.opts.Sync == SyncEveryAdd {
 		if err := c.f.Sync(); err != nil {
-			return fmt.Errorf("replay: fsync %s: %w", c.path, err)
+			return false, fmt.Errorf("replay: fsync %s: %w", c.path, err)
 		}
 	}
 	if d := c.dead(); d > c.opts.CompactMin && d > c.mem.Len() {
 		c.mem.Sweep(c.opts.Now())
 		if err := c.compactLocked(); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // Compact sweeps expired entries and rewrites the file with the live ones.
@@ -220,10 +229,15 @@ func (c *File) compactLocked() error {
 	if err != nil {
 		return fmt.Errorf("replay: reopen %s: %w", c.path, err)
 	}
-	if c.f != nil {
-		c.f.Close()
-	}
+	old := c.f
 	c.f = f
+	if old != nil {
+		// The old file was renamed over and fsynced by WriteAtomicFunc: its descriptor only
+		// needs releasing, but a failure is still reported.
+		if err := old.Close(); err != nil {
+			return fmt.Errorf("replay: close the replaced %s: %w", c.path, err)
+		}
+	}
 	c.fileLines = n
 	return nil
 }

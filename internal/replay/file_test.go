@@ -12,6 +12,14 @@ import (
 	"time"
 )
 
+// closeT closes c and fails t if that fails (for File, the digest file's last fsync).
+func closeT(t testing.TB, c Cache) {
+	t.Helper()
+	if err := c.Close(); err != nil {
+		t.Error(err)
+	}
+}
+
 func openT(t *testing.T, path string, clk *fakeClock, legacyKeep time.Duration) *File {
 	t.Helper()
 	c, err := OpenFile(path, FileOptions{Now: clk.Now, LegacyKeep: legacyKeep, CompactMin: 10})
@@ -25,10 +33,10 @@ func TestFilePersists(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "digest.cache")
 	clk := &fakeClock{t0}
 	c := openT(t, path, clk, 0)
-	if err := c.Add(dA, clk.Now(), 300*time.Second); err != nil {
+	if _, err := c.CheckAndAdd(ctx, dA, clk.Now(), 300*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Add(dB, clk.Now(), 0); err != nil {
+	if _, err := c.CheckAndAdd(ctx, dB, clk.Now(), 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Close(); err != nil {
@@ -45,19 +53,19 @@ func TestFilePersists(t *testing.T) {
 	clk.Advance(299 * time.Second)
 	c = openT(t, path, clk, 0)
 	for _, d := range []string{dA, dB} {
-		if seen, _ := c.Seen(d); !seen {
+		if seen, _ := c.Seen(ctx, d); !seen {
 			t.Errorf("%s not seen after reopen", d)
 		}
 	}
-	c.Close()
+	closeT(t, c)
 
 	clk.Advance(2 * time.Second)
 	c = openT(t, path, clk, 0)
-	defer c.Close()
-	if seen, _ := c.Seen(dA); seen {
+	defer closeT(t, c)
+	if seen, _ := c.Seen(ctx, dA); seen {
 		t.Error("expired entry loaded")
 	}
-	if seen, _ := c.Seen(dB); !seen {
+	if seen, _ := c.Seen(ctx, dB); !seen {
 		t.Error("forever entry lost")
 	}
 	if st := c.Stats(); st.Expired != 1 || st.Loaded != 1 || st.Skipped != 0 {
@@ -84,20 +92,20 @@ func TestFileLegacyAndCorrupt(t *testing.T) {
 	}
 	// The torn last line must not swallow the next append.
 	dC := digestN(7)
-	if err := c.Add(dC, clk.Now(), time.Hour); err != nil {
+	if _, err := c.CheckAndAdd(ctx, dC, clk.Now(), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	c.Close()
+	closeT(t, c)
 	c = openT(t, path, clk, time.Hour)
-	defer c.Close()
+	defer closeT(t, c)
 	for _, d := range []string{dA, dB, dC} {
-		if seen, _ := c.Seen(d); !seen {
+		if seen, _ := c.Seen(ctx, d); !seen {
 			t.Errorf("%s not seen", d)
 		}
 	}
 	// Legacy entries expire LegacyKeep after their time field.
 	clk.t = t0.Add(time.Hour + time.Second)
-	if seen, _ := c.Seen(dA); seen {
+	if seen, _ := c.Seen(ctx, dA); seen {
 		t.Error("legacy entry outlived LegacyKeep")
 	}
 }
@@ -107,20 +115,20 @@ func TestFileCompacts(t *testing.T) {
 	clk := &fakeClock{t0}
 	c := openT(t, path, clk, 0)
 	for i := 0; i < 100; i++ {
-		if err := c.Add(digestN(i), clk.Now(), time.Second); err != nil {
+		if _, err := c.CheckAndAdd(ctx, digestN(i), clk.Now(), time.Second); err != nil {
 			t.Fatal(err)
 		}
 		clk.Advance(100 * time.Millisecond)
 	}
-	c.Close()
+	closeT(t, c)
 	lines := countLines(t, path)
 	if lines > 40 {
 		t.Errorf("file has %d entry lines after 100 adds with ~10 live; compaction did not run", lines)
 	}
 	c = openT(t, path, clk, 0)
-	defer c.Close()
+	defer closeT(t, c)
 	for i := 91; i < 100; i++ {
-		if seen, _ := c.Seen(digestN(i)); !seen {
+		if seen, _ := c.Seen(ctx, digestN(i)); !seen {
 			t.Errorf("live digest %d lost by compaction", i)
 		}
 	}
@@ -158,7 +166,7 @@ func TestFileSurvivesKill9(t *testing.T) {
 			fmt.Println("open:", err)
 			os.Exit(1)
 		}
-		if err := c.Add(dA, time.Now(), time.Hour); err != nil {
+		if _, err := c.CheckAndAdd(ctx, dA, time.Now(), time.Hour); err != nil {
 			fmt.Println("add:", err)
 			os.Exit(1)
 		}
@@ -186,22 +194,22 @@ func TestFileSurvivesKill9(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if seen, _ := c.Seen(dA); !seen {
+	defer closeT(t, c)
+	if seen, _ := c.Seen(ctx, dA); !seen {
 		t.Fatal("digest added just before kill -9 was lost")
 	}
 }
 
-func BenchmarkFileAdd(b *testing.B) {
+func BenchmarkFileCheckAndAdd(b *testing.B) {
 	c, err := OpenFile(filepath.Join(b.TempDir(), "digest.cache"), FileOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
+	defer closeT(b, c)
 	now := time.Now()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := c.Add(digestN(i), now, time.Hour); err != nil {
+		if _, err := c.CheckAndAdd(ctx, digestN(i), now, time.Hour); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -230,7 +238,7 @@ func BenchmarkLoad1M(b *testing.B) {
 		if c.Len() != 1_000_000 {
 			b.Fatalf("loaded %d", c.Len())
 		}
-		c.Close()
+		closeT(b, c)
 	}
 	// CPU time is steadier than wall time on a shared machine.
 	b.ReportMetric(float64((cpuTime()-cpu0).Milliseconds())/float64(b.N), "cpu-ms/op")

@@ -69,16 +69,16 @@ func TestIntegrationFwknopdDigestCache(t *testing.T) {
 		t.Errorf("stats of fwknopd's cache: %+v\n%s", st, data)
 	}
 	d := spa.ReplayDigest(wire)
-	if seen, _ := c.Seen(d); !seen {
+	if seen, _ := c.Seen(ctx, d); !seen {
 		t.Errorf("digest %s of the accepted packet not found in fwknopd's cache:\n%s", d, data)
 	}
-	if err := c.Add(digestN(1), time.Now(), time.Hour); err != nil {
+	if _, err := c.CheckAndAdd(ctx, digestN(1), time.Now(), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Add(digestN(2), time.Now(), 0); err != nil {
+	if _, err := c.CheckAndAdd(ctx, digestN(2), time.Now(), 0); err != nil {
 		t.Fatal(err)
 	}
-	c.Close()
+	closeT(t, c)
 
 	want := strings.Count(string(data), " 17 127.0.0.1 ") + 2
 	cmd := ns.Command("fwknopd", "-c", conf, "-a", access, "-d", cache, "--exit-parse-digest-cache", "-f", "-v")

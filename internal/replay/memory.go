@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
@@ -16,9 +17,10 @@ const never = math.MaxInt64
 const sweepBudget = 64
 
 // Memory is an in-memory replay cache: O(1) lookups in a hash table whose slots carry their
-// expiry. Seen ignores expired entries at once; their slots are reclaimed by a sweep that
+// expiry. Lookups ignore expired entries at once; their slots are reclaimed by a sweep that
 // looks at a few slots (sweepBudget) on every call, cycling through the table, and by Sweep.
-// The zero value is not usable; call NewMemory.
+// Every call holds one mutex for O(1) work, so ctx is only checked before it starts. The zero
+// value is not usable; call NewMemory.
 //
 // Digests are held as 32-byte keys (the decoded SHA-256 of a canonical 43-character digest,
 // or the SHA-256 of any other string, whose text is then kept aside) in a flat open-addressing
@@ -58,8 +60,8 @@ func (c *Memory) text(k key) string {
 
 var _ Cache = (*Memory)(nil)
 
-// NewMemory returns an empty cache. now is the clock used by Seen to decide expiry (nil:
-// time.Now).
+// NewMemory returns an empty cache. now is the cache's clock, used by Seen to decide expiry
+// (nil: time.Now); CheckAndAdd uses the time it is given.
 func NewMemory(now func() time.Time) *Memory {
 	if now == nil {
 		now = time.Now
@@ -68,7 +70,10 @@ func NewMemory(now func() time.Time) *Memory {
 }
 
 // Seen implements Cache.
-func (c *Memory) Seen(digest string) (bool, error) {
+func (c *Memory) Seen(ctx context.Context, digest string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("replay: seen: %w", err)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -81,19 +86,30 @@ func (c *Memory) Seen(digest string) (bool, error) {
 	return ok && exp > now, nil
 }
 
-// Add implements Cache.
-func (c *Memory) Add(digest string, now time.Time, keep time.Duration) error {
+// CheckAndAdd implements Cache.
+func (c *Memory) CheckAndAdd(ctx context.Context, digest string, now time.Time, keep time.Duration) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("replay: check %q: %w", digest, err)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return ErrClosed
+		return false, ErrClosed
 	}
 	if !validDigest(digest) {
-		return fmt.Errorf("replay: add %q: %w", digest, ErrBadDigest)
+		return false, fmt.Errorf("replay: check %q: %w", digest, ErrBadDigest)
 	}
-	c.addLocked(digest, expiry(now, keep))
-	c.sweepLocked(now.UnixNano(), sweepBudget)
-	return nil
+	nowNs := now.UnixNano()
+	c.sweepLocked(nowNs, sweepBudget)
+	k, canonical := keyOf([]byte(digest))
+	if exp, ok := c.t.get(k); ok && exp > nowNs {
+		return false, nil
+	}
+	c.t.put(k, expiry(now, keep))
+	if !canonical {
+		c.odd[k] = digest
+	}
+	return true, nil
 }
 
 // Len implements Cache.
@@ -137,20 +153,6 @@ func expiry(now time.Time, keep time.Duration) int64 {
 		return never
 	}
 	return max(now.Add(keep).UnixNano(), 1) // 0 marks an empty table slot
-}
-
-// addLocked stores digest with expiry exp, keeping the later expiry if it is already present.
-// It reports whether the entry was new.
-func (c *Memory) addLocked(digest string, exp int64) bool {
-	k, canonical := keyOf([]byte(digest))
-	n := c.t.len()
-	if !c.t.putMax(k, exp) {
-		return false
-	}
-	if !canonical {
-		c.odd[k] = digest
-	}
-	return c.t.len() > n
 }
 
 // sweepLocked looks at up to budget table slots from the cursor on, deleting expired entries.

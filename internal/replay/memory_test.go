@@ -1,7 +1,9 @@
 package replay
 
 import (
+	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -14,23 +16,25 @@ func (c *fakeClock) Advance(d time.Duration) { c.t = c.t.Add(d) }
 
 var t0 = time.Unix(1795432102, 0)
 
+var ctx = context.Background()
+
 const dA = "rVUlFOXmS4wIV/tlu/cYZbv1r9NiK8Vee/9XYQNEf58"
 const dB = "AAAlFOXmS4wIV/tlu/cYZbv1r9NiK8Vee/9XYQNEf58"
 
 func TestMemorySeenAdd(t *testing.T) {
 	clk := &fakeClock{t0}
 	c := NewMemory(clk.Now)
-	if seen, err := c.Seen(dA); seen || err != nil {
+	if seen, err := c.Seen(ctx, dA); seen || err != nil {
 		t.Fatalf("empty cache: Seen = %v, %v", seen, err)
 	}
-	if err := c.Add(dA, clk.Now(), 10*time.Second); err != nil {
+	if _, err := c.CheckAndAdd(ctx, dA, clk.Now(), 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Add(dB, clk.Now(), 0); err != nil {
+	if _, err := c.CheckAndAdd(ctx, dB, clk.Now(), 0); err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range []string{dA, dB} {
-		if seen, _ := c.Seen(d); !seen {
+		if seen, _ := c.Seen(ctx, d); !seen {
 			t.Errorf("Seen(%s) = false right after Add", d)
 		}
 	}
@@ -38,38 +42,75 @@ func TestMemorySeenAdd(t *testing.T) {
 		t.Errorf("Len = %d, want 2", c.Len())
 	}
 	clk.Advance(9 * time.Second)
-	if seen, _ := c.Seen(dA); !seen {
+	if seen, _ := c.Seen(ctx, dA); !seen {
 		t.Error("entry gone before its keep time")
 	}
 	clk.Advance(time.Second)
-	if seen, _ := c.Seen(dA); seen {
+	if seen, _ := c.Seen(ctx, dA); seen {
 		t.Error("entry still seen at its expiry")
 	}
 	if n := c.Sweep(clk.Now()); n != 1 || c.Len() != 1 {
 		t.Errorf("Sweep removed %d, Len = %d; want 1, 1 (the forever entry stays)", n, c.Len())
 	}
 	clk.Advance(100 * 365 * 24 * time.Hour)
-	if seen, _ := c.Seen(dB); !seen {
+	if seen, _ := c.Seen(ctx, dB); !seen {
 		t.Error("keep 0 entry expired")
 	}
 }
 
-func TestMemoryExtend(t *testing.T) {
+// TestMemoryCheckAndAdd: a digest is fresh once; a replay within keep changes nothing (its
+// expiry is not extended); after keep it is fresh again.
+func TestMemoryCheckAndAdd(t *testing.T) {
 	clk := &fakeClock{t0}
 	c := NewMemory(clk.Now)
-	c.Add(dA, clk.Now(), 10*time.Second)
-	c.Add(dA, clk.Now(), 60*time.Second) // extends
-	c.Add(dA, clk.Now(), 5*time.Second)  // does not shorten
-	clk.Advance(30 * time.Second)
-	if n := c.Sweep(clk.Now()); n != 0 {
-		t.Errorf("Sweep removed %d entries, want 0 (stale heap entries must not delete)", n)
+	check := func(when string, keep time.Duration, want bool) {
+		t.Helper()
+		fresh, err := c.CheckAndAdd(ctx, dA, clk.Now(), keep)
+		if err != nil || fresh != want {
+			t.Errorf("%s: CheckAndAdd = %v, %v; want %v", when, fresh, err, want)
+		}
 	}
-	if seen, _ := c.Seen(dA); !seen {
-		t.Error("extended entry expired early")
+	check("first", 10*time.Second, true)
+	check("replay", 60*time.Second, false) // does not extend to 60 s
+	clk.Advance(9 * time.Second)
+	check("replay before expiry", 10*time.Second, false)
+	clk.Advance(time.Second)
+	check("at expiry", 10*time.Second, true)
+	check("replay of the re-added digest", 0, false)
+	if c.Len() != 1 {
+		t.Errorf("Len = %d, want 1", c.Len())
 	}
-	clk.Advance(30 * time.Second)
-	if n := c.Sweep(clk.Now()); n != 1 {
-		t.Errorf("Sweep removed %d, want 1", n)
+	// A non-canonical digest (not 43 base64 characters) works the same way.
+	for i, want := range []bool{true, false} {
+		if fresh, err := c.CheckAndAdd(ctx, "odd-digest", clk.Now(), 0); err != nil || fresh != want {
+			t.Errorf("odd digest #%d: %v, %v", i, fresh, err)
+		}
+	}
+}
+
+// TestCheckAndAddDeadline: a done context fails (the caller fails closed) and records nothing.
+func TestCheckAndAddDeadline(t *testing.T) {
+	f, err := OpenFile(filepath.Join(t.TempDir(), "digest.cache"), FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := f.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	for _, c := range []Cache{NewMemory(nil), f} {
+		if fresh, err := c.CheckAndAdd(done, dA, time.Now(), 0); fresh || !errors.Is(err, context.Canceled) {
+			t.Errorf("%T: CheckAndAdd with a done context = %v, %v", c, fresh, err)
+		}
+		if _, err := c.Seen(done, dA); !errors.Is(err, context.Canceled) {
+			t.Errorf("%T: Seen with a done context: %v", c, err)
+		}
+		if seen, _ := c.Seen(ctx, dA); seen || c.Len() != 0 {
+			t.Errorf("%T: a failed CheckAndAdd recorded the digest", c)
+		}
 	}
 }
 
@@ -77,11 +118,11 @@ func TestMemorySweepBounded(t *testing.T) {
 	clk := &fakeClock{t0}
 	c := NewMemory(clk.Now)
 	for i := 0; i < 1000; i++ {
-		c.Add(digestN(i), clk.Now(), time.Second)
+		c.CheckAndAdd(ctx, digestN(i), clk.Now(), time.Second)
 	}
 	clk.Advance(2 * time.Second)
 	for i := 0; i < 1000; i++ { // expired entries are invisible before they are swept
-		if seen, _ := c.Seen(digestN(i)); seen {
+		if seen, _ := c.Seen(ctx, digestN(i)); seen {
 			t.Fatalf("expired digest %d seen", i)
 		}
 	}
@@ -90,14 +131,14 @@ func TestMemorySweepBounded(t *testing.T) {
 	}
 	c2 := NewMemory(clk.Now)
 	for i := 0; i < 1000; i++ {
-		c2.Add(digestN(i), clk.Now().Add(-2*time.Second), time.Second)
+		c2.CheckAndAdd(ctx, digestN(i), clk.Now().Add(-2*time.Second), time.Second)
 	}
-	c2.Seen(dA)
+	c2.Seen(ctx, dA)
 	if got := c2.Len(); got < 1000-sweepBudget || got >= 1000 {
 		t.Errorf("after one Seen Len = %d, want in [%d, 1000) (bounded sweep)", got, 1000-sweepBudget)
 	}
 	for i := 0; i < 2*len(c2.t.slots)/sweepBudget; i++ {
-		c2.Seen(dA)
+		c2.Seen(ctx, dA)
 	}
 	if got := c2.Len(); got != 0 {
 		t.Errorf("after a full sweep cycle Len = %d, want 0", got)
@@ -107,15 +148,17 @@ func TestMemorySweepBounded(t *testing.T) {
 func TestMemoryErrors(t *testing.T) {
 	c := NewMemory(nil)
 	for _, d := range []string{"", "a b", "x\n", string(make([]byte, MaxDigestLen+1))} {
-		if err := c.Add(d, time.Now(), 0); !errors.Is(err, ErrBadDigest) {
-			t.Errorf("Add(%q) = %v, want ErrBadDigest", d, err)
+		if fresh, err := c.CheckAndAdd(ctx, d, time.Now(), 0); fresh || !errors.Is(err, ErrBadDigest) {
+			t.Errorf("CheckAndAdd(%q) = %v, %v; want ErrBadDigest", d, fresh, err)
 		}
 	}
-	c.Close()
-	if err := c.Add(dA, time.Now(), 0); !errors.Is(err, ErrClosed) {
-		t.Errorf("Add after Close = %v", err)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := c.Seen(dA); !errors.Is(err, ErrClosed) {
+	if fresh, err := c.CheckAndAdd(ctx, dA, time.Now(), 0); fresh || !errors.Is(err, ErrClosed) {
+		t.Errorf("CheckAndAdd after Close = %v, %v", fresh, err)
+	}
+	if _, err := c.Seen(ctx, dA); !errors.Is(err, ErrClosed) {
 		t.Errorf("Seen after Close = %v", err)
 	}
 }
@@ -134,10 +177,10 @@ func BenchmarkMemorySeen(b *testing.B) {
 	c := NewMemory(nil)
 	now := time.Now()
 	for i := 0; i < 100000; i++ {
-		c.Add(digestN(i), now, time.Hour)
+		c.CheckAndAdd(ctx, digestN(i), now, time.Hour)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		c.Seen(digestN(i % 200000))
+		c.Seen(ctx, digestN(i%200000))
 	}
 }

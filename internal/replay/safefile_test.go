@@ -41,10 +41,10 @@ func TestFileRefusesPlantedLinks(t *testing.T) {
 
 	// A link that appears at path while the cache is open is replaced by the next compaction.
 	c := openT(t, path, clk, 0)
-	defer c.Close()
+	defer closeT(t, c)
 	os.Remove(path)
 	os.Symlink(victim, path)
-	if err := c.Add(dA, clk.Now(), time.Hour); err != nil {
+	if _, err := c.CheckAndAdd(ctx, dA, clk.Now(), time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Compact(); err != nil {

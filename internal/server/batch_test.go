@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"sync"
 	"testing"
@@ -12,7 +13,8 @@ import (
 	"github.com/sesame-spa/sesame/internal/firewall"
 )
 
-// slowMany is a ManyGranter whose commits take a while, so concurrent grants pile up.
+// slowMany is a ManyGranter whose commits take a while (a cost model of a netlink
+// transaction), so concurrent grants pile up.
 type slowMany struct {
 	fakeFirewall
 	mu      sync.Mutex
@@ -39,31 +41,26 @@ func (f *slowMany) GrantMany(ctx context.Context, gs []firewall.Grant) error {
 func TestGroupCommit(t *testing.T) {
 	fw := &slowMany{bad: netip.MustParseAddr("10.99.1.7")}
 	codec := newFakeCodec()
-	s, err := New(Config{Policy: basePolicy(baseStanza()), Firewall: fw, Cache: newFakeCache(), Codec: codec,
+	s, err := New(Config{Policy: basePolicy(baseStanza()), Firewall: fw, Cache: newFakeCache(), NewOpener: codec.opener,
 		Workers: 8, Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	src := newChanSource()
-	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, src) }()
+	go func() { done <- s.Run(context.Background(), src) }()
 	const n = 64
 	for i := 0; i < n; i++ {
 		m := baseMessage()
 		m.Message = fmt.Sprintf("10.99.1.%d,tcp/22", i)
 		src.ch <- pkt("10.99.0.2", codec.add(m, keysA))
 	}
-	for deadline := time.Now().Add(5 * time.Second); s.Stats().Packets < n && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	close(src.ch) // end of input: Run returns once every packet is settled
+	if err := <-done; !errors.Is(err, io.EOF) {
+		t.Fatalf("Run: %v, want the source's io.EOF", err)
 	}
 	st := s.Stats()
-	if st.ByReason[Granted] != n-1 || st.ByReason[FirewallError] != 1 || len(fw.list()) != n-1 {
+	if st.Handled != n || st.ByReason[Granted] != n-1 || st.ByReason[FirewallError] != 1 || len(fw.list()) != n-1 {
 		t.Errorf("stats %+v, %d grants", st, len(fw.list()))
 	}
 	fw.mu.Lock()

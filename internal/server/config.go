@@ -8,6 +8,7 @@ import (
 	"github.com/sesame-spa/sesame/internal/firewall"
 	"github.com/sesame-spa/sesame/internal/fwconf"
 	"github.com/sesame-spa/sesame/internal/replay"
+	"github.com/sesame-spa/sesame/spa"
 )
 
 // Firewall is the part of firewall.Backend the pipeline uses.
@@ -24,11 +25,12 @@ type Policy struct {
 	// MAX_SPA_PACKET_AGE (120 s when zero).
 	PacketAging  bool
 	MaxPacketAge time.Duration
-	// ReplayMargin (SESAME_REPLAY_MARGIN) is added to 2*MaxPacketAge to get how long a digest is
-	// kept when aging is on. With aging off digests are kept forever.
+	// ReplayMargin (SESAME_REPLAY_MARGIN) goes into fwconf.ReplayKeep, the rule for how long a
+	// digest is kept: 2*MaxPacketAge + ReplayMargin with aging on, forever with it off.
 	ReplayMargin time.Duration
 
-	// TestMode (fwknopd -t) runs every check but makes no firewall change.
+	// TestMode (fwknopd -t) runs every check but makes no firewall change and records no
+	// replay digest.
 	TestMode bool
 }
 
@@ -37,15 +39,23 @@ type Config struct {
 	Policy Policy
 
 	Firewall Firewall     // required unless Policy.TestMode
-	Cache    replay.Cache // nil: no replay protection (ENABLE_DIGEST_PERSISTENCE N without a cache)
-	Codec    Codec        // nil: the spa package (SPACodec)
+	Cache    replay.Cache // nil: no replay protection
 	Logger   *slog.Logger // nil: discard
 	Now      func() time.Time
 
+	// NewOpener builds a stanza's Opener from its keys, once per stanza and Reload (nil:
+	// NewSPAOpener). Tests may substitute a fake.
+	NewOpener func(spa.Keys) (Opener, error)
+
+	// ReplayTimeout is the deadline of every replay cache call (default 1 s); a call that
+	// fails or misses it rejects the packet (InternalError): fail closed.
+	ReplayTimeout time.Duration
+
 	// Workers is how many goroutines Run uses to handle packets; 0 or 1 handles them in the
-	// reading goroutine. Queue is the backlog between the reader and the workers when
-	// Workers > 1 (default 1024); when it is full the reader waits, leaving packets in the
-	// source's (kernel) buffer.
+	// reading goroutine. With Workers > 1 the reader itself rejects what fails the cheap
+	// checks (wire, source, one HMAC per matching stanza), and Queue is the backlog between
+	// the reader and the workers (default 1024); when it is full the reader waits, leaving
+	// packets in the source's (kernel) buffer.
 	Workers int
 	Queue   int
 
@@ -63,8 +73,7 @@ type Config struct {
 
 const (
 	defaultMaxPacketAge  = 120 * time.Second
-	defaultAccessTimeout = 30 * time.Second
-	defaultMaxFWTimeout  = 300 * time.Second
+	defaultReplayTimeout = time.Second
 	defaultQueue         = 1024
 	defaultLogBurst      = 20
 	defaultLogInterval   = 10 * time.Second
@@ -76,13 +85,4 @@ func (p *Policy) maxAge() time.Duration {
 		return defaultMaxPacketAge
 	}
 	return p.MaxPacketAge
-}
-
-// replayKeep is how long an accepted digest must be remembered: a replay is refused by the
-// cache while it can still pass the age check, plus a margin; forever without aging.
-func (p *Policy) replayKeep() time.Duration {
-	if !p.PacketAging {
-		return 0
-	}
-	return 2*p.maxAge() + p.ReplayMargin
 }

@@ -1,27 +1,39 @@
 // Package server is sesame's SPA packet pipeline: the logic of fwknopd 2.6 with the capture
 // source, the replay cache, the firewall, the clock and the logger injected.
 //
+// Reload compiles the policy: each access stanza gets its Opener (a spa.Decoder, keys
+// validated and HMAC states keyed once), so a packet costs no key validation and no hmac.New.
 // For every candidate packet, in this order (fwknopd's, except that the HMAC is checked before
 // anything that costs more than a hash):
 //
-//  1. cheap wire checks (length, base64, no Salted__ prefix); failures are "malformed",
-//     logged at INFO through the same per-source rate limit as every rejection;
-//  2. the access stanzas whose SOURCE (and DESTINATION, if set) match the packet, in file order;
-//  3. per stanza: ACCESS_EXPIRE, then HMAC, decryption and plaintext decoding with the stanza's
-//     keys; a failure moves on to the next stanza;
-//  4. once a stanza decodes the packet: the replay check and, if fresh, the digest is recorded
-//     (before any policy check, as fwknopd does, so a rejected packet cannot be retried);
+//  1. cheap wire checks (spa.CheckWire: length, base64, no Salted__ prefix); failures are
+//     "malformed", logged at INFO through the same per-source rate limit as every rejection
+//     (the others are logged at WARN);
+//  2. the access stanzas that match the packet's source and destination
+//     (fwconf.Stanza.Matches), in file order;
+//  3. per stanza: ACCESS_EXPIRE (fwconf.Stanza.Expired, whole seconds as fwknopd), then HMAC,
+//     decryption and plaintext decoding with the stanza's Opener; a failure moves on to the
+//     next stanza;
+//  4. once a stanza decodes the packet: the replay check, one atomic CheckAndAdd on the
+//     replay cache with a deadline (before any policy check, as fwknopd does, so a rejected
+//     packet cannot be retried); a cache error rejects the packet;
 //  5. per stanza policy: packet age, allow-IP (0.0.0.0 and REQUIRE_SOURCE_ADDRESS,
 //     SESAME_REQUIRE_SOURCE_MATCH), REQUIRE_USERNAME, message type (command and NAT messages
-//     are refused), RESTRICT_PORTS and OPEN_PORTS, the access timeout; a failure moves on to
-//     the next stanza, which must decode the packet again with its own keys;
+//     are refused), the access message (spa.ParseAccess), RESTRICT_PORTS and OPEN_PORTS
+//     (fwconf.Stanza.CheckPorts), the access timeout (fwconf.Stanza.Timeout); a failure moves
+//     on to the next stanza, which must decode the packet again with its own keys;
 //  6. a firewall grant for each requested protocol and port of the first stanza that passes.
+//
+// With several workers, Run's reading goroutine settles the packets that fail steps 1 to 3's
+// HMAC itself, at one HMAC per matching stanza and no allocation, and hands the rest to the
+// workers.
 //
 // A packet that no stanza grants is rejected with one log line carrying src=, reason= and
 // stanza= (the stanza that got furthest), so fail2ban can match it, and counted per reason in
-// Stats. No packet can make the pipeline panic or grant without passing every check.
+// Stats. No packet can make the pipeline panic or grant without passing every check; a panic
+// all the same is recovered, logged with its stack and counted as InternalError.
 //
 // sesame extensions: IPv6 everywhere (sources, allow-IPs, prefixes, grants), and the access
-// message "IP,none/0" (what fwknop's client sends without -A) means "open the stanza's
+// message "IP,none/0" (what fwknop's client would send without -A) means "open the stanza's
 // OPEN_PORTS" instead of being refused.
 package server

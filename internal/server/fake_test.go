@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,7 +16,8 @@ import (
 )
 
 // fakeCodec decodes packets registered with add: the wire text is a handle, the message and
-// the keys it was "encrypted" with are stored beside it.
+// the keys it was "encrypted" with are stored beside it. Its openers (Config.NewOpener) stand
+// in for spa.Decoder.
 type fakeCodec struct {
 	mu   sync.Mutex
 	pkts map[string]fakePacket
@@ -32,73 +31,53 @@ type fakePacket struct {
 
 func newFakeCodec() *fakeCodec { return &fakeCodec{pkts: map[string]fakePacket{}} }
 
-// add registers m encrypted with k and returns its wire bytes.
+// add registers m encrypted with k and returns its wire bytes: 140 base64 characters, so
+// spa.CheckWire passes them as it would a real packet.
 func (c *fakeCodec) add(m spa.Message, k spa.Keys) []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.n++
-	w := fmt.Sprintf("fakewire-%06d", c.n)
+	w := fmt.Sprintf("fakewire%06d", c.n)
+	w += strings.Repeat("A", 140-len(w))
 	c.pkts[w] = fakePacket{k, m}
 	return []byte(w)
 }
 
-func (c *fakeCodec) CheckWire(wire []byte) error {
-	if !bytes.HasPrefix(wire, []byte("fakewire-")) {
-		return spa.ErrNotBase64
-	}
-	return nil
+func (c *fakeCodec) lookup(wire []byte) (fakePacket, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.pkts[string(wire)]
+	return p, ok
 }
 
-func (c *fakeCodec) Decode(wire []byte, k spa.Keys) (*spa.Message, error) {
-	c.mu.Lock()
-	p, ok := c.pkts[string(wire)]
-	c.mu.Unlock()
+// opener is the fake Config.NewOpener.
+func (c *fakeCodec) opener(k spa.Keys) (Opener, error) { return fakeOpener{c, k}, nil }
+
+type fakeOpener struct {
+	c *fakeCodec
+	k spa.Keys
+}
+
+func (o fakeOpener) Decode(wire []byte) (*spa.Message, error) {
+	p, ok := o.c.lookup(wire)
 	switch {
 	case !ok:
 		return nil, fmt.Errorf("fake: %w", spa.ErrDecrypt)
-	case !bytes.Equal(p.keys.HMACKey, k.HMACKey):
+	case !bytes.Equal(p.keys.HMACKey, o.k.HMACKey):
 		return nil, fmt.Errorf("fake: %w", spa.ErrHMACMismatch)
-	case !bytes.Equal(p.keys.Key, k.Key):
+	case !bytes.Equal(p.keys.Key, o.k.Key):
 		return nil, fmt.Errorf("fake: %w", spa.ErrDecrypt)
 	}
 	m := p.msg
 	return &m, nil
 }
 
-func (c *fakeCodec) VerifyHMAC(wire []byte, k spa.Keys) error {
-	c.mu.Lock()
-	p, ok := c.pkts[string(wire)]
-	c.mu.Unlock()
-	if len(k.HMACKey) > 0 && (!ok || !bytes.Equal(p.keys.HMACKey, k.HMACKey)) {
-		return fmt.Errorf("fake: %w", spa.ErrHMACMismatch)
+func (o fakeOpener) VerifyHMAC(wire []byte) ([]byte, error) {
+	p, ok := o.c.lookup(wire)
+	if len(o.k.HMACKey) > 0 && (!ok || !bytes.Equal(p.keys.HMACKey, o.k.HMACKey)) {
+		return nil, fmt.Errorf("fake: %w", spa.ErrHMACMismatch)
 	}
-	return nil
-}
-
-func (c *fakeCodec) ReplayDigest(wire []byte) string { return "d:" + string(wire) }
-
-func (c *fakeCodec) ParseAccess(msg string) (spa.Access, error) {
-	parts := strings.Split(msg, ",")
-	if len(parts) < 2 {
-		return spa.Access{}, errors.New("fake: no ports")
-	}
-	a, err := netip.ParseAddr(parts[0])
-	if err != nil {
-		return spa.Access{}, err
-	}
-	acc := spa.Access{}
-	if !a.IsUnspecified() {
-		acc.AllowIP = a
-	}
-	for _, pp := range parts[1:] {
-		proto, port, ok := strings.Cut(pp, "/")
-		n, err := strconv.Atoi(port)
-		if !ok || err != nil || n < 1 || n > 65535 {
-			return spa.Access{}, fmt.Errorf("fake: bad port %q", pp)
-		}
-		acc.Ports = append(acc.Ports, spa.ProtoPort{Proto: strings.ToLower(proto), Port: uint16(n)})
-	}
-	return acc, nil
+	return wire, nil
 }
 
 // fakeFirewall records grants.
@@ -118,13 +97,29 @@ func (f *fakeFirewall) Grant(_ context.Context, g firewall.Grant) error {
 	return nil
 }
 
+// list returns the grants made, without their stanza numbers (stanzas returns those).
 func (f *fakeFirewall) list() []firewall.Grant {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]firewall.Grant(nil), f.grants...)
+	out := append([]firewall.Grant(nil), f.grants...)
+	for i := range out {
+		out[i].Stanza = 0
+	}
+	return out
 }
 
-// fakeCache is an in-memory replay cache that records keep times.
+// stanzas returns the stanza number each grant carries.
+func (f *fakeFirewall) stanzas() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]int, len(f.grants))
+	for i, g := range f.grants {
+		out[i] = g.Stanza
+	}
+	return out
+}
+
+// fakeCache is an in-memory replay cache that records keep times, and can fail.
 type fakeCache struct {
 	mu   sync.Mutex
 	m    map[string]time.Duration
@@ -133,7 +128,26 @@ type fakeCache struct {
 
 func newFakeCache() *fakeCache { return &fakeCache{m: map[string]time.Duration{}} }
 
-func (c *fakeCache) Seen(d string) (bool, error) {
+func (c *fakeCache) CheckAndAdd(ctx context.Context, d string, _ time.Time, keep time.Duration) (bool, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		return false, errors.New("fake cache: call without a deadline")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fail != nil {
+		return false, c.fail
+	}
+	if _, ok := c.m[d]; ok {
+		return false, nil
+	}
+	c.m[d] = keep
+	return true, nil
+}
+
+func (c *fakeCache) Seen(ctx context.Context, d string) (bool, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		return false, errors.New("fake cache: call without a deadline")
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.fail != nil {
@@ -143,11 +157,11 @@ func (c *fakeCache) Seen(d string) (bool, error) {
 	return ok, nil
 }
 
-func (c *fakeCache) Add(d string, _ time.Time, keep time.Duration) error {
+func (c *fakeCache) keep(wire []byte) (time.Duration, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.m[d] = keep
-	return nil
+	k, ok := c.m[spa.ReplayDigest(wire)]
+	return k, ok
 }
 
 func (c *fakeCache) Len() int     { c.mu.Lock(); defer c.mu.Unlock(); return len(c.m) }

@@ -9,22 +9,21 @@ import (
 
 	"github.com/sesame-spa/sesame/internal/capture"
 	"github.com/sesame-spa/sesame/internal/firewall"
-	"github.com/sesame-spa/sesame/internal/fwconf"
 	"github.com/sesame-spa/sesame/spa"
 )
 
 // handle is Handle without the bookkeeping.
 func (s *Server) handle(ctx context.Context, pkt capture.Packet) Result {
 	wire := pkt.Payload
-	if err := s.codec.CheckWire(wire); err != nil {
+	now := s.now()
+	if err := spa.CheckWire(wire); err != nil {
 		res := Result{Reason: Malformed, Err: err}
-		s.logReject(ctx, slog.LevelInfo, pkt, res, "")
+		s.logReject(ctx, slog.LevelInfo, pkt, now, res, "")
 		return res
 	}
 
 	p := s.policy.Load()
 	src, dst := pkt.Src.Addr().Unmap(), pkt.Dst.Addr().Unmap()
-	now := s.now()
 
 	best := Result{Reason: UnknownSource}
 	var bestDetail string
@@ -35,29 +34,29 @@ func (s *Server) handle(ctx context.Context, pkt capture.Packet) Result {
 		}
 	}
 	checkedReplay := false
-	for i := range p.Stanzas {
-		st := &p.Stanzas[i]
-		if !matches(st, src, dst) {
+	for i := range p.stanzas {
+		st := &p.stanzas[i]
+		if !st.Matches(src, dst) {
 			continue
 		}
-		if !st.AccessExpire.IsZero() && !now.Before(st.AccessExpire) {
-			consider(Result{Reason: StanzaExpired, Stanza: st.Num}, "expired "+st.AccessExpire.UTC().Format(time.DateOnly))
+		if st.Expired(now) {
+			consider(Result{Reason: StanzaExpired, Stanza: st.Num}, st.expiredDetail)
 			continue
 		}
-		m, err := s.codec.Decode(wire, st.Keys)
+		m, err := st.open.Decode(wire)
 		if err != nil {
 			consider(Result{Reason: decodeReason(err), Stanza: st.Num, Err: err}, "")
 			continue
 		}
 		if !checkedReplay {
 			checkedReplay = true
-			if r, err := s.checkReplay(wire, now, p); r != Granted {
+			if r, err := s.checkReplay(ctx, wire, now, p); r != Granted {
 				res := Result{Reason: r, Stanza: st.Num, Err: err}
-				s.reject(pkt, res, "")
+				s.reject(pkt, now, res, "")
 				return res
 			}
 		}
-		o := s.checkPolicy(p, st, m, src, now)
+		o := checkPolicy(p, st, m, src, now)
 		if o.reason != Granted {
 			consider(Result{Reason: o.reason, Stanza: st.Num}, o.detail)
 			if o.terminal {
@@ -65,21 +64,23 @@ func (s *Server) handle(ctx context.Context, pkt capture.Packet) Result {
 			}
 			continue
 		}
-		return s.grant(ctx, p, st, pkt, m, o)
+		return s.grant(ctx, p, st, pkt, now, m, o)
 	}
-	s.reject(pkt, best, bestDetail)
+	s.reject(pkt, now, best, bestDetail)
 	return best
 }
 
 // cheap settles a packet that no stanza could accept because it fails the wire checks, has no
 // matching unexpired stanza, or fails every matching stanza's HMAC; it logs and returns the
 // rejection as handle would. ok is false when some stanza's HMAC passes (or a stanza has no
-// HMAC key): then only handle can decide.
+// HMAC key): then only handle can decide. Its cost is one HMAC per matching stanza, with the
+// stanza's prepared Opener.
 func (s *Server) cheap(ctx context.Context, pkt capture.Packet) (Result, bool) {
 	wire := pkt.Payload
-	if err := s.codec.CheckWire(wire); err != nil {
+	now := s.now()
+	if err := spa.CheckWire(wire); err != nil {
 		res := Result{Reason: Malformed, Err: err}
-		s.logReject(ctx, slog.LevelInfo, pkt, res, "")
+		s.logReject(ctx, slog.LevelInfo, pkt, now, res, "")
 		return res, true
 	}
 	if len(wire) >= gnupgLen {
@@ -87,21 +88,20 @@ func (s *Server) cheap(ctx context.Context, pkt capture.Packet) (Result, bool) {
 	}
 	p := s.policy.Load()
 	src, dst := pkt.Src.Addr().Unmap(), pkt.Dst.Addr().Unmap()
-	now := s.now()
 	best := Result{Reason: UnknownSource}
 	var bestDetail string
-	for i := range p.Stanzas {
-		st := &p.Stanzas[i]
-		if !matches(st, src, dst) {
+	for i := range p.stanzas {
+		st := &p.stanzas[i]
+		if !st.Matches(src, dst) {
 			continue
 		}
-		if !st.AccessExpire.IsZero() && !now.Before(st.AccessExpire) {
+		if st.Expired(now) {
 			if best.Reason < StanzaExpired {
-				best, bestDetail = Result{Reason: StanzaExpired, Stanza: st.Num}, "expired "+st.AccessExpire.UTC().Format(time.DateOnly)
+				best, bestDetail = Result{Reason: StanzaExpired, Stanza: st.Num}, st.expiredDetail
 			}
 			continue
 		}
-		err := s.codec.VerifyHMAC(wire, st.Keys)
+		_, err := st.open.VerifyHMAC(wire)
 		if err == nil {
 			return Result{}, false
 		}
@@ -112,7 +112,7 @@ func (s *Server) cheap(ctx context.Context, pkt capture.Packet) (Result, bool) {
 			best, bestDetail = Result{Reason: BadHMAC, Stanza: st.Num, Err: err}, ""
 		}
 	}
-	s.reject(pkt, best, bestDetail)
+	s.reject(pkt, now, best, bestDetail)
 	return best, true
 }
 
@@ -120,17 +120,17 @@ func (s *Server) cheap(ctx context.Context, pkt capture.Packet) (Result, bool) {
 const gnupgLen = 400
 
 // grant opens the firewall for an accepted packet (unless in test mode) and logs it.
-func (s *Server) grant(ctx context.Context, p *Policy, st *fwconf.Stanza, pkt capture.Packet, m *spa.Message, o outcome) Result {
-	res := Result{Reason: Granted, Stanza: st.Num, Grants: grantsFor(o)}
+func (s *Server) grant(ctx context.Context, p *compiled, st *stanza, pkt capture.Packet, now time.Time, m *spa.Message, o outcome) Result {
+	res := Result{Reason: Granted, Stanza: st.Num, Grants: grantsFor(o, st.Num)}
 	if !p.TestMode {
 		if err := s.commit(ctx, res.Grants); err != nil {
 			res := Result{Reason: FirewallError, Stanza: st.Num, Err: err}
-			s.reject(pkt, res, "")
+			s.reject(pkt, now, res, "")
 			return res
 		}
 		s.stats.grants.Add(uint64(len(res.Grants)))
 		if s.onGrant != nil {
-			if err := s.onGrant(st, res.Grants); err != nil {
+			if err := s.onGrant(st.Stanza, res.Grants); err != nil {
 				s.log.LogAttrs(ctx, slog.LevelError, "grant hook failed",
 					slog.String("src", o.allow.String()), slog.Int("stanza", st.Num), slog.String("err", err.Error()))
 			}
@@ -163,27 +163,30 @@ func (s *Server) commit(ctx context.Context, gs []firewall.Grant) error {
 	return nil
 }
 
-// checkReplay refuses a packet whose digest is cached and records it otherwise. It returns
-// Granted when the packet is fresh. Cache failures fail closed (InternalError).
-func (s *Server) checkReplay(wire []byte, now time.Time, p *Policy) (Reason, error) {
+// checkReplay records the packet's digest in one atomic step (in test mode it only looks) and
+// returns Granted when the packet is fresh, Replay when it is not. The call has a deadline
+// (Config.ReplayTimeout); any cache failure fails closed (InternalError).
+func (s *Server) checkReplay(ctx context.Context, wire []byte, now time.Time, p *compiled) (Reason, error) {
 	if s.cache == nil {
 		return Granted, nil
 	}
-	d := s.codec.ReplayDigest(wire)
-	s.replayMu.Lock()
-	defer s.replayMu.Unlock()
-	seen, err := s.cache.Seen(d)
-	if err != nil {
-		return InternalError, fmt.Errorf("replay cache lookup: %w", err)
-	}
-	if seen {
-		return Replay, nil
-	}
+	d := spa.ReplayDigest(wire)
+	ctx, cancel := context.WithTimeout(ctx, s.replayTimeout)
+	defer cancel()
+	var fresh bool
+	var err error
 	if p.TestMode { // fwknopd -t does not record digests
-		return Granted, nil
+		var seen bool
+		seen, err = s.cache.Seen(ctx, d)
+		fresh = !seen
+	} else {
+		fresh, err = s.cache.CheckAndAdd(ctx, d, now, p.keep)
 	}
-	if err := s.cache.Add(d, now, p.replayKeep()); err != nil {
-		return InternalError, fmt.Errorf("replay cache add: %w", err)
+	switch {
+	case err != nil:
+		return InternalError, fmt.Errorf("replay cache: %w", err)
+	case !fresh:
+		return Replay, nil
 	}
 	return Granted, nil
 }
@@ -208,19 +211,22 @@ func portsString(ps []spa.ProtoPort) string {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = fmt.Appendf(b, "%s/%d", pp.Proto, pp.Port)
+		b = append(b, pp.String()...)
 	}
 	return string(b)
 }
 
 // reject logs a rejection at warning level (rate-limited per source).
-func (s *Server) reject(pkt capture.Packet, res Result, detail string) {
-	s.logReject(context.Background(), slog.LevelWarn, pkt, res, detail)
+func (s *Server) reject(pkt capture.Packet, now time.Time, res Result, detail string) {
+	s.logReject(context.Background(), slog.LevelWarn, pkt, now, res, detail)
 }
 
-func (s *Server) logReject(ctx context.Context, level slog.Level, pkt capture.Packet, res Result, detail string) {
+// logReject logs one rejection line with src=, reason=, stanza= (and detail=, err=,
+// suppressed= when set), unless the per-source limiter (at now) suppresses it: then it
+// allocates nothing.
+func (s *Server) logReject(ctx context.Context, level slog.Level, pkt capture.Packet, now time.Time, res Result, detail string) {
 	src := pkt.Src.Addr().Unmap()
-	ok, suppressed := s.limiter.allow(src, s.now())
+	ok, suppressed := s.limiter.allow(src, now)
 	if !ok {
 		return
 	}

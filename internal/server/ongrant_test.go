@@ -22,7 +22,7 @@ func newHookEnv(t *testing.T, p Policy, hookErr error) (*env, *[]hookCall) {
 	t.Helper()
 	var calls []hookCall
 	e := &env{t: t, codec: newFakeCodec(), fw: &fakeFirewall{}, cache: newFakeCache(), log: &logBuffer{}}
-	s, err := New(Config{Policy: p, Firewall: e.fw, Cache: e.cache, Codec: e.codec, Logger: e.log.logger(),
+	s, err := New(Config{Policy: p, Firewall: e.fw, Cache: e.cache, NewOpener: e.codec.opener, Logger: e.log.logger(),
 		Now: func() time.Time { return testNow },
 		OnGrant: func(st *fwconf.Stanza, gs []firewall.Grant) error {
 			calls = append(calls, hookCall{st.Num, gs})
@@ -46,8 +46,16 @@ func TestOnGrant(t *testing.T) {
 		t.Fatalf("reason %v", r.Reason)
 	}
 	want := []firewall.Grant{grant("10.99.0.2", "tcp", 22, 30*time.Second), grant("10.99.0.2", "udp", 53, 30*time.Second)}
-	if len(*calls) != 1 || (*calls)[0].stanza != 2 || !reflect.DeepEqual((*calls)[0].grants, want) ||
-		!reflect.DeepEqual(e.fw.list(), want) {
+	if st := e.fw.stanzas(); !reflect.DeepEqual(st, []int{2, 2}) {
+		t.Errorf("grants carry stanzas %v, want [2 2] (the ledger records them)", st)
+	}
+	if !reflect.DeepEqual(e.fw.list(), want) {
+		t.Errorf("firewall %+v, want %+v", e.fw.list(), want)
+	}
+	for i := range want {
+		want[i].Stanza = 2
+	}
+	if len(*calls) != 1 || (*calls)[0].stanza != 2 || !reflect.DeepEqual((*calls)[0].grants, want) {
 		t.Errorf("calls %+v, firewall %+v", *calls, e.fw.list())
 	}
 

@@ -94,7 +94,8 @@ func (r Reason) String() string {
 
 // Stats is a snapshot of the pipeline's counters.
 type Stats struct {
-	Packets  uint64            // packets handled (including dropped ones)
+	Packets  uint64            // packets taken up (Handle entered, or settled by Run's reader)
+	Handled  uint64            // packets settled: their outcome is final, logged and in ByReason
 	Grants   uint64            // firewall grants made (one per proto/port)
 	ByReason map[Reason]uint64 // packets per outcome; Granted counts granted packets
 }
@@ -112,12 +113,20 @@ func (s Stats) Rejected() uint64 {
 
 type counters struct {
 	packets  atomic.Uint64
+	handled  atomic.Uint64
 	grants   atomic.Uint64
 	byReason [numReasons]atomic.Uint64
 }
 
+// settle counts a packet's final outcome; Handled is bumped last, so a test that waits for it
+// sees the outcome's other effects.
+func (c *counters) settle(r Reason) {
+	c.byReason[r].Add(1)
+	c.handled.Add(1)
+}
+
 func (c *counters) snapshot() Stats {
-	s := Stats{Packets: c.packets.Load(), Grants: c.grants.Load(), ByReason: map[Reason]uint64{}}
+	s := Stats{Packets: c.packets.Load(), Handled: c.handled.Load(), Grants: c.grants.Load(), ByReason: map[Reason]uint64{}}
 	for i := range c.byReason {
 		if n := c.byReason[i].Load(); n > 0 {
 			s.ByReason[Reason(i)] = n

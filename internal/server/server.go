@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,29 +15,43 @@ import (
 	"github.com/sesame-spa/sesame/internal/capture"
 	"github.com/sesame-spa/sesame/internal/firewall"
 	"github.com/sesame-spa/sesame/internal/fwconf"
+	"github.com/sesame-spa/sesame/internal/replay"
+	"github.com/sesame-spa/sesame/spa"
 )
 
 // Server runs the pipeline. Handle and Run are safe for concurrent use; Reload may be called at
 // any time (for SIGHUP) and takes effect for the next packet.
 type Server struct {
-	policy atomic.Pointer[Policy]
-	fw     Firewall
-	cache  interface {
-		Seen(string) (bool, error)
-		Add(string, time.Time, time.Duration) error
-	}
-	codec   Codec
-	onGrant func(st *fwconf.Stanza, gs []firewall.Grant) error
-	log     *slog.Logger
-	now     func() time.Time
-	workers int
-	queue   int
+	policy        atomic.Pointer[compiled]
+	fw            Firewall
+	cache         replay.Cache
+	newOpener     func(spa.Keys) (Opener, error)
+	replayTimeout time.Duration
+	onGrant       func(st *fwconf.Stanza, gs []firewall.Grant) error
+	log           *slog.Logger
+	now           func() time.Time
+	workers       int
+	queue         int
 
 	batch atomic.Pointer[batcher] // set while Run commits grants in batches
 
-	replayMu sync.Mutex // makes Seen+Add atomic across workers
-	stats    counters
-	limiter  *logLimiter
+	stats   counters
+	limiter *logLimiter
+}
+
+// compiled is a Policy with the work that does not depend on the packet done ahead: each
+// stanza's Opener, and the replay keep time.
+type compiled struct {
+	Policy
+	stanzas []stanza // one per Policy.Stanzas entry, in file order
+	keep    time.Duration
+}
+
+// stanza is one access stanza ready for packets.
+type stanza struct {
+	*fwconf.Stanza
+	open          Opener
+	expiredDetail string // the detail= of a StanzaExpired rejection
 }
 
 // New checks cfg and returns a Server.
@@ -44,16 +59,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Firewall == nil && !cfg.Policy.TestMode {
 		return nil, errors.New("server: no firewall")
 	}
-	s := &Server{fw: cfg.Firewall, codec: cfg.Codec, log: cfg.Logger, now: cfg.Now,
-		workers: cfg.Workers, queue: cfg.Queue, onGrant: cfg.OnGrant}
-	if cfg.Cache != nil {
-		s.cache = cfg.Cache
+	s := &Server{fw: cfg.Firewall, cache: cfg.Cache, newOpener: cfg.NewOpener, replayTimeout: cfg.ReplayTimeout,
+		log: cfg.Logger, now: cfg.Now, workers: cfg.Workers, queue: cfg.Queue, onGrant: cfg.OnGrant}
+	if s.newOpener == nil {
+		s.newOpener = NewSPAOpener
 	}
-	if s.codec == nil {
-		s.codec = defaultCodec
-	}
-	if s.codec == nil {
-		return nil, errors.New("server: no codec")
+	if s.replayTimeout <= 0 {
+		s.replayTimeout = defaultReplayTimeout
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -78,8 +90,13 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Reload replaces the policy (stanzas and settings). Grants already made are not touched.
+// Reload replaces the policy (stanzas and settings). It builds every stanza's Opener first, so
+// a stanza without KEY or SOURCE, or with keys spa refuses, is an error and the old policy
+// stays. Grants already made are not touched.
 func (s *Server) Reload(p Policy) error {
+	p.Stanzas = append(p.Stanzas[:0:0], p.Stanzas...)
+	c := &compiled{Policy: p, stanzas: make([]stanza, len(p.Stanzas)),
+		keep: fwconf.ReplayKeep(p.PacketAging, p.maxAge(), p.ReplayMargin)}
 	for i := range p.Stanzas {
 		st := &p.Stanzas[i]
 		if len(st.Keys.Key) == 0 {
@@ -88,9 +105,16 @@ func (s *Server) Reload(p Policy) error {
 		if !st.SourceAny && len(st.Source) == 0 {
 			return fmt.Errorf("server: stanza #%d (%s:%d) has no SOURCE", st.Num, st.File, st.Line)
 		}
+		open, err := s.newOpener(st.Keys)
+		if err != nil {
+			return fmt.Errorf("server: stanza #%d (%s:%d): %w", st.Num, st.File, st.Line, err)
+		}
+		c.stanzas[i] = stanza{Stanza: st, open: open}
+		if !st.AccessExpire.IsZero() {
+			c.stanzas[i].expiredDetail = "expired " + st.AccessExpire.UTC().Format(time.DateTime)
+		}
 	}
-	p.Stanzas = append(p.Stanzas[:0:0], p.Stanzas...)
-	s.policy.Store(&p)
+	s.policy.Store(c)
 	return nil
 }
 
@@ -99,6 +123,7 @@ func (s *Server) Stats() Stats { return s.stats.snapshot() }
 
 // Run reads packets from src and handles them until ctx is done or src fails. It closes src
 // when ctx is done. A closed source (net.ErrClosed) after ctx is done is a clean exit (nil).
+// Every packet read before Run returns has been settled (Stats.Handled counts it).
 func (s *Server) Run(ctx context.Context, src capture.Source) error {
 	stop := context.AfterFunc(ctx, func() { src.Close() })
 	defer stop()
@@ -149,34 +174,52 @@ func (s *Server) Run(ctx context.Context, src capture.Source) error {
 }
 
 // Handle runs one packet through the pipeline and returns its outcome: the grants made (nil
-// unless granted), the reason, and the stanza number that decided it (0 if none did).
+// unless granted), the reason, and the stanza number that decided it (0 if none did). A panic
+// is recovered, logged with its stack (rate-limited per source, as rejections are) and
+// counted as InternalError.
 func (s *Server) Handle(ctx context.Context, pkt capture.Packet) (res Result) {
 	s.stats.packets.Add(1)
 	defer func() {
 		if r := recover(); r != nil {
-			res = Result{Reason: InternalError}
-			s.reject(pkt, res, fmt.Sprintf("panic: %v", r))
+			res = Result{Reason: InternalError, Err: fmt.Errorf("panic: %v", r)}
+			s.logPanic(ctx, pkt, r, debug.Stack())
 		}
-		s.stats.byReason[res.Reason].Add(1)
+		s.stats.settle(res.Reason)
 	}()
 	return s.handle(ctx, pkt)
 }
 
 // precheck runs the checks that cost at most an HMAC per matching stanza. It reports whether
 // it settled the packet (rejected, counted and logged, exactly as Handle would have); if not,
-// the packet must go through Handle.
+// the packet must go through Handle. It allocates nothing for a forged packet once the log
+// limiter suppresses its source's lines.
 func (s *Server) precheck(ctx context.Context, pkt capture.Packet) (settled bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			settled = false // let Handle deal with it (and count the panic)
+			settled = false // Handle runs it again, and logs and counts the panic
 		}
 	}()
 	res, ok := s.cheap(ctx, pkt)
 	if ok {
 		s.stats.packets.Add(1)
-		s.stats.byReason[res.Reason].Add(1)
+		s.stats.settle(res.Reason)
 	}
 	return ok
+}
+
+// logPanic logs a recovered panic with its stack, as a rejection line at ERROR level.
+func (s *Server) logPanic(ctx context.Context, pkt capture.Packet, r any, stack []byte) {
+	src := pkt.Src.Addr().Unmap()
+	ok, suppressed := s.limiter.allow(src, s.now())
+	if !ok {
+		return
+	}
+	attrs := []slog.Attr{slog.String("src", src.String()), slog.String("reason", InternalError.String()),
+		slog.String("panic", fmt.Sprint(r)), slog.String("stack", string(stack))}
+	if suppressed > 0 {
+		attrs = append(attrs, slog.Int("suppressed", suppressed))
+	}
+	s.log.LogAttrs(ctx, slog.LevelError, "SPA packet rejected", attrs...)
 }
 
 // Result is what Handle did with a packet.

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"io"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -48,7 +49,7 @@ func basePolicy(stanzas ...fwconf.Stanza) Policy {
 func newEnv(t *testing.T, p Policy) *env {
 	t.Helper()
 	e := &env{t: t, codec: newFakeCodec(), fw: &fakeFirewall{}, cache: newFakeCache(), log: &logBuffer{}}
-	s, err := New(Config{Policy: p, Firewall: e.fw, Cache: e.cache, Codec: e.codec, Logger: e.log.logger(),
+	s, err := New(Config{Policy: p, Firewall: e.fw, Cache: e.cache, NewOpener: e.codec.opener, Logger: e.log.logger(),
 		Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +80,7 @@ func TestHandle(t *testing.T) {
 		msg     func(*spa.Message)
 		keys    *spa.Keys
 		src     string
+		dst     string // "none": no destination (UDP-server mode)
 		want    Reason
 		grants  []firewall.Grant
 		stanzaN int
@@ -111,6 +113,11 @@ func TestHandle(t *testing.T) {
 		{name: "expired stanza", stanza: func(s *fwconf.Stanza) { s.AccessExpire = testNow.Add(-time.Second) }, want: StanzaExpired, stanzaN: 1},
 		{name: "stanza not yet expired", stanza: func(s *fwconf.Stanza) { s.AccessExpire = testNow.Add(time.Hour) }, want: Granted,
 			grants: []firewall.Grant{grant("10.99.0.2", "tcp", 22, 30*time.Second)}},
+		// fwknopd compares whole seconds (time(NULL) > expire): the stanza works through its last second.
+		{name: "stanza expires this second", stanza: func(s *fwconf.Stanza) { s.AccessExpire = testNow }, want: Granted,
+			grants: []firewall.Grant{grant("10.99.0.2", "tcp", 22, 30*time.Second)}},
+		{name: "stanza expired within the previous second", stanza: func(s *fwconf.Stanza) { s.AccessExpire = testNow.Add(-time.Millisecond) },
+			want: StanzaExpired, stanzaN: 1},
 		{name: "0.0.0.0 uses source", msg: func(m *spa.Message) { m.Message = "0.0.0.0,tcp/22" }, src: "10.99.0.9", want: Granted,
 			grants: []firewall.Grant{grant("10.99.0.9", "tcp", 22, 30*time.Second)}},
 		{name: "0.0.0.0 with REQUIRE_SOURCE_ADDRESS", stanza: func(s *fwconf.Stanza) { s.RequireSourceAddress = true },
@@ -132,6 +139,19 @@ func TestHandle(t *testing.T) {
 		{name: "none/0 without OPEN_PORTS", msg: func(m *spa.Message) { m.Message = "10.99.0.2,none/0" }, want: NoPorts, stanzaN: 1},
 		{name: "bad allow-IP", msg: func(m *spa.Message) { m.Message = "10.99.0,tcp/22" }, want: BadAccess, stanzaN: 1},
 		{name: "bad proto", msg: func(m *spa.Message) { m.Message = "10.99.0.2,sctp/22" }, want: BadAccess, stanzaN: 1},
+		// One parser (spa.ParseAccess) decides, as strict as fwknopd: "none/0" in lower case only.
+		{name: "NONE/0", stanza: func(s *fwconf.Stanza) { s.OpenPorts = []spa.ProtoPort{pp("tcp", 22)} },
+			msg: func(m *spa.Message) { m.Message = "10.99.0.2,NONE/0" }, want: BadAccess, stanzaN: 1},
+		{name: "TCP/22", msg: func(m *spa.Message) { m.Message = "10.99.0.2,TCP/22" }, want: BadAccess, stanzaN: 1},
+		{name: "zoned allow-IP", src: "fd99::2", msg: func(m *spa.Message) { m.Message = "fd99::2%eth0,tcp/22" }, want: BadAccess, stanzaN: 1},
+		{name: "IPv4-mapped allow-IP", msg: func(m *spa.Message) { m.Message = "::ffff:10.99.0.2,tcp/22" }, want: BadAccess, stanzaN: 1},
+		{name: "leading zero allow-IP", msg: func(m *spa.Message) { m.Message = "010.99.0.2,tcp/22" }, want: BadAccess, stanzaN: 1},
+		{name: "none/0 with 0.0.0.0", stanza: func(s *fwconf.Stanza) { s.OpenPorts = []spa.ProtoPort{pp("tcp", 22)} },
+			msg: func(m *spa.Message) { m.Message = "0.0.0.0,none/0" }, src: "10.99.0.9", want: Granted,
+			grants: []firewall.Grant{grant("10.99.0.9", "tcp", 22, 30*time.Second)}},
+		{name: "none/0 and RESTRICT_PORTS", stanza: func(s *fwconf.Stanza) {
+			s.OpenPorts, s.RestrictPorts = []spa.ProtoPort{pp("tcp", 22)}, []spa.ProtoPort{pp("tcp", 22)}
+		}, msg: func(m *spa.Message) { m.Message = "10.99.0.2,none/0" }, want: RestrictedPort, stanzaN: 1},
 		{name: "IPv6 source and allow", src: "fd99::2", msg: func(m *spa.Message) { m.Message = "fd99::2,tcp/22" }, want: Granted,
 			grants: []firewall.Grant{grant("fd99::2", "tcp", 22, 30*time.Second)}},
 		{name: "IPv6 0.0.0.0", src: "fd99::2", msg: func(m *spa.Message) { m.Message = "0.0.0.0,tcp/22" }, want: Granted,
@@ -144,6 +164,10 @@ func TestHandle(t *testing.T) {
 			want: Granted, grants: []firewall.Grant{grant("10.99.0.2", "tcp", 22, 30*time.Second)}},
 		{name: "DESTINATION mismatch", stanza: func(s *fwconf.Stanza) { s.Destination = []netip.Prefix{netip.MustParsePrefix("10.99.0.3/32")} },
 			want: UnknownSource},
+		{name: "DESTINATION in UDP mode", stanza: func(s *fwconf.Stanza) { s.Destination = []netip.Prefix{netip.MustParsePrefix("10.99.0.1/32")} },
+			dst: "none", want: UnknownSource},
+		{name: "DESTINATION 0.0.0.0/0 in UDP mode", stanza: func(s *fwconf.Stanza) { s.Destination = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")} },
+			dst: "none", want: Granted, grants: []firewall.Grant{grant("10.99.0.2", "tcp", 22, 30*time.Second)}},
 		{name: "test mode", policy: func(p *Policy) { p.TestMode = true }, want: Granted},
 	}
 	for _, tc := range tests {
@@ -169,7 +193,11 @@ func TestHandle(t *testing.T) {
 			if src == "" {
 				src = "10.99.0.2"
 			}
-			res := e.s.Handle(context.Background(), pkt(src, e.codec.add(m, k)))
+			in := pkt(src, e.codec.add(m, k))
+			if tc.dst == "none" {
+				in.Dst = netip.AddrPort{}
+			}
+			res := e.s.Handle(context.Background(), in)
 			if res.Reason != tc.want {
 				t.Fatalf("reason = %v (%v), want %v; log:\n%s", res.Reason, res.Err, tc.want, e.log)
 			}
@@ -232,7 +260,7 @@ func TestReplay(t *testing.T) {
 	if r := e.s.Handle(context.Background(), pkt("10.99.0.3", w)); r.Reason != Replay {
 		t.Fatalf("second: %v", r.Reason)
 	}
-	if keep := e.cache.m["d:"+string(w)]; keep != 250*time.Second {
+	if keep, _ := e.cache.keep(w); keep != 250*time.Second {
 		t.Errorf("keep = %v, want 2*120s+10s", keep)
 	}
 	if n := len(e.fw.list()); n != 1 {
@@ -274,7 +302,7 @@ func TestReplayKeepForeverWithoutAging(t *testing.T) {
 	e := newEnv(t, p)
 	w := e.codec.add(baseMessage(), keysA)
 	e.s.Handle(context.Background(), pkt("10.99.0.2", w))
-	if keep, ok := e.cache.m["d:"+string(w)]; !ok || keep != 0 {
+	if keep, ok := e.cache.keep(w); !ok || keep != 0 {
 		t.Errorf("keep = %v %v, want 0 (forever)", keep, ok)
 	}
 }
@@ -391,7 +419,9 @@ func TestLogRateLimit(t *testing.T) {
 	}
 }
 
-// chanSource is a capture.Source fed from a channel.
+// chanSource is a capture.Source fed from a channel. A send returns once Run's reader has the
+// packet; closing ch ends the input (Read returns io.EOF), and Run returns once every packet
+// it read is settled.
 type chanSource struct {
 	ch        chan capture.Packet
 	closeOnce sync.Once
@@ -404,7 +434,10 @@ func newChanSource() *chanSource {
 
 func (c *chanSource) Read() (capture.Packet, error) {
 	select {
-	case p := <-c.ch:
+	case p, ok := <-c.ch:
+		if !ok {
+			return capture.Packet{}, io.EOF
+		}
 		return p, nil
 	case <-c.done:
 		return capture.Packet{}, errClosed
@@ -419,29 +452,24 @@ func TestRunConcurrentReplay(t *testing.T) {
 			st := baseStanza()
 			p := basePolicy(st)
 			codec, fw, cache := newFakeCodec(), &fakeFirewall{}, newFakeCache()
-			s, err := New(Config{Policy: p, Firewall: fw, Cache: cache, Codec: codec, Workers: workers,
+			s, err := New(Config{Policy: p, Firewall: fw, Cache: cache, NewOpener: codec.opener, Workers: workers,
 				Now: func() time.Time { return testNow }})
 			if err != nil {
 				t.Fatal(err)
 			}
 			src := newChanSource()
-			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
-			go func() { done <- s.Run(ctx, src) }()
+			go func() { done <- s.Run(context.Background(), src) }()
 			w := codec.add(baseMessage(), keysA)
 			for i := 0; i < 50; i++ {
 				src.ch <- pkt("10.99.0.2", w)
 			}
-			deadline := time.Now().Add(5 * time.Second)
-			for s.Stats().Packets < 50 && time.Now().Before(deadline) {
-				time.Sleep(time.Millisecond)
-			}
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatalf("Run: %v", err)
+			close(src.ch)
+			if err := <-done; !errors.Is(err, io.EOF) {
+				t.Fatalf("Run: %v, want the source's io.EOF", err)
 			}
 			st1 := s.Stats()
-			if st1.ByReason[Granted] != 1 || st1.ByReason[Replay] != 49 || len(fw.list()) != 1 {
+			if st1.Handled != 50 || st1.ByReason[Granted] != 1 || st1.ByReason[Replay] != 49 || len(fw.list()) != 1 {
 				t.Errorf("stats %+v, grants %v", st1, fw.list())
 			}
 		})

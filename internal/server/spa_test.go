@@ -128,21 +128,6 @@ func FuzzHandle(f *testing.F) {
 	})
 }
 
-// BenchmarkHandleBadHMAC is the cost of one forged packet from a known source (a flood).
-func BenchmarkHandleBadHMAC(b *testing.B) {
-	s, _, _ := newSPAEnv(b, basePolicy(baseStanza()), time.Now)
-	m := baseMessage()
-	m.Random = ""
-	wire := encodeSPA(b, m, spa.Keys{Key: keysA.Key, HMACKey: []byte("forged")})
-	p := pkt("10.99.0.2", wire)
-	b.ReportAllocs()
-	for b.Loop() {
-		if r := s.Handle(context.Background(), p); r.Reason != BadHMAC {
-			b.Fatal(r.Reason)
-		}
-	}
-}
-
 // BenchmarkHandleMalformed is the cost of one random non-SPA payload.
 func BenchmarkHandleMalformed(b *testing.B) {
 	s, _, _ := newSPAEnv(b, basePolicy(baseStanza()), time.Now)

@@ -122,57 +122,23 @@ func load(o *options, withAccess bool) (*settings, error) {
 	return s, nil
 }
 
-// dump is the -D output: the effective settings and stanzas (keys hidden).
+// dump is the -D output: what sesame derives from the files (capture, replay keep, guarded
+// ports, ...) as comments, then the effective fwknopd.conf and access stanzas as
+// fwconf.DumpServer and fwconf.DumpAccess write them (keys hidden), which parse back.
 func dump(sc *fwconf.Server, s *settings) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# fwknopd.conf: %s\n", sc.File)
-	names := make([]string, 0, len(sc.Raw))
-	for n := range sc.Raw {
-		names = append(names, n)
-	}
-	sortStrings(names)
-	for _, n := range names {
-		fmt.Fprintf(&b, "%-28s %s\n", n, sc.Raw[n])
-	}
 	fmt.Fprintf(&b, "# effective: capture=%s replay-keep=%v digest-file=%s pid-file=%s guard=%v host-chain=%q flush-at-exit=%v\n",
 		captureDesc(s), sc.ReplayKeep(), s.digestFile, s.pidFile, s.guardPorts, s.hostChain, s.flushAtExit)
 	if s.md5Listen != "" {
 		fmt.Fprintf(&b, "# effective: tcp-md5 listener %s -> %s\n", s.md5Listen, s.md5Upstream)
 	}
-	for _, st := range s.policy.Stanzas {
-		src := "ANY"
-		if !st.SourceAny {
-			src = prefixes(st.Source)
-		}
-		fmt.Fprintf(&b, "# stanza #%d (%s:%d): SOURCE %s", st.Num, st.File, st.Line, src)
-		if len(st.Destination) > 0 {
-			fmt.Fprintf(&b, " DESTINATION %s", prefixes(st.Destination))
-		}
-		fmt.Fprintf(&b, " KEY_LEN %d HMAC_KEY_LEN %d HMAC %v MODE %v FW_ACCESS_TIMEOUT %v MAX_FW_TIMEOUT %v",
-			len(st.Keys.Key), len(st.Keys.HMACKey), st.Keys.HMACType, st.Keys.Mode, st.FWAccessTimeout, st.MaxFWTimeout)
-		if len(st.OpenPorts) > 0 {
-			fmt.Fprintf(&b, " OPEN_PORTS %v", st.OpenPorts)
-		}
-		if len(st.RestrictPorts) > 0 {
-			fmt.Fprintf(&b, " RESTRICT_PORTS %v", st.RestrictPorts)
-		}
-		if st.RequireUsername != "" {
-			fmt.Fprintf(&b, " REQUIRE_USERNAME %q", st.RequireUsername)
-		}
-		if st.RequireSourceAddress {
-			b.WriteString(" REQUIRE_SOURCE_ADDRESS Y")
-		}
-		if st.RequireSourceMatch {
-			b.WriteString(" SESAME_REQUIRE_SOURCE_MATCH Y")
-		}
-		if st.MD5 {
-			b.WriteString(" SESAME_MD5 Y")
-		}
-		if !st.AccessExpire.IsZero() {
-			fmt.Fprintf(&b, " ACCESS_EXPIRE %s", st.AccessExpire.Format("2006-01-02"))
-		}
-		b.WriteString("\n")
+	fwconf.DumpServer(&b, sc) // a strings.Builder does not fail
+	stanzas := make([]*fwconf.Stanza, len(s.policy.Stanzas))
+	for i := range s.policy.Stanzas {
+		stanzas[i] = &s.policy.Stanzas[i]
 	}
+	b.WriteString("\n")
+	fwconf.DumpAccess(&b, stanzas, fwconf.DumpOptions{})
 	return b.String()
 }
 

@@ -111,8 +111,8 @@ func exit(stderr io.Writer, err error) int {
 	return 0
 }
 
-// newLogger logs text to stderr: info by default, debug with -v (per-packet detail such as
-// malformed packets).
+// newLogger logs text to stderr: info by default (every rejection, malformed packets
+// included, rate-limited per source), debug with -v.
 func newLogger(w io.Writer, verbose int) *slog.Logger {
 	level := slog.LevelInfo
 	if verbose > 0 {

@@ -1,10 +1,6 @@
 package server
 
 import (
-	"net/netip"
-	"sort"
-	"strings"
-
 	"github.com/sesame-spa/sesame/internal/firewall"
 	"github.com/sesame-spa/sesame/internal/server"
 )
@@ -52,13 +48,3 @@ type settings struct {
 }
 
 const defaultUDPPort = 62201
-
-func sortStrings(s []string) { sort.Strings(s) }
-
-func prefixes(ps []netip.Prefix) string {
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = p.String()
-	}
-	return strings.Join(out, ",")
-}
