@@ -327,6 +327,7 @@ func (ap *accessParser) set(s *Stanza, p pos, name, val string) error {
 		s.RequireSourceAddress, err2 = yn()
 	case "SESAME_REQUIRE_SOURCE_MATCH":
 		s.RequireSourceMatch, err2 = yn()
+		s.RequireSourceMatchSet = true
 	case "SESAME_MD5":
 		s.MD5, err2 = yn()
 	case "ACCESS_EXPIRE":

@@ -26,11 +26,12 @@ type Stanza struct {
 	FWAccessTimeout time.Duration // FW_ACCESS_TIMEOUT, default DefaultFWAccessTimeout
 	MaxFWTimeout    time.Duration // MAX_FW_TIMEOUT, default DefaultMaxFWTimeout
 
-	RequireUsername      string    // "" = any
-	RequireSourceAddress bool      // refuse allow-IP 0.0.0.0
-	RequireSourceMatch   bool      // SESAME_REQUIRE_SOURCE_MATCH: allow-IP must equal the packet source
-	MD5                  bool      // SESAME_MD5: grants also install a TCP-MD5 key on the MD5 listener
-	AccessExpire         time.Time // zero: never (see Expired)
+	RequireUsername       string    // "" = any
+	RequireSourceAddress  bool      // refuse allow-IP 0.0.0.0
+	RequireSourceMatch    bool      // SESAME_REQUIRE_SOURCE_MATCH: allow-IP must equal the packet source
+	RequireSourceMatchSet bool      // SESAME_REQUIRE_SOURCE_MATCH is written in the stanza
+	MD5                   bool      // SESAME_MD5: grants open only the TCP-MD5 listener, with a per-user key
+	AccessExpire          time.Time // zero: never (see Expired)
 
 	// SourceText is the SOURCE value as written (fwknopd logs it).
 	SourceText string
@@ -47,6 +48,14 @@ const (
 	DefaultFWAccessTimeout = 30 * time.Second
 	DefaultMaxFWTimeout    = 300 * time.Second
 )
+
+// SourceMustMatch reports whether a packet's allow-IP must equal its source address: with
+// SESAME_REQUIRE_SOURCE_MATCH Y, and for SESAME_MD5 stanzas unless the stanza says
+// SESAME_REQUIRE_SOURCE_MATCH N (an authorised user must not fill the MD5 listener's key table
+// with other addresses).
+func (s *Stanza) SourceMustMatch() bool {
+	return s.RequireSourceMatch || (s.MD5 && !s.RequireSourceMatchSet)
+}
 
 // Expired reports whether the stanza's ACCESS_EXPIRE(_EPOCH) has passed at now, in whole
 // seconds as fwknopd compares them (time(NULL) > expire): a stanza expiring at T still

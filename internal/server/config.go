@@ -32,6 +32,11 @@ type Policy struct {
 	// TestMode (fwknopd -t) runs every check but makes no firewall change and records no
 	// replay digest.
 	TestMode bool
+
+	// MD5Port is the TCP-MD5 listener's port (SESAME_MD5_LISTEN). A SESAME_MD5 stanza's grant
+	// opens that port only, whatever ports the packet asks for (after they pass the stanza's
+	// port checks), so a granted address still cannot reach the service unsigned.
+	MD5Port uint16
 }
 
 // Config holds what a Server is built from.

@@ -49,7 +49,7 @@ func checkPolicy(p *compiled, st *stanza, m *spa.Message, src netip.Addr, now ti
 			return outcome{reason: SourceRequired}
 		}
 		allow = src
-	} else if st.RequireSourceMatch && allow != src {
+	} else if st.SourceMustMatch() && allow != src {
 		return outcome{reason: SourceMismatch, detail: "allow=" + allow.String()}
 	}
 
@@ -87,7 +87,15 @@ func checkPolicy(p *compiled, st *stanza, m *spa.Message, src netip.Addr, now ti
 		return outcome{reason: PortNotAllowed, detail: bad.String()}
 	}
 
-	return outcome{reason: Granted, allow: allow, ports: ports, timeout: st.Timeout(m.ClientTimeout)}
+	o := outcome{reason: Granted, allow: allow, ports: ports, timeout: st.Timeout(m.ClientTimeout)}
+	if st.MD5 {
+		if p.MD5Port == 0 {
+			return outcome{reason: PortNotAllowed, detail: "SESAME_MD5 stanza but no TCP-MD5 listener (SESAME_MD5_LISTEN)"}
+		}
+		// Only the signed listener: the plain ports stay closed to this address.
+		o.ports = []spa.ProtoPort{{Proto: "tcp", Port: p.MD5Port}}
+	}
+	return o
 }
 
 // protoNum is the IP protocol number of a spa protocol name, 0 for an unknown one (which the

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -108,12 +110,26 @@ func load(o *options, withAccess bool) (*settings, error) {
 			s.unguardable = append(s.unguardable, fmt.Sprintf("stanza #%d (%s:%d)", st.Num, st.File, st.Line))
 		}
 	}
+	var md5Errs []string
 	for _, st := range stanzas {
 		s.policy.Stanzas = append(s.policy.Stanzas, *st)
 		if st.MD5 && s.md5Listen == "" {
-			s.warnings = append(s.warnings, fmt.Sprintf("stanza #%d (%s:%d) has SESAME_MD5 Y but SESAME_MD5_LISTEN is not set: its grants install no TCP-MD5 key",
-				st.Num, st.File, st.Line))
+			md5Errs = append(md5Errs, fmt.Sprintf("%s:%d: stanza #%d has SESAME_MD5 Y but fwknopd.conf sets no SESAME_MD5_LISTEN: add SESAME_MD5_LISTEN and SESAME_MD5_UPSTREAM, or remove SESAME_MD5",
+				st.File, st.Line, st.Num))
 		}
+	}
+	if len(md5Errs) > 0 {
+		return nil, errors.New(strings.Join(md5Errs, "\n"))
+	}
+	if s.md5Listen != "" {
+		// The signed listener is the only port SESAME_MD5 grants open: guard it too.
+		_, port, err := net.SplitHostPort(s.md5Listen)
+		n, perr := strconv.ParseUint(port, 10, 16)
+		if err != nil || perr != nil || n == 0 {
+			return nil, fmt.Errorf("%s: SESAME_MD5_LISTEN %q: want [ADDR]:PORT", sc.File, s.md5Listen)
+		}
+		s.policy.MD5Port = uint16(n)
+		addGuard(spa.ProtoPort{Proto: "tcp", Port: uint16(n)})
 	}
 	for _, w := range append(warns, awarns...) {
 		s.warnings = append(s.warnings, w.String())
