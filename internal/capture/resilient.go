@@ -27,13 +27,6 @@ type ResilientOptions struct {
 	Open func(SniffConfig) (Source, error)
 }
 
-// ResilientStats are a ResilientSniffer's counters since it was created.
-type ResilientStats struct {
-	SniffStats           // summed over every socket opened so far (0 for sources without Stats)
-	Reattachments uint64 // times the interface was lost and sniffed on again
-	Attached      bool   // a socket is open on the interface now
-}
-
 // ResilientSniffer is a Source that sniffs a named interface across its going down, being
 // deleted and re-created (with a new index), and not existing yet at start. While the
 // interface is away, Read blocks; it wakes on the interface's link events (no polling) and
@@ -43,8 +36,9 @@ type ResilientStats struct {
 // With "any" (or "") there is nothing to reattach: one socket sees every interface of the
 // namespace, including ones created later, and a link going down is logged, not returned.
 //
-// Read must be called from one goroutine at a time; Close and Stats may be called from any
-// goroutine, and Close unblocks Read at any moment. Every error names the interface.
+// Read must be called from one goroutine at a time; Close, Stats and Reattachments may be
+// called from any goroutine, and Close unblocks Read at any moment. Every error names the
+// interface.
 type ResilientSniffer struct {
 	cfg        SniffConfig
 	name       string
@@ -65,8 +59,8 @@ type ResilientSniffer struct {
 	mu       sync.Mutex
 	cur      Source // nil while waiting for the interface
 	closed   bool
-	attached bool       // a socket was open at some point
-	base     SniffStats // counters of the sockets already closed
+	attached bool        // a socket was open at some point
+	base     SourceStats // counters of the sockets already closed
 	reattach uint64
 }
 
@@ -308,15 +302,10 @@ func (r *ResilientSniffer) detach(src Source) {
 	src.Close()
 }
 
-// statser is a Source with kernel counters, as Sniffer.
-type statser interface {
-	Stats() (SniffStats, error)
-}
-
 // keepStats adds src's counters to r.base; r.mu must be held. A socket whose counters cannot
 // be read any more loses them.
 func (r *ResilientSniffer) keepStats(src Source) {
-	if s, ok := src.(statser); ok {
+	if s, ok := src.(Statser); ok {
 		if st, err := s.Stats(); err == nil {
 			r.base.Received += st.Received
 			r.base.Dropped += st.Dropped
@@ -325,12 +314,14 @@ func (r *ResilientSniffer) keepStats(src Source) {
 	}
 }
 
-// Stats returns the counters summed over every socket opened so far.
-func (r *ResilientSniffer) Stats() (ResilientStats, error) {
+// Stats returns the counters summed over every socket opened so far (sources without Stats
+// count 0). If the open socket's counters cannot be read, it returns those of the closed ones
+// with the error.
+func (r *ResilientSniffer) Stats() (SourceStats, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := ResilientStats{SniffStats: r.base, Reattachments: r.reattach, Attached: r.cur != nil && !r.closed}
-	if s, ok := r.cur.(statser); ok && !r.closed {
+	st := r.base
+	if s, ok := r.cur.(Statser); ok && !r.closed {
 		cs, err := s.Stats()
 		if err != nil {
 			return st, onInterface(r.name, err)
@@ -340,6 +331,14 @@ func (r *ResilientSniffer) Stats() (ResilientStats, error) {
 		st.Rejected += cs.Rejected
 	}
 	return st, nil
+}
+
+// Reattachments returns how many times the interface was lost and sniffed on again, and
+// whether a socket is open on it now.
+func (r *ResilientSniffer) Reattachments() (n uint64, attached bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reattach, r.cur != nil && !r.closed
 }
 
 // watch turns link events about the interface into kicks until Close. If the watcher fails,

@@ -95,7 +95,7 @@ type fakeSource struct {
 	errs  chan error
 	done  chan struct{}
 	once  sync.Once
-	stats SniffStats
+	stats SourceStats
 }
 
 func (s *fakeSource) Read() (Packet, error) {
@@ -114,7 +114,7 @@ func (s *fakeSource) Close() error {
 	return nil
 }
 
-func (s *fakeSource) Stats() (SniffStats, error) { return s.stats, nil }
+func (s *fakeSource) Stats() (SourceStats, error) { return s.stats, nil }
 
 func (s *fakeSource) closed() bool {
 	select {
@@ -153,7 +153,7 @@ func (o *fakeOpener) open(cfg SniffConfig) (Source, error) {
 		}
 	}
 	s := &fakeSource{pkts: make(chan Packet, 16), errs: make(chan error, 1), done: make(chan struct{}),
-		stats: SniffStats{Received: uint64(10 * n), Dropped: uint64(n), Rejected: 1}}
+		stats: SourceStats{Received: uint64(10 * n), Dropped: uint64(n), Rejected: 1}}
 	o.opened <- s
 	return s, nil
 }
@@ -268,9 +268,12 @@ func TestResilientReattach(t *testing.T) {
 		t.Fatalf("%d sockets opened, want 2", n)
 	}
 	st, err := r.Stats()
-	want := ResilientStats{SniffStats: SniffStats{Received: 30, Dropped: 3, Rejected: 2}, Reattachments: 1, Attached: true}
+	want := SourceStats{Received: 30, Dropped: 3, Rejected: 2}
 	if err != nil || st != want {
 		t.Fatalf("stats %+v, %v; want %+v", st, err, want)
+	}
+	if n, attached := r.Reattachments(); n != 1 || !attached {
+		t.Fatalf("%d reattachments, attached %v; want 1, true", n, attached)
 	}
 }
 
@@ -287,8 +290,8 @@ func TestResilientFlapBeforeRead(t *testing.T) {
 	log.expect(t, slog.LevelInfo, "reattached to interface eth9")
 	s2.pkts <- Packet{Payload: []byte("x")}
 	rd.expect(t, "packet")
-	if st, _ := r.Stats(); st.Reattachments != 1 {
-		t.Fatalf("stats %+v", st)
+	if n, _ := r.Reattachments(); n != 1 {
+		t.Fatalf("%d reattachments, want 1", n)
 	}
 }
 
@@ -312,8 +315,8 @@ func TestResilientMissingAtStart(t *testing.T) {
 	if n := op.calls.Load(); n != 1 {
 		t.Fatalf("%d sockets opened, want 1", n)
 	}
-	if st, _ := r.Stats(); st.Reattachments != 0 || !st.Attached {
-		t.Fatalf("stats %+v", st)
+	if n, attached := r.Reattachments(); n != 0 || !attached {
+		t.Fatalf("%d reattachments, attached %v; want 0, true", n, attached)
 	}
 }
 
@@ -321,8 +324,8 @@ func TestResilientDownAtStart(t *testing.T) {
 	links := newFakeLinks(LinkEvent{Name: "eth9", Index: 2})
 	r, op, log := newTestResilient(t, "eth9", links, false)
 	log.expect(t, slog.LevelWarn, "interface eth9 is down; waiting for it to come up (PCAP_INTF)")
-	if st, _ := r.Stats(); st.Attached {
-		t.Fatalf("stats %+v", st)
+	if _, attached := r.Reattachments(); attached {
+		t.Fatal("attached to a link that is down")
 	}
 	rd := startReading(t, r)
 	links.set(LinkEvent{Name: "eth9", Index: 2, Up: true})
@@ -390,8 +393,11 @@ func TestResilientClose(t *testing.T) {
 			if err := r.Close(); err != nil {
 				t.Fatalf("second Close: %v", err)
 			}
-			if st, err := r.Stats(); err != nil || st.Attached {
-				t.Fatalf("stats after Close: %+v, %v", st, err)
+			if _, err := r.Stats(); err != nil {
+				t.Fatalf("stats after Close: %v", err)
+			}
+			if _, attached := r.Reattachments(); attached {
+				t.Fatal("attached after Close")
 			}
 		})
 	}

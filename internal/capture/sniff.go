@@ -2,10 +2,12 @@ package capture
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -43,34 +45,47 @@ type SniffConfig struct {
 	// Promiscuous puts the interface in promiscuous mode (ENABLE_PCAP_PROMISC); it needs a
 	// named interface.
 	Promiscuous bool
-	// ReadBuffer sets the socket receive buffer in bytes (SO_RCVBUFFORCE, falling back to
-	// SO_RCVBUF); 0 keeps the kernel default. A larger buffer rides out bursts.
+	// ReadBuffer is the size in bytes of the receive ring the kernel copies packets into; 0
+	// means DefaultRingSize. Each packet takes one frame of SnapLen plus 128 bytes, rounded
+	// up to 16 (1632 bytes by default, so 4 MiB holds about 2,500 packets); when all are
+	// taken the kernel drops packets and counts them (Stats). A larger ring rides out bursts.
 	ReadBuffer int
 }
 
 // Sniffer is a passive Source: an AF_PACKET socket in cooked mode with a kernel BPF filter, so
 // it sees packets before netfilter and the SPA port can stay closed. It needs CAP_NET_RAW.
+// The kernel copies accepted packets into a memory-mapped receive ring (TPACKET_V2, see
+// SniffConfig.ReadBuffer), so under a flood Read makes no system call per packet.
 //
 // Read must be called from one goroutine at a time; Close may be called from any goroutine and
-// unblocks Read. Read allocates only the returned payload; packets the kernel filter lets
-// through but ParseIP or the filter's userspace check reject are counted and skipped.
+// unblocks Read; Stats may be called from any goroutine. Read allocates only the returned
+// payload; packets the kernel filter lets through but ParseIP or the filter's userspace check
+// reject are counted and skipped.
 type Sniffer struct {
 	conn   *packet.Conn
 	rc     syscall.RawConn
 	filter Filter
 	name   string
-	batch  *batch
+	ring   *ring // read only inside rc.Read, so Close can unmap it once the socket is closed
 
-	// readFn fills batch and leaves its error in rerr; it is built once so that Read does not
+	// pend holds packets taken from the ring by the last fill, pend[next:] not yet returned.
+	pend []Packet
+	next int
+	// readFn runs fill and leaves its error in rerr; it is built once so that Read does not
 	// allocate a closure.
 	rerr   error
 	readFn func(fd uintptr) bool
 
 	closed   atomic.Bool
 	rejected atomic.Uint64
+
+	statsMu  sync.Mutex
 	received uint64 // kernel counters, accumulated by Stats
 	dropped  uint64
 }
+
+// pendSize is how many packets one fill takes from the ring at most.
+const pendSize = 32
 
 var _ Source = (*Sniffer)(nil)
 
@@ -170,17 +185,23 @@ func newSniffer(cfg SniffConfig) (*Sniffer, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := packet.Listen(ifi, packet.Datagram, unix.ETH_P_ALL, &packet.Config{Filter: raw})
+	// Protocol 0 binds the socket to the interface without receiving anything yet: setup
+	// binds it again for every protocol once the ring exists, because setting up a ring
+	// would discard what the socket had queued.
+	conn, err := packet.Listen(ifi, packet.Datagram, 0, &packet.Config{Filter: raw})
 	if err != nil {
 		return nil, fmt.Errorf("capture: sniff: %w", err)
 	}
-	s := &Sniffer{conn: conn, filter: f, name: name, batch: newBatch(batchSize, snap)}
-	if err := s.setup(cfg); err != nil {
+	s := &Sniffer{conn: conn, filter: f, name: name, pend: make([]Packet, 0, pendSize)}
+	if err := s.setup(cfg, snap, ifi.Index); err != nil {
 		_ = conn.Close()
+		if s.ring != nil {
+			_ = s.ring.close()
+		}
 		return nil, err
 	}
 	s.readFn = func(fd uintptr) bool {
-		s.rerr = s.batch.recv(int(fd))
+		s.rerr = s.fill(int(fd))
 		return s.rerr != unix.EAGAIN
 	}
 	return s, nil
@@ -201,7 +222,9 @@ func interfaceByName(name string) (*net.Interface, error) {
 	return nil, fmt.Errorf("capture: %w", ErrNoInterface)
 }
 
-func (s *Sniffer) setup(cfg SniffConfig) error {
+// setup sets promiscuous mode, maps the receive ring and starts receiving on interface index
+// ifindex (0 for every interface).
+func (s *Sniffer) setup(cfg SniffConfig, snap, ifindex int) error {
 	rc, err := s.conn.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("capture: sniff: %w", err)
@@ -212,22 +235,26 @@ func (s *Sniffer) setup(cfg SniffConfig) error {
 			return fmt.Errorf("capture: promiscuous mode: %w", err)
 		}
 	}
-	if cfg.ReadBuffer > 0 {
-		var serr error
-		err := rc.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, cfg.ReadBuffer)
-			if serr != nil {
-				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, cfg.ReadBuffer)
-			}
-		})
-		if err == nil {
-			err = serr
-		}
-		if err != nil {
-			return fmt.Errorf("capture: receive buffer: %w", err)
-		}
+	size := cfg.ReadBuffer
+	if size <= 0 {
+		size = DefaultRingSize
 	}
-	return nil
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		if s.ring, serr = newRing(int(fd), snap, size); serr != nil {
+			return
+		}
+		var proto [2]byte
+		binary.BigEndian.PutUint16(proto[:], unix.ETH_P_ALL)
+		sa := &unix.SockaddrLinklayer{Protocol: binary.NativeEndian.Uint16(proto[:]), Ifindex: ifindex}
+		if serr = unix.Bind(int(fd), sa); serr != nil {
+			serr = fmt.Errorf("capture: sniff: bind: %w", serr)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("capture: sniff: %w", err)
+	}
+	return serr
 }
 
 // loopbackIndexes lists the loopback interfaces of the current network namespace.
@@ -252,29 +279,62 @@ func (s *Sniffer) Filter() Filter { return s.filter }
 // net.ErrClosed; if the interface went down it wraps ErrInterfaceDown (and unix.ENETDOWN);
 // other errors come from the socket.
 func (s *Sniffer) Read() (Packet, error) {
-	if s.closed.Load() {
-		return Packet{}, s.readError(net.ErrClosed)
-	}
 	for {
-		b, ok := s.batch.next()
-		if !ok {
-			err := s.rc.Read(s.readFn)
-			if err == nil {
-				err = s.rerr
-			}
-			if err != nil {
-				return Packet{}, s.readError(err)
-			}
-			continue
+		if s.closed.Load() {
+			return Packet{}, s.readError(net.ErrClosed)
 		}
-		p, err := ParseIP(b)
-		if err != nil || !s.filter.Match(p) {
-			s.rejected.Add(1)
-			continue
+		if s.next < len(s.pend) {
+			p := s.pend[s.next]
+			s.pend[s.next] = Packet{}
+			s.next++
+			return p, nil
 		}
-		p.Payload = bytes.Clone(p.Payload)
-		return p, nil
+		s.pend, s.next = s.pend[:0], 0
+		err := s.rc.Read(s.readFn)
+		if err == nil {
+			err = s.rerr
+		}
+		if err != nil {
+			return Packet{}, s.readError(err)
+		}
 	}
+}
+
+// fill moves up to pendSize packets that pass the filter from the ring into s.pend, copying
+// their payloads and handing the frames back. If it finds none it returns the socket's pending
+// error (ENETDOWN when the interface went down), or EAGAIN. It runs inside rc.Read, which
+// holds the socket open, so the ring cannot be unmapped meanwhile.
+func (s *Sniffer) fill(fd int) error {
+	for len(s.pend) < cap(s.pend) {
+		b, ok := s.ring.next()
+		if !ok {
+			break
+		}
+		s.keep(b)
+		s.ring.release()
+	}
+	if len(s.pend) > 0 {
+		return nil
+	}
+	serr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	switch {
+	case err != nil:
+		return err
+	case serr != 0:
+		return syscall.Errno(serr)
+	}
+	return unix.EAGAIN
+}
+
+// keep appends the packet in b to s.pend, with its payload copied, or counts it as rejected.
+func (s *Sniffer) keep(b []byte) {
+	p, err := ParseIP(b)
+	if err != nil || !s.filter.Match(p) {
+		s.rejected.Add(1)
+		return
+	}
+	p.Payload = bytes.Clone(p.Payload)
+	s.pend = append(s.pend, p)
 }
 
 // readError wraps a socket error for Read.
@@ -290,32 +350,34 @@ func (s *Sniffer) readError(err error) error {
 	return &interfaceError{name: s.name, err: err}
 }
 
-// Close closes the socket and unblocks Read. Closing twice is not an error.
+// Close closes the socket, unblocks Read and unmaps the ring. Closing twice is not an error.
 func (s *Sniffer) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	if err := s.conn.Close(); err != nil {
+	// Closing the socket waits for a running rc.Read callback (fill) to return, and no later
+	// one starts; only then is the ring unmapped.
+	err := s.conn.Close()
+	if rerr := s.ring.close(); err == nil {
+		err = rerr
+	}
+	if err != nil {
 		return &interfaceError{name: s.name, err: fmt.Errorf("close sniffer: %w", err)}
 	}
 	return nil
 }
 
-// SniffStats are a Sniffer's counters since it opened.
-type SniffStats struct {
-	Received uint64 // packets the kernel filter accepted (Dropped included)
-	Dropped  uint64 // accepted packets the kernel dropped because the receive buffer was full
-	Rejected uint64 // accepted packets Read skipped (truncated, malformed, fragments)
-}
-
-// Stats returns the counters. It must not be called concurrently with itself.
-func (s *Sniffer) Stats() (SniffStats, error) {
+// Stats returns the counters since the Sniffer opened: the kernel's PACKET_STATISTICS
+// (Received, Dropped) and the packets Read rejected. It fails once the Sniffer is closed.
+func (s *Sniffer) Stats() (SourceStats, error) {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
 	ks, err := s.conn.Stats()
 	if err != nil {
-		return SniffStats{}, &interfaceError{name: s.name, err: fmt.Errorf("sniffer stats: %w", err)}
+		return SourceStats{}, &interfaceError{name: s.name, err: fmt.Errorf("sniffer stats: %w", err)}
 	}
 	// PACKET_STATISTICS resets on every read; keep running totals.
 	s.received += uint64(ks.Packets)
 	s.dropped += uint64(ks.Drops)
-	return SniffStats{Received: s.received, Dropped: s.dropped, Rejected: s.rejected.Load()}, nil
+	return SourceStats{Received: s.received, Dropped: s.dropped, Rejected: s.rejected.Load()}, nil
 }

@@ -198,15 +198,20 @@ func TestIntegrationSnifferTCPAndICMP(t *testing.T) {
 }
 
 // TestIntegrationSnifferRejects: fragments are dropped by the kernel program, packets cut by
-// the snap length by Read, and neither reaches the caller.
+// the snap length by Read, and neither reaches the caller; a packet of exactly the snap length
+// fits its ring frame whole.
 func TestIntegrationSnifferRejects(t *testing.T) {
 	srv, cli := nstest.Pair(t)
 	s := openSniffer(t, srv, SniffConfig{Interface: srv.Ifc, SnapLen: 400, ReadBuffer: 1 << 20})
 	r := startReading(t, s)
 
-	sendUDP(t, cli, srvAP4.String(), bytes.Repeat([]byte("F"), 3000), 0) // fragmented over MTU 1500
-	sendUDP(t, cli, srvAP4.String(), bytes.Repeat([]byte("L"), 500), 0)  // over the snap length
+	sendUDP(t, cli, srvAP4.String(), bytes.Repeat([]byte("F"), 3000), 0)   // fragmented over MTU 1500
+	sendUDP(t, cli, srvAP4.String(), bytes.Repeat([]byte("L"), 500), 0)    // over the snap length
+	sendUDP(t, cli, srvAP4.String(), bytes.Repeat([]byte("S"), 400-28), 0) // exactly the snap length
 	sendUDP(t, cli, srvAP4.String(), []byte("fits"), 0)
+	if p := r.expect(t, "the packet of the snap length"); !bytes.Equal(p.Payload, bytes.Repeat([]byte("S"), 400-28)) {
+		t.Fatalf("got %d bytes %.10q", len(p.Payload), p.Payload)
+	}
 	if p := r.expect(t, "the small packet"); string(p.Payload) != "fits" {
 		t.Fatalf("got %d bytes %.10q", len(p.Payload), p.Payload)
 	}
@@ -215,9 +220,9 @@ func TestIntegrationSnifferRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The kernel accepted the long packet and the small one; Read rejected the long one.
-	if st.Received != 2 || st.Rejected != 1 || st.Dropped != 0 {
-		t.Fatalf("stats %+v, want 2 received, 1 rejected", st)
+	// The kernel accepted the long packet and the two others; Read rejected the long one.
+	if st.Received != 3 || st.Rejected != 1 || st.Dropped != 0 {
+		t.Fatalf("stats %+v, want 3 received, 1 rejected", st)
 	}
 }
 

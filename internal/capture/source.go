@@ -7,12 +7,20 @@
 //     (SOCK_DGRAM) mode, so every buffer starts at the IP header on Ethernet, loopback and
 //     tun/WireGuard links alike. It sees packets before netfilter, so the firewall can drop the
 //     SPA port and a scan finds nothing listening. Interface "any" binds to every interface.
+//     The kernel copies accepted packets into a memory-mapped TPACKET_V2 ring, so a flood
+//     costs the reader no system call per packet.
 //   - ResilientSniffer: a Sniffer that outlives its interface. It follows the interface's
 //     rtnetlink link events (LinkWatcher) and opens a new socket when the interface is back
 //     up, re-created, or created after the daemon started.
 //   - UDPServer (ENABLE_UDP_SERVER, -U): a plain dual-stack UDP socket; the firewall must
 //     accept the port. FromPacketConn takes a socket from systemd socket activation.
 //   - Chan (alias Fake): packets pushed by a test.
+//
+// # Counters
+//
+// Sniffer, ResilientSniffer and UDPServer implement Statser: Stats returns SourceStats, the
+// packets the kernel had for the source, those it dropped for want of room (a knock lost
+// under a flood shows there), and those Read rejected.
 //
 // # Filter
 //

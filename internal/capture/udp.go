@@ -4,8 +4,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
 
 	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultUDPAddr is fwknopd's UDP-server address (UDPSERV_PORT 62201 on all addresses).
@@ -23,8 +28,8 @@ const udpBatch = 64
 // addresses unmapped and any zone dropped; Packet.Dst is the unspecified address of the
 // sender's family (fwknopd records 0.0.0.0) with the local port; Proto is 17.
 //
-// Read must be called from one goroutine at a time; Close may be called from any goroutine.
-// Over a *net.UDPConn, Read takes up to 64 datagrams per system call (recvmmsg).
+// Read must be called from one goroutine at a time; Close and Stats may be called from any
+// goroutine. Over a *net.UDPConn, Read takes up to 64 datagrams per system call (recvmmsg).
 type UDPServer struct {
 	pc   net.PacketConn
 	port uint16
@@ -34,6 +39,13 @@ type UDPServer struct {
 	n, i int
 
 	buf []byte // the one-datagram path for other PacketConns
+
+	read atomic.Uint64 // datagrams Read returned
+
+	statsMu   sync.Mutex
+	rc        syscall.RawConn // nil if pc has no file descriptor
+	lastDrops uint32          // the socket's sk_drops when last read (it wraps at 2^32)
+	dropped   uint64
 }
 
 var _ Source = (*UDPServer)(nil)
@@ -63,7 +75,51 @@ func FromPacketConn(pc net.PacketConn) *UDPServer {
 	if ua, ok := pc.LocalAddr().(*net.UDPAddr); ok {
 		s.port = uint16(ua.Port)
 	}
+	if sc, ok := pc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			if d, err := socketDrops(rc); err == nil {
+				s.rc, s.lastDrops = rc, d // count from now on, not since the socket was made
+			}
+		}
+	}
 	return s
+}
+
+// Stats returns the counters since FromPacketConn (or NewUDPServer): Dropped is the growth of
+// the socket's kernel drop counter (sk_drops, read with getsockopt SO_MEMINFO at each call,
+// so it is current and needs nothing on the read path; /proc/net/udp shows the same number
+// but only for the reader's network namespace), Received the datagrams read plus Dropped.
+// Dropped is 0 for a PacketConn without a file descriptor. It fails once the socket is closed.
+func (s *UDPServer) Stats() (SourceStats, error) {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	if s.rc != nil {
+		d, err := socketDrops(s.rc)
+		if err != nil {
+			return SourceStats{}, fmt.Errorf("capture: udp server stats on %v: %w", s.pc.LocalAddr(), err)
+		}
+		s.dropped += uint64(d - s.lastDrops)
+		s.lastDrops = d
+	}
+	return SourceStats{Received: s.read.Load() + s.dropped, Dropped: s.dropped}, nil
+}
+
+// socketDrops reads the socket's drop counter (SK_MEMINFO_DROPS of SO_MEMINFO, Linux 4.12).
+func socketDrops(rc syscall.RawConn) (uint32, error) {
+	var mem [unix.SK_MEMINFO_VARS]uint32
+	var errno syscall.Errno
+	err := rc.Control(func(fd uintptr) {
+		n := uint32(unsafe.Sizeof(mem))
+		_, _, errno = unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+			uintptr(unsafe.Pointer(&mem[0])), uintptr(unsafe.Pointer(&n)), 0)
+	})
+	if err == nil && errno != 0 {
+		err = errno
+	}
+	if err != nil {
+		return 0, fmt.Errorf("SO_MEMINFO: %w", err)
+	}
+	return mem[unix.SK_MEMINFO_DROPS], nil
 }
 
 // LocalAddr is the socket's address.
@@ -80,6 +136,7 @@ func (s *UDPServer) Read() (Packet, error) {
 		if err != nil {
 			return Packet{}, fmt.Errorf("capture: udp read on %v: %w", s.pc.LocalAddr(), err)
 		}
+		s.read.Add(1)
 		return s.packet(src, s.buf[:n]), nil
 	}
 	for s.i >= s.n {
@@ -91,6 +148,7 @@ func (s *UDPServer) Read() (Packet, error) {
 	}
 	m := &s.msgs[s.i]
 	s.i++
+	s.read.Add(1)
 	var src netip.AddrPort
 	if ua, ok := m.Addr.(*net.UDPAddr); ok {
 		src = ua.AddrPort()

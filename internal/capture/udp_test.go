@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -139,4 +140,63 @@ func loopbackUDP(t *testing.T) (*UDPServer, net.Conn) {
 	}
 	t.Cleanup(func() { c.Close() })
 	return s, c
+}
+
+// TestUDPServerStats: datagrams the kernel drops because the receive buffer is full are
+// counted (SO_MEMINFO), and Received is what was read plus what was dropped.
+func TestUDPServerStats(t *testing.T) {
+	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := uc.SetReadBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	s := FromPacketConn(uc)
+	defer s.Close()
+	if st, err := s.Stats(); err != nil || st != (SourceStats{}) {
+		t.Fatalf("stats at start %+v, %v; want zero", st, err)
+	}
+	c, err := net.Dial("udp", uc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const sent = 200
+	for range sent {
+		if _, err := c.Write(spaPayload()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Read until every datagram is either read or counted as dropped (delivery may end in a
+	// softirq after Write returned, so look again whenever nothing is queued).
+	read := 0
+	var st SourceStats
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if st, err = s.Stats(); err != nil {
+			t.Fatal(err)
+		}
+		if st.Received >= sent || time.Now().After(deadline) {
+			break
+		}
+		uc.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		if _, err := s.Read(); err == nil {
+			read++
+		} else if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatal(err)
+		}
+	}
+	if st.Received != sent || st.Dropped == 0 || st.Dropped != uint64(sent-read) || st.Rejected != 0 {
+		t.Fatalf("stats %+v after %d sent and %d read; want %d received, the rest dropped", st, sent, read, sent)
+	}
+	// A PacketConn without a file descriptor has no drop counter.
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := FromPacketConn(wrapped{pc})
+	defer w.Close()
+	if st, err := w.Stats(); err != nil || st != (SourceStats{}) {
+		t.Fatalf("stats of a wrapped PacketConn %+v, %v; want zero", st, err)
+	}
 }
