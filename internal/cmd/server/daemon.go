@@ -210,6 +210,7 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx, source) }()
+	go watchDrops(ctx, log, src)
 	log.Info("sesame server started", "source", desc, "stanzas", len(s.policy.Stanzas), "pid", os.Getpid(),
 		"test", o.test)
 	sd.SdNotify(false, sd.SdNotifyReady)
@@ -218,7 +219,7 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 	for {
 		select {
 		case err := <-done:
-			logStats(log, srv)
+			logStats(log, srv, src, fwall)
 			log.Info("sesame server stopped")
 			if errors.Is(err, errLimit) {
 				return nil
@@ -230,7 +231,7 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 				reload(o, s, srv, fwall, log)
 				continue
 			case syscall.SIGUSR1:
-				logStats(log, srv)
+				logStats(log, srv, src, fwall)
 				continue
 			}
 			log.Info("signal received, shutting down", "signal", sig.String())
@@ -425,8 +426,9 @@ func reload(o *options, old *settings, srv *server.Server, fwall server.Firewall
 	log.Info("SIGHUP: configuration reloaded (grants kept)", "stanzas", len(s.policy.Stanzas))
 }
 
-// logStats logs the pipeline counters (at exit, and on SIGUSR1).
-func logStats(log *slog.Logger, srv *server.Server) {
+// logStats logs the pipeline counters, the capture source's kernel counters and the firewall's
+// heals (at exit, and on SIGUSR1).
+func logStats(log *slog.Logger, srv *server.Server, src capture.Source, fwall server.Firewall) {
 	st := srv.Stats()
 	attrs := []any{"packets", st.Packets, "grants", st.Grants, "rejected", st.Rejected()}
 	for _, r := range server.Reasons()[1:] {
@@ -434,5 +436,46 @@ func logStats(log *slog.Logger, srv *server.Server) {
 			attrs = append(attrs, slog.Uint64(r.Key(), n))
 		}
 	}
+	if ss, ok := src.(capture.Statser); ok {
+		if cs, err := ss.Stats(); err == nil {
+			attrs = append(attrs, "kernel_received", cs.Received, "kernel_dropped", cs.Dropped, "filtered", cs.Rejected)
+		}
+	}
+	if r, ok := src.(*capture.ResilientSniffer); ok {
+		n, attached := r.Reattachments()
+		attrs = append(attrs, "reattachments", n, "attached", attached)
+	}
+	if k, ok := fwall.(*keeper.Keeper); ok {
+		n, ms := k.Heals()
+		attrs = append(attrs, "heals", n, "last_heal_ms", ms)
+	}
 	log.Info("stats", attrs...)
+}
+
+// watchDrops warns once a minute at most when the kernel dropped packets the server never saw:
+// under a flood a knock may be among them.
+func watchDrops(ctx context.Context, log *slog.Logger, src capture.Source) {
+	ss, ok := src.(capture.Statser)
+	if !ok {
+		return
+	}
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	var last uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cs, err := ss.Stats()
+		if err != nil {
+			continue
+		}
+		if cs.Dropped > last {
+			log.Warn("capture: the kernel dropped packets before the server read them (a knock may be among them)",
+				"dropped", cs.Dropped-last, "dropped_total", cs.Dropped, "received_total", cs.Received)
+			last = cs.Dropped
+		}
+	}
 }
