@@ -218,3 +218,28 @@ func TestIntegrationFallbackHeal(t *testing.T) {
 	}
 	wantShut(t, tp.cli, nstest.SrvIP4, port, "client after RevokeAll")
 }
+
+// TestIntegrationTakeoverMany: the takeover transaction carries every live grant, so with
+// thousands of them it is larger than a netlink socket's default send buffer (it failed with
+// EMSGSIZE from about 4,400 grants); the buffer grows to fit.
+func TestIntegrationTakeoverMany(t *testing.T) {
+	nstest.Require(t, "nft")
+	if !kernelAtLeast(t, 6, 9) {
+		t.Skip("owned persistent tables need Linux 6.9")
+	}
+	ns := nstest.New(t)
+	ctx := context.Background()
+	const n = 20000
+	old := newBackend(t, ns, Config{GuardPorts: []Port{{ProtoTCP, 22}}, NoOwner: true})
+	if err := old.GrantMany(ctx, synthGrants(n, 22)); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	fw := newBackend(t, ns, Config{GuardPorts: []Port{{ProtoTCP, 22}}})
+	if !fw.Owned() {
+		t.Fatal("not owned after takeover")
+	}
+	if got := len(listMap(t, fw)); got != n {
+		t.Fatalf("%d grants after takeover, want %d", got, n)
+	}
+}

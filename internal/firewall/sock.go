@@ -3,6 +3,7 @@ package firewall
 import (
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/google/nftables"
@@ -32,6 +33,8 @@ type sock struct {
 	nl  nlConn
 	rec *nftables.Conn
 	buf []netlink.Message // what rec recorded since the last take
+
+	sndbuf int // the send buffer fit set (0: the kernel's default, about 208 KiB)
 }
 
 // newSock opens the lasting connection (opts select the namespace or a test dial) and forces the
@@ -115,6 +118,9 @@ func (s *sock) send(msgs []netlink.Message) error {
 	}
 	batch = append(batch, netlink.Message{Header: netlink.Header{Type: unix.NFNL_MSG_BATCH_END, Flags: netlink.Request},
 		Data: nfgen(unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)})
+	if err := s.fit(batch); err != nil {
+		return err
+	}
 	if _, err := s.nl.SendMessages(batch); err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
@@ -135,6 +141,46 @@ func (s *sock) send(msgs []netlink.Message) error {
 		s.drain()
 	}
 	return first
+}
+
+// defaultSndbuf is a send size every kernel's default buffer takes (net.core.wmem_default is
+// 208 KiB on Debian; the kernel doubles what is set).
+const defaultSndbuf = 160 << 10
+
+// fit grows the socket's send buffer when one transaction is larger than it: the kernel takes a
+// batch in one sendmsg (it is one transaction) and refuses one larger than the buffer with
+// EMSGSIZE, so taking over a table with 100,000 live grants needs megabytes. SO_SNDBUFFORCE
+// (CAP_NET_ADMIN, which sesame has) passes net.core.wmem_max.
+func (s *sock) fit(batch []netlink.Message) error {
+	size := 0
+	for _, m := range batch {
+		size += 16 + len(m.Data) + 4 // header, data, alignment
+	}
+	if size+size/8+1024 <= max(s.sndbuf, defaultSndbuf) {
+		return nil
+	}
+	sc, ok := s.nl.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	})
+	if !ok {
+		return nil // a test socket
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("send buffer: %w", err)
+	}
+	want := max(2*size, 1<<20)
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, want)
+	}); err != nil {
+		return fmt.Errorf("send buffer: %w", err)
+	}
+	if serr != nil {
+		return fmt.Errorf("send buffer of %d bytes for a %d-byte transaction: %w", want, size, serr)
+	}
+	s.sndbuf = want
+	return nil
 }
 
 // drain discards answers still queued after a failed transaction. (A deadline already past

@@ -31,7 +31,9 @@ import (
 // Ledger is the part of *ledger.Ledger the keeper uses.
 type Ledger interface {
 	Record(es []ledger.Entry) []ledger.Entry
+	Remove(keys ...ledger.Key)
 	Live() []ledger.Entry
+	Unsorted() []ledger.Entry
 	Clear()
 	Sync() error
 }
@@ -94,23 +96,28 @@ func (k *Keeper) Start(ctx context.Context, revokeAll bool) (restored, adopted i
 		k.cfg.Ledger.Clear()
 		return 0, 0, nil
 	}
+	// The kernel reports time left as of its dump, which takes seconds for 100,000 grants: the
+	// clock read before the dump gives a lower bound of each expiry (never a longer grant than
+	// the kernel's), and the dump's duration is the uncertainty when comparing with the ledger.
+	before := k.cfg.Now()
 	kernel, err := k.cfg.Backend.List(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("list grants: %w", err)
 	}
 	now := k.cfg.Now()
+	slack := now.Sub(before) + time.Second
 	have := map[ledger.Key]time.Time{}
 	var adopt []ledger.Entry
 	for _, e := range kernel {
 		key := ledger.Key{Src: e.Src.Unmap(), Proto: e.Proto, Port: e.Port}
-		exp := now.Add(e.Expires)
+		exp := before.Add(e.Expires)
 		have[key] = exp
 		adopt = append(adopt, ledger.Entry{Key: key, Expires: exp})
 	}
 	k.cfg.Ledger.Record(adopt)
 	var restore []firewall.Grant
-	for _, e := range k.cfg.Ledger.Live() {
-		if exp, ok := have[e.Key]; ok && !exp.Before(e.Expires.Add(-time.Second)) {
+	for _, e := range k.cfg.Ledger.Unsorted() {
+		if exp, ok := have[e.Key]; ok && !exp.Before(e.Expires.Add(-slack)) {
 			continue
 		}
 		if g, ok := grantOf(e, now); ok {
@@ -183,6 +190,27 @@ func (k *Keeper) RevokeAll(ctx context.Context) error {
 	return k.cfg.Ledger.Sync()
 }
 
+// Revoke revokes the grants for keys before they expire (a revocation from another gateway of
+// the fleet): each is removed from the kernel and then from the ledger, so a heal or a restart
+// does not bring it back. Keys without a grant are ignored. On a backend error the keys revoked
+// so far are removed from the ledger and the error is returned; the rest stay granted.
+func (k *Keeper) Revoke(ctx context.Context, keys []ledger.Key) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	done := make([]ledger.Key, 0, len(keys))
+	var err error
+	for _, key := range keys {
+		g := firewall.Grant{Src: key.Src.Unmap(), Proto: key.Proto, Port: key.Port}
+		if err = k.cfg.Backend.Revoke(ctx, g); err != nil {
+			err = fmt.Errorf("revoke %v %d/%d: %w", g.Src, g.Proto, g.Port, err)
+			break
+		}
+		done = append(done, key)
+	}
+	k.cfg.Ledger.Remove(done...)
+	return err
+}
+
 // Live returns the ledger's live grants.
 func (k *Keeper) Live() []ledger.Entry { return k.cfg.Ledger.Live() }
 
@@ -231,12 +259,11 @@ func (k *Keeper) heal(ctx context.Context, why string, regrant bool) error {
 	}
 	now := k.cfg.Now()
 	var restore []firewall.Grant
-	for _, e := range k.cfg.Ledger.Live() {
-		if !regrant {
-			break
-		}
-		if g, ok := grantOf(e, now); ok {
-			restore = append(restore, g)
+	if regrant {
+		for _, e := range k.cfg.Ledger.Unsorted() {
+			if g, ok := grantOf(e, now); ok {
+				restore = append(restore, g)
+			}
 		}
 	}
 	if len(restore) > 0 {

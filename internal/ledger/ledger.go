@@ -208,6 +208,20 @@ func (l *Ledger) Clear() {
 }
 
 // Live returns the entries that have not expired, by expiry then key. It drops expired ones.
+// Unsorted is Live without the sort: the live entries in no particular order, for callers
+// that restore them all (sorting 100,000 entries costs tens of milliseconds).
+func (l *Ledger) Unsorted() []Entry {
+	nowMs := l.now().UnixMilli()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweepLocked(nowMs)
+	out := make([]Entry, 0, len(l.m))
+	for k, r := range l.m {
+		out = append(out, Entry{Key: k, Expires: time.UnixMilli(r.exp), Stanza: r.stanza})
+	}
+	return out
+}
+
 func (l *Ledger) Live() []Entry {
 	nowMs := l.now().UnixMilli()
 	l.mu.Lock()
