@@ -114,7 +114,7 @@ func BenchmarkServerVsFwknopd(b *testing.B) {
 	ks := knockSeries(t, cliS, knocks)
 	kf := knockSeries(t, cliF, fknocks)
 	rows = append(rows,
-		row{"knock-to-open p50", ms(pct(ks, 50)), ms(pct(kf, 50)), "ms", "lower", "< 2 ms"},
+		row{"knock-to-open p50", ms(pct(ks, 50)), ms(pct(kf, 50)), "ms", "lower", "< 0.5 ms"},
 		row{"knock-to-open p90", ms(pct(ks, 90)), ms(pct(kf, 90)), "ms", "lower", ""},
 		row{"knock-to-open max", ms(pct(ks, 100)), ms(pct(kf, 100)), "ms", "lower", ""})
 
@@ -202,11 +202,13 @@ func BenchmarkServerVsFwknopd(b *testing.B) {
 	newSesame := func() (*target, *firewall.Nftables) {
 		srv, cli := nstest.Pair(t)
 		sesametest.Listen(t, srv, ":22", sesametest.Hangup)
-		startSesame(t, srv, "")
+		// The filler grants are added from this process, so the table must not be owned by the
+		// server (ownership does not change the kernel's lookup path being measured).
+		startSesame(t, srv, "SESAME_TABLE_OWNER N;\n")
 		if _, err := knockToOpen(t, cli, packet(t, nstest.CliIP4), srvSPA, nstest.CliIP4, srvSSH, 3*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		fw, err := firewall.NewNftables(firewall.Config{NetNSFd: int(srv.Handle(t))})
+		fw, err := firewall.NewNftables(firewall.Config{NetNSFd: int(srv.Handle(t)), NoOwner: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -51,7 +51,7 @@ func forged(t testing.TB, n int) [][]byte {
 }
 
 // knockToOpen, inside ns: sends pkt to spaAddr, then tries a TCP connect from local to
-// dstAddr every 1 ms until one completes; returns the time from the send.
+// dstAddr every 100 µs until one completes; returns the time from the send.
 func knockToOpen(t testing.TB, ns *nstest.NS, pkt []byte, spaAddr, local, dstAddr string, limit time.Duration) (time.Duration, error) {
 	var d time.Duration
 	err := ns.Do(t, func() error {
@@ -64,7 +64,7 @@ func knockToOpen(t testing.TB, ns *nstest.NS, pkt []byte, spaAddr, local, dstAdd
 		if err != nil {
 			return err
 		}
-		dialer := net.Dialer{Timeout: time.Millisecond, LocalAddr: la}
+		dialer := net.Dialer{Timeout: attemptEvery, LocalAddr: la}
 		start := time.Now()
 		if _, err := c.Write(pkt); err != nil {
 			return err
@@ -78,13 +78,16 @@ func knockToOpen(t testing.TB, ns *nstest.NS, pkt []byte, spaAddr, local, dstAdd
 			}
 			var ne net.Error
 			if !errors.As(err, &ne) || !ne.Timeout() {
-				time.Sleep(time.Millisecond)
+				time.Sleep(attemptEvery)
 			}
 		}
 		return fmt.Errorf("not open after %v", limit)
 	})
 	return d, err
 }
+
+// attemptEvery is the knock-to-open resolution: a dropped SYN times out after it.
+const attemptEvery = 100 * time.Microsecond
 
 func pct(ds []time.Duration, p int) time.Duration {
 	if len(ds) == 0 {
