@@ -26,8 +26,9 @@
 // does not cover them, which is why [Any] returns both families.
 //
 // Keys can be set, replaced and removed on a live listener ([Listener.SetKey],
-// [Listener.RemoveKey]). Connections already accepted keep the key they were accepted
-// with. Replacing a prefix's key is atomic, but there is no overlap: from that moment
+// [Listener.RemoveKey]), and [Listener.Replace] swaps the whole table for a new one
+// (a reloaded key file), or leaves the previous one in force if the kernel refuses it.
+// Connections already accepted keep the key they were accepted with. Replacing a prefix's key is atomic, but there is no overlap: from that moment
 // the listener accepts only the new key from that prefix. The kernel cannot report the
 // keys back, so [Listener.Keys] returns the listener's own copy of its table.
 //
@@ -35,7 +36,8 @@
 //
 // Keys are charged to the socket's option memory (net.core.optmem_max): with the default
 // 128 KiB about 960 keys fit on one socket, after which setting a key fails with
-// [ErrTooManyKeys]. Errors from the kernel come as *[KeyError] values which match
+// [ErrTooManyKeys]. Replace removes departed prefixes before it adds new ones, so it
+// reaches any table that fits on its own. Errors from the kernel come as *[KeyError] values which match
 // [ErrInvalid], [ErrTooManyKeys] or [ErrNoSuchKey] and the underlying errno with
 // errors.Is.
 //

@@ -322,3 +322,97 @@ func TestProbeAO(t *testing.T) {
 	}
 	t.Logf("TCP-AO probe: %v", err)
 }
+
+// loHosts returns n /32 rules for 127.b.x.y (x.y counting from 0), all with key k.
+func loHosts(b byte, n int, k Key) []KeyRule {
+	out := make([]KeyRule, n)
+	for i := range n {
+		out[i] = KeyRule{netip.PrefixFrom(netip.AddrFrom4([4]byte{127, b, byte(i >> 8), byte(i)}), 32), k}
+	}
+	return out
+}
+
+// headroom counts how many more keys fit on l's socket (filling it with 127.250.x.y
+// hosts up to ENOMEM) and removes them again.
+func headroom(t *testing.T, l *Listener) int {
+	t.Helper()
+	k := mustKey(t, "filler")
+	extra := loHosts(250, 5000, k)
+	n := 0
+	for ; n < len(extra); n++ {
+		if err := l.SetKey(extra[n].Prefix, k); err != nil {
+			if !errors.Is(err, ErrTooManyKeys) {
+				t.Fatalf("filling: %v", err)
+			}
+			break
+		}
+	}
+	for _, r := range extra[:n] {
+		if err := l.RemoveKey(r.Prefix); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n
+}
+
+// TestIntegrationReplaceNearLimit is issue 15's reload near the kernel's ~960-key limit
+// (net.core.optmem_max, set to the default 128 KiB in the test's namespace): a new table
+// that fits is reached although old and new together would not, and one that does not
+// fit leaves the previous keys in force, to the byte of option memory.
+func TestIntegrationReplaceNearLimit(t *testing.T) {
+	nstest.Require(t, "sysctl")
+	ns := nstest.New(t)
+	ns.Run(t, "sysctl", "-qw", "net.core.optmem_max=131072")
+	all, old, neu := mustKey(t, "catch-all"), mustKey(t, "old host key"), mustKey(t, "new host key")
+	l := listenEcho(t, ns, "tcp", ":0", Any(all))
+	capacity := headroom(t, l) // host keys that fit besides the two catch-alls
+	t.Logf("%d host keys fit besides the catch-alls", capacity)
+	if capacity < 500 {
+		t.Fatalf("only %d keys fit with optmem_max 128 KiB", capacity)
+	}
+	addr := "127.0.0.1:" + port(l)
+
+	// Nearly full: capacity-2 hosts of 127.1.x.y with the old key.
+	first := loHosts(1, capacity-2, old)
+	if err := l.Replace(append(Any(all), first...)); err != nil {
+		t.Fatalf("first table: %v", err)
+	}
+	// Swap out half: drop the first half, keep the rest, add as many 127.2.x.y hosts as
+	// were dropped, minus one. Adding before removing would need ~1.5x the memory.
+	half := len(first) / 2
+	second := append(append(Any(all), first[half:]...), loHosts(2, half-1, neu)...)
+	if err := l.Replace(second); err != nil {
+		t.Fatalf("reload to a table that fits: %v", err)
+	}
+	if got := len(l.Keys()); got != len(second) {
+		t.Errorf("Keys() has %d rules, want %d", got, len(second))
+	}
+	departed, kept, added := first[0].Prefix.Addr().String(), first[half].Prefix.Addr().String(), "127.2.0.0"
+	expectOK(t, "departed host falls back to the catch-all key", try(t, ns, addr, all, departed))
+	expectSilence(t, "departed host with its old key", try(t, ns, addr, old, departed))
+	expectOK(t, "kept host with the old key", try(t, ns, addr, old, kept))
+	expectOK(t, "added host with the new key", try(t, ns, addr, neu, added))
+	expectSilence(t, "added host with the catch-all key", try(t, ns, addr, all, added))
+	room := headroom(t, l)
+	if room != capacity-(len(second)-2) {
+		t.Errorf("after the reload %d more keys fit, want %d", room, capacity-(len(second)-2))
+	}
+
+	// A table that does not fit: refused, and the second table stays, exactly.
+	third := append(append(Any(neu), first[half+1:]...), loHosts(2, half+room+10, neu)...)
+	err := l.Replace(third)
+	var re *ReplaceError
+	if !errors.As(err, &re) || !re.Restored || !errors.Is(err, ErrTooManyKeys) {
+		t.Fatalf("reload to a table that does not fit: %v, want a restored ReplaceError", err)
+	}
+	t.Log(err)
+	if got := l.Keys(); len(got) != len(second) {
+		t.Errorf("Keys() has %d rules after the failed reload, want %d", len(got), len(second))
+	}
+	if got := headroom(t, l); got != room {
+		t.Errorf("after the failed reload %d more keys fit, want %d as before it", got, room)
+	}
+	expectOK(t, "catch-all key after the failed reload", try(t, ns, addr, all, departed))
+	expectOK(t, "kept host after the failed reload", try(t, ns, addr, old, kept))
+	expectSilence(t, "host only the refused table would add", try(t, ns, addr, neu, fmt.Sprintf("127.2.%d.%d", (half+5)>>8, byte(half+5))))
+}

@@ -105,15 +105,37 @@ func TestParsePrefix(t *testing.T) {
 		"::/0":                "::/0",
 		"0.0.0.0/0":           "0.0.0.0/0",
 		"fe80::1%eth0":        "fe80::1/128",
+		"fe80::1%eth0/64":     "fe80::/64",
 	} {
 		p, err := ParsePrefix(in)
 		if err != nil || p.String() != want {
 			t.Errorf("ParsePrefix(%q) = %v, %v; want %s", in, p, err, want)
 		}
 	}
-	for _, bad := range []string{"", "any", "10.0.0.0/33", "x/8"} {
+	for _, bad := range []string{"", "any", "10.0.0.0/33", "x/8", "fe80::1%eth0/129", "fe80::1%eth0/", "10.0.0.1/", "10.0.0.1/8/8", "/8"} {
 		if _, err := ParsePrefix(bad); !errors.Is(err, ErrBadPrefix) {
 			t.Errorf("ParsePrefix(%q): got %v, want ErrBadPrefix", bad, err)
 		}
 	}
+}
+
+func FuzzParsePrefix(f *testing.F) {
+	for _, s := range []string{"10.1.2.3/8", "2001:db8::1", "::ffff:10.0.0.0/104", "fe80::1%eth0/64", "fe80::1%a/b", "1.2.3.4/33"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePrefix(s)
+		if err != nil {
+			if !errors.Is(err, ErrBadPrefix) {
+				t.Fatalf("%q: %v", s, err)
+			}
+			return
+		}
+		if !p.IsValid() || p != p.Masked() || p.Addr().Is4In6() || p.Addr().Zone() != "" {
+			t.Fatalf("%q: not normalised: %v", s, p)
+		}
+		if q, err := ParsePrefix(p.String()); err != nil || q != p {
+			t.Fatalf("%q: %v does not read back: %v, %v", s, p, q, err)
+		}
+	})
 }

@@ -91,6 +91,17 @@ func (l *Listener) SetKey(prefix netip.Prefix, key Key) error { return l.t.setKe
 // open port. It returns an error matching ErrNoSuchKey when there is no such rule.
 func (l *Listener) RemoveKey(prefix netip.Prefix) error { return l.t.removeKey(prefix) }
 
+// Replace makes rules the listener's whole table, as a reloaded key file wants. It
+// removes the prefixes that are not in rules first (their peers fall back to the next
+// shorter rule or to the catch-all, never to no key), then replaces changed keys in
+// place, then adds new prefixes, so any table that fits the socket's option memory is
+// reached even when the old and new tables together would not fit. Rules are validated
+// before anything changes. If the kernel refuses a step, the steps made so far are
+// undone and a *ReplaceError is returned: its Restored field reports whether the previous
+// table is exactly back in force, and if not, which changes remain. Safe for concurrent
+// use; SetKey and RemoveKey wait while Replace runs.
+func (l *Listener) Replace(rules []KeyRule) error { return l.t.replace(rules) }
+
 // Keys returns the listener's rules sorted by prefix (the kernel cannot report them). The
 // catch-all dummies are not listed.
 func (l *Listener) Keys() []KeyRule { return l.t.keys() }

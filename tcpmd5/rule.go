@@ -3,6 +3,7 @@ package tcpmd5
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 )
 
 // A KeyRule asks peers whose address is inside Prefix to sign with Key. IPv4 prefixes
@@ -39,14 +40,19 @@ func normPrefix(p netip.Prefix) (netip.Prefix, error) {
 }
 
 // ParsePrefix reads a source prefix as used in key tables: a CIDR prefix
-// (192.0.2.0/24, 2001:db8::/32) or a single address (taken as /32 or /128).
+// (192.0.2.0/24, 2001:db8::/32) or a single address (taken as /32 or /128). An IPv6 zone
+// ("fe80::1%eth0", "fe80::%eth0/64") is accepted and dropped.
 func ParsePrefix(s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return normPrefix(p)
+	addr, bits, hasBits := strings.Cut(s, "/")
+	if a, err := netip.ParseAddr(addr); err == nil && !hasBits {
+		return normPrefix(netip.PrefixFrom(a, a.BitLen()))
 	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
+	if i := strings.IndexByte(addr, '%'); i >= 0 && hasBits {
+		addr = addr[:i] // netip.ParsePrefix refuses zones
+	}
+	p, err := netip.ParsePrefix(addr + "/" + bits)
+	if err != nil || !hasBits {
 		return netip.Prefix{}, fmt.Errorf("tcpmd5: %w: %q", ErrBadPrefix, s)
 	}
-	return normPrefix(netip.PrefixFrom(a, a.BitLen()))
+	return normPrefix(p)
 }

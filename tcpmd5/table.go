@@ -51,21 +51,13 @@ func (t *table) applies(p netip.Prefix) bool { return p.Addr().Is4() || t.sock.v
 // install writes the catch-alls (the rule's key or a dummy) and then every rule. It is
 // called once, before bind/listen or on an inherited socket.
 func (t *table) install(rules []KeyRule) error {
+	want, err := normRules(rules)
+	if err != nil {
+		return err
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, r := range rules {
-		p, err := normPrefix(r.Prefix)
-		if err != nil {
-			return err
-		}
-		if r.Key.IsZero() {
-			return fmt.Errorf("tcpmd5: rule for %v: %w", p, ErrKeyLength)
-		}
-		if _, dup := t.rules[p]; dup {
-			return fmt.Errorf("tcpmd5: two rules for %v", p)
-		}
-		t.rules[p] = r.Key
-	}
+	t.rules = want
 	for _, p := range t.catchAlls() {
 		if err := t.sock.set(p, t.keyFor(p)); err != nil {
 			return err
@@ -79,6 +71,26 @@ func (t *table) install(rules []KeyRule) error {
 		}
 	}
 	return nil
+}
+
+// normRules validates rules and returns them keyed by normalised prefix; a prefix may
+// appear once.
+func normRules(rules []KeyRule) (map[netip.Prefix]Key, error) {
+	want := make(map[netip.Prefix]Key, len(rules))
+	for _, r := range rules {
+		p, err := normPrefix(r.Prefix)
+		if err != nil {
+			return nil, err
+		}
+		if r.Key.IsZero() {
+			return nil, fmt.Errorf("tcpmd5: rule for %v: %w", p, ErrKeyLength)
+		}
+		if _, dup := want[p]; dup {
+			return nil, fmt.Errorf("tcpmd5: two rules for %v", p)
+		}
+		want[p] = r.Key
+	}
+	return want, nil
 }
 
 // keyFor returns the bytes installed for p: the rule's key or the catch-all dummy.
@@ -99,13 +111,7 @@ func (t *table) setKey(prefix netip.Prefix, key Key) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.applies(p) {
-		if err := t.sock.set(p, []byte(key.b)); err != nil {
-			return err
-		}
-	}
-	t.rules[p] = key
-	return nil
+	return t.apply(p, key)
 }
 
 func (t *table) removeKey(prefix netip.Prefix) error {
@@ -118,18 +124,7 @@ func (t *table) removeKey(prefix netip.Prefix) error {
 	if _, ok := t.rules[p]; !ok {
 		return &KeyError{Op: "delete", Prefix: p, Err: ErrNoSuchKey}
 	}
-	if t.applies(p) {
-		if d, catchAll := t.dummy[p]; catchAll {
-			err = t.sock.set(p, d) // replace in place: never a moment without a key
-		} else {
-			err = t.sock.del(p)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	delete(t.rules, p)
-	return nil
+	return t.apply(p, Key{})
 }
 
 func (t *table) keys() []KeyRule {
@@ -139,12 +134,13 @@ func (t *table) keys() []KeyRule {
 	for p, k := range t.rules {
 		out = append(out, KeyRule{Prefix: p, Key: k})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i].Prefix, out[j].Prefix
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c < 0
-		}
-		return a.Bits() < b.Bits()
-	})
+	sort.Slice(out, func(i, j int) bool { return prefixLess(out[i].Prefix, out[j].Prefix) })
 	return out
+}
+
+func prefixLess(a, b netip.Prefix) bool {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c < 0
+	}
+	return a.Bits() < b.Bits()
 }

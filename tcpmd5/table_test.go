@@ -15,6 +15,10 @@ type fakeSocket struct {
 	max  int
 	keys map[netip.Prefix][]byte
 	ops  int
+	// fail, if set, may refuse an operation ("set" or "del") before it happens; after,
+	// if set, runs after every operation that succeeded.
+	fail  func(op string, p netip.Prefix) error
+	after func()
 }
 
 func newFake(is6 bool) *fakeSocket {
@@ -25,6 +29,11 @@ func (f *fakeSocket) v6() bool { return f.is6 }
 
 func (f *fakeSocket) set(p netip.Prefix, key []byte) error {
 	f.ops++
+	if f.fail != nil {
+		if err := f.fail("set", p); err != nil {
+			return err
+		}
+	}
 	if !f.is6 && !p.Addr().Is4() {
 		return &KeyError{Op: "set", Prefix: p, Err: syscall.EINVAL}
 	}
@@ -32,15 +41,26 @@ func (f *fakeSocket) set(p netip.Prefix, key []byte) error {
 		return &KeyError{Op: "set", Prefix: p, Err: syscall.ENOMEM}
 	}
 	f.keys[p] = append([]byte(nil), key...)
+	if f.after != nil {
+		f.after()
+	}
 	return nil
 }
 
 func (f *fakeSocket) del(p netip.Prefix) error {
 	f.ops++
+	if f.fail != nil {
+		if err := f.fail("del", p); err != nil {
+			return err
+		}
+	}
 	if _, ok := f.keys[p]; !ok {
 		return &KeyError{Op: "delete", Prefix: p, Err: syscall.ENOENT}
 	}
 	delete(f.keys, p)
+	if f.after != nil {
+		f.after()
+	}
 	return nil
 }
 

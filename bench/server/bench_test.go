@@ -235,7 +235,7 @@ func BenchmarkServerVsFwknopd(b *testing.B) {
 			// fwknopd appends the client's rule after the filler, from a fresh address.
 			ip := fmt.Sprintf("10.99.0.%d", 200+k)
 			addClientIPs(t, cliLF, 200+k, 200+k)
-			if _, err := knockToOpen(t, cliLF, packet(t, ip), srvSPA, ip, srvSSH, 10*time.Second); err != nil {
+			if _, err := knockToOpen(t, cliLF, packet(t, ip), srvSPA, ip, srvSSH, 30*time.Second); err != nil {
 				t.Fatal(err)
 			}
 			targets = append(targets, &target{ns: cliLF, local: ip})

@@ -45,6 +45,24 @@ sesame's own variables:
 	                                                    server runs; with SESAME_MD5_UPSTREAM
 	SESAME_MD5_UPSTREAM          fwknopd.conf  (none)   HOST:PORT where the MD5 listener relays signed
 	                                                    connections; with SESAME_MD5_LISTEN
+	SESAME_FLEET_REDIS           fwknopd.conf  (none)   the fleet's Redis (package fleet): redis://, rediss://,
+	                                                    redis+sentinel:// or rediss+sentinel:// URL, with
+	                                                    an ACL user and password; unset: no fleet, and
+	                                                    the other SESAME_FLEET_* variables only warn
+	SESAME_FLEET_GROUP           fwknopd.conf  default  gateways that share grants and replay digests
+	SESAME_FLEET_KEY_FILE        fwknopd.conf  (none)   required with SESAME_FLEET_REDIS: the fleet key,
+	                                                    one line of base64 (>= 32 bytes decoded), mode 600
+	SESAME_FLEET_ON_ERROR        fwknopd.conf  closed   Redis unreachable: closed refuses knocks, local
+	                                                    checks replays locally (logged and counted)
+	SESAME_FLEET_TIMEOUT         fwknopd.conf  200      milliseconds, the deadline of every Redis call
+	SESAME_FLEET_MAX_SKEW        fwknopd.conf  2000     milliseconds, the clock difference tolerated
+	                                                    between gateways and Redis
+	SESAME_FLEET_WAIT_REPLICAS   fwknopd.conf  0        replicas every write waits for (WAIT)
+	SESAME_FLEET_NAME            fwknopd.conf  (random) this gateway's name in fan-out messages; unique
+	                                                    within the group
+	SESAME_FLEET_TLS_CA          fwknopd.conf  (none)   PEM CA for a rediss URL (default: system roots)
+	SESAME_FLEET_TLS_CERT        fwknopd.conf  (none)   PEM client certificate and its key (mode 600),
+	SESAME_FLEET_TLS_KEY                                both or neither
 	SESAME_REQUIRE_SOURCE_MATCH  access.conf   N        Y: the allow-IP in the packet must equal the
 	                                                    packet's source address (fwknop PR #281)
 	SESAME_MD5                   access.conf   N        Y: each grant of this stanza also lets the

@@ -21,7 +21,8 @@ type DumpOptions struct {
 // DumpServer writes the effective fwknopd.conf, like `fwknopd -D`, as "NAME value" lines
 // (sorted by name: every variable that is set, and the defaults of those sesame uses), after a
 // "# effective configuration of FILE" comment. The output parses back to the same
-// configuration. `sesame server -D` prints it.
+// configuration, except that a password in SESAME_FLEET_REDIS is shown as "xxxxx".
+// `sesame server -D` prints it.
 func DumpServer(w io.Writer, s *Server) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# effective configuration of %s\n", s.File)
@@ -34,6 +35,9 @@ func DumpServer(w io.Writer, s *Server) error {
 			continue
 		}
 		if v, _ := s.value(name); v != "" {
+			if name == "SESAME_FLEET_REDIS" {
+				v = redactURL(v) // the Redis password stays in the file
+			}
 			fmt.Fprintf(&b, "%s %s\n", name, v)
 		}
 	}

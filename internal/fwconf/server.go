@@ -1,6 +1,7 @@
 package fwconf
 
 import (
+	"errors"
 	"fmt"
 	"github.com/sesame-spa/sesame/internal/firewall"
 	"maps"
@@ -47,6 +48,21 @@ type Server struct {
 	// signed connections are relayed. Both are set or both are empty.
 	MD5Listen   string
 	MD5Upstream string
+
+	// The fleet (package fleet). FleetRedis is SESAME_FLEET_REDIS, the Redis URL: "" means no
+	// fleet, and the other fields are then unused. Zero values stand for package fleet's
+	// defaults.
+	FleetRedis        string        // redis://, rediss://, redis+sentinel:// or rediss+sentinel://
+	FleetGroup        string        // SESAME_FLEET_GROUP ("" = "default")
+	FleetKeyFile      string        // SESAME_FLEET_KEY_FILE, required with FleetRedis
+	FleetOnError      string        // SESAME_FLEET_ON_ERROR: "closed" or "local" ("" = closed)
+	FleetTimeout      time.Duration // SESAME_FLEET_TIMEOUT (milliseconds in the file; 0 = 200 ms)
+	FleetMaxSkew      time.Duration // SESAME_FLEET_MAX_SKEW (milliseconds in the file; 0 = 2 s)
+	FleetWaitReplicas int           // SESAME_FLEET_WAIT_REPLICAS (0 = no WAIT)
+	FleetName         string        // SESAME_FLEET_NAME ("" = random per start)
+	FleetTLSCA        string        // SESAME_FLEET_TLS_CA: PEM CA file for rediss URLs
+	FleetTLSCert      string        // SESAME_FLEET_TLS_CERT: PEM client certificate
+	FleetTLSKey       string        // SESAME_FLEET_TLS_KEY: its private key (mode 600)
 
 	// Raw holds every variable set in the file or by an override, after $VAR expansion.
 	Raw map[string]string
@@ -263,15 +279,21 @@ func (s *Server) resolve() ([]Warning, error) {
 	if err := s.checkMD5(); err != nil {
 		errs = append(errs, err)
 	}
+	fw, ferrs := s.resolveFleet()
+	warns = append(warns, fw...)
+	errs = append(errs, ferrs...)
 	for _, name := range []string{"PCAP_INTF", "FWKNOP_RUN_DIR", "DIGEST_FILE", "FWKNOP_PID_FILE", "ACCESS_FILE"} {
 		if v, p := s.value(name); strings.TrimSpace(v) == "" {
 			errs = append(errs, p.errorf(ErrValue, name, "", "must not be empty"))
 		}
 	}
-	if len(errs) > 0 {
+	switch len(errs) {
+	case 0:
+		return warns, nil
+	case 1:
 		return warns, errs[0]
 	}
-	return warns, nil
+	return warns, errors.Join(errs...) // one line per error: every mistake of the file in one run
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -301,9 +323,17 @@ func (s Server) String() string {
 		TableOwner                               bool
 		ReplayMargin                             time.Duration
 		MD5Listen, MD5Upstream                   string
+		FleetRedis, FleetGroup, FleetKeyFile     string
+		FleetOnError                             string
+		FleetTimeout, FleetMaxSkew               time.Duration
+		FleetWaitReplicas                        int
+		FleetName                                string
+		FleetTLSCA, FleetTLSCert, FleetTLSKey    string
 	}{s.File, s.PcapIntf, s.PcapFilter, s.PcapAnyDirection, s.EnableUDPServer, s.UDPServPort,
 		s.EnableSPAPacketAging, s.MaxSPAPacketAge, s.EnableDigestPersistence,
 		s.DigestFile, s.RunDir, s.PIDFile, s.AccessFile, s.AccessFolder,
 		s.FlushAtInit, s.FlushAtExit, s.ExitAtIntfDown, s.GuardPorts, s.HostChain.String(), s.Table, s.TableOwner,
-		s.ReplayMargin, s.MD5Listen, s.MD5Upstream})
+		s.ReplayMargin, s.MD5Listen, s.MD5Upstream,
+		redactURL(s.FleetRedis), s.FleetGroup, s.FleetKeyFile, s.FleetOnError, s.FleetTimeout, s.FleetMaxSkew,
+		s.FleetWaitReplicas, s.FleetName, s.FleetTLSCA, s.FleetTLSCert, s.FleetTLSKey})
 }

@@ -32,8 +32,19 @@ var supportedSamples = map[string]sample{
 	"FLUSH_IPT_AT_INIT": {value: "Y"}, "FLUSH_IPT_AT_EXIT": {value: "Y"},
 	"SESAME_GUARD_PORTS": {value: "tcp/22"}, "SESAME_HOST_CHAIN": {value: "iptables"},
 	"SESAME_TABLE": {value: "other"}, "SESAME_TABLE_OWNER": {value: "N"}, "SESAME_REPLAY_MARGIN": {value: "5"},
-	"SESAME_MD5_LISTEN":   {value: "127.0.0.1:2223", base: "SESAME_MD5_LISTEN 127.0.0.1:2222\nSESAME_MD5_UPSTREAM 127.0.0.1:22\n"},
-	"SESAME_MD5_UPSTREAM": {value: "127.0.0.1:23", base: "SESAME_MD5_LISTEN 127.0.0.1:2222\nSESAME_MD5_UPSTREAM 127.0.0.1:22\n"},
+	"SESAME_MD5_LISTEN":          {value: "127.0.0.1:2223", base: "SESAME_MD5_LISTEN 127.0.0.1:2222\nSESAME_MD5_UPSTREAM 127.0.0.1:22\n"},
+	"SESAME_MD5_UPSTREAM":        {value: "127.0.0.1:23", base: "SESAME_MD5_LISTEN 127.0.0.1:2222\nSESAME_MD5_UPSTREAM 127.0.0.1:22\n"},
+	"SESAME_FLEET_REDIS":         {value: "redis://10.0.0.9:6379", base: "SESAME_FLEET_KEY_FILE /k\n"},
+	"SESAME_FLEET_KEY_FILE":      {value: "/k2", base: fleetBase},
+	"SESAME_FLEET_GROUP":         {value: "edge", base: fleetBase},
+	"SESAME_FLEET_ON_ERROR":      {value: "local", base: fleetBase},
+	"SESAME_FLEET_TIMEOUT":       {value: "500", base: fleetBase},
+	"SESAME_FLEET_MAX_SKEW":      {value: "5000", base: fleetBase},
+	"SESAME_FLEET_WAIT_REPLICAS": {value: "1", base: fleetBase},
+	"SESAME_FLEET_NAME":          {value: "gw-a", base: fleetBase},
+	"SESAME_FLEET_TLS_CA":        {value: "/ca.pem", base: fleetTLSBase},
+	"SESAME_FLEET_TLS_CERT":      {value: "/c2.pem", base: fleetTLSBase + "SESAME_FLEET_TLS_CERT /c.pem\nSESAME_FLEET_TLS_KEY /c.key\n"},
+	"SESAME_FLEET_TLS_KEY":       {value: "/c2.key", base: fleetTLSBase + "SESAME_FLEET_TLS_CERT /c.pem\nSESAME_FLEET_TLS_KEY /c.key\n"},
 	// access.conf
 	"SOURCE": {value: "192.0.2.0/24"}, "DESTINATION": {value: "10.99.0.1"},
 	"OPEN_PORTS": {value: "tcp/22"}, "RESTRICT_PORTS": {value: "tcp/23"},
@@ -45,6 +56,11 @@ var supportedSamples = map[string]sample{
 	"ACCESS_EXPIRE": {value: "12/31/2030"}, "ACCESS_EXPIRE_EPOCH": {value: "1924905600"},
 	"SESAME_REQUIRE_SOURCE_MATCH": {value: "Y"}, "SESAME_MD5": {value: "Y"},
 }
+
+const (
+	fleetBase    = "SESAME_FLEET_REDIS redis://10.0.0.9\nSESAME_FLEET_KEY_FILE /k\n"
+	fleetTLSBase = "SESAME_FLEET_REDIS rediss://10.0.0.9\nSESAME_FLEET_KEY_FILE /k\n"
+)
 
 const baseStanza = "SOURCE 10.0.0.0/8\nKEY basekey\nHMAC_KEY basehmac\n"
 

@@ -151,6 +151,18 @@ var Variables = map[string]Variable{
 	"SESAME_REPLAY_MARGIN": {InServer, Supported, "60", ""},
 	"SESAME_MD5_LISTEN":    {InServer, Supported, "", ""},
 	"SESAME_MD5_UPSTREAM":  {InServer, Supported, "", ""},
+	// The fleet (package fleet): "" defaults mean the fleet package's own defaults.
+	"SESAME_FLEET_REDIS":         {InServer, Supported, "", ""},
+	"SESAME_FLEET_GROUP":         {InServer, Supported, "", ""},
+	"SESAME_FLEET_KEY_FILE":      {InServer, Supported, "", ""},
+	"SESAME_FLEET_ON_ERROR":      {InServer, Supported, "", ""},
+	"SESAME_FLEET_TIMEOUT":       {InServer, Supported, "", ""},
+	"SESAME_FLEET_MAX_SKEW":      {InServer, Supported, "", ""},
+	"SESAME_FLEET_WAIT_REPLICAS": {InServer, Supported, "", ""},
+	"SESAME_FLEET_NAME":          {InServer, Supported, "", ""},
+	"SESAME_FLEET_TLS_CA":        {InServer, Supported, "", ""},
+	"SESAME_FLEET_TLS_CERT":      {InServer, Supported, "", ""},
+	"SESAME_FLEET_TLS_KEY":       {InServer, Supported, "", ""},
 
 	// access.conf.
 	"SOURCE":                      {InAccess, Supported, "", ""},

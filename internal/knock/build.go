@@ -1,6 +1,7 @@
 package knock
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"os/user"
 	"strconv"
 	"strings"
@@ -23,7 +25,7 @@ import (
 var (
 	ErrNoServer    = errors.New("no SPA server")
 	ErrNoAllowIP   = errors.New("no allow-IP")
-	ErrNoKey       = errors.New("no Rijndael key")
+	ErrNoKey       = errors.New("missing key") // a Rijndael or HMAC key
 	ErrKeyLength   = errors.New("key of the wrong length")
 	ErrUserTooLong = errors.New("username too long")
 	ErrBadOption   = errors.New("invalid option")
@@ -38,11 +40,15 @@ const maxHMACKey = 128
 // Env holds what Build takes from the outside world. Zero fields use the real thing.
 type Env struct {
 	Now      func() time.Time
-	Rand     io.Reader                                                 // crypto/rand.Reader
-	Username func() string                                             // default username (SPOOF_USER, LOGNAME, login, USER, NO_USER)
-	Resolve  func(ctx context.Context, url string) (netip.Addr, error) // -R; ResolveMyIP
-	// StdinKeys are keys read with --stdin/--fd: the Rijndael key and, optionally, the HMAC
-	// key. They are used when no other source gives a key.
+	Rand     io.Reader     // crypto/rand.Reader
+	Username func() string // default username (SPOOF_USER, LOGNAME, login, USER, NO_USER)
+	// Resolve asks an HTTP(S) URL for the caller's address (-R); ResolveMyIP.
+	Resolve func(ctx context.Context, url, userAgent string) (netip.Addr, error)
+	// Run runs a program (wget for -w/--use-wget-user-agent) and returns its standard output;
+	// RunClean.
+	Run func(ctx context.Context, name string, args ...string) ([]byte, error)
+	// StdinKey and StdinHMACKey are keys read with --stdin/--fd. They are used when no other
+	// source gives that key.
 	StdinKey, StdinHMACKey string
 }
 
@@ -55,6 +61,9 @@ type Packet struct {
 	NoPorts bool
 	// DestPort is the destination port: -p, 62201, or the -r random port.
 	DestPort int
+	// Warnings are things the user should fix that did not stop the build (a key file others
+	// can read, a -R URL that is not HTTPS).
+	Warnings []string
 }
 
 // Build turns o into an encoded SPA packet.
@@ -71,19 +80,25 @@ func Build(ctx context.Context, o *Options, env Env) (*Packet, error) {
 	if env.Resolve == nil {
 		env.Resolve = ResolveMyIP
 	}
+	if env.Run == nil {
+		env.Run = RunClean
+	}
 	if o.Server == "" {
 		return nil, fmt.Errorf("%w: give -D HOST (or SPA_SERVER in the rc stanza)", ErrNoServer)
 	}
-	keys, err := o.keys(env)
+	if err := o.checkTransport(); err != nil {
+		return nil, err
+	}
+	p := &Packet{}
+	keys, err := o.keys(env, &p.Warnings)
 	if err != nil {
 		return nil, err
 	}
-	allow, err := o.allowIP(ctx, env)
+	allow, err := o.allowIP(ctx, env, &p.Warnings)
 	if err != nil {
 		return nil, err
 	}
 	m := spa.Message{DigestType: o.Digest, ClientTimeout: uint32(o.FWTimeout)}
-	p := &Packet{}
 	if o.FWTimeout < 0 || o.FWTimeout > 65536 {
 		return nil, fmt.Errorf("%w: -f %d: the timeout must be 0..65536 seconds", ErrBadOption, o.FWTimeout)
 	}
@@ -205,44 +220,123 @@ func splitHostPort(s string) (host, port string) {
 	return strings.Trim(s, "[]"), ""
 }
 
-// allowIP returns the allow-IP text of the message.
-func (o *Options) allowIP(ctx context.Context, env Env) (string, error) {
-	n := 0
-	for _, b := range []bool{o.AllowIP != "", o.SourceIP, o.ResolveIP} {
-		if b {
-			n++
+// checkTransport refuses transport options that contradict each other, as fwknop does.
+func (o *Options) checkTransport() error {
+	proto := o.Proto
+	if proto != "" {
+		if _, err := ParseProto(proto); err != nil {
+			return fmt.Errorf("-P: %w", err)
 		}
 	}
+	if o.HTTPProxy != "" && proto != "" && proto != ProtoHTTP {
+		return fmt.Errorf("%w: -H/HTTP_PROXY sends over HTTP, but -P/SPA_SERVER_PROTO is %s; drop one", ErrBadOption, proto)
+	}
+	if o.SpoofSource != "" {
+		if _, err := ParseSpoofSource(o.SpoofSource); err != nil {
+			return fmt.Errorf("-Q: %w", err)
+		}
+		if proto != ProtoUDPRaw && proto != ProtoTCPRaw && proto != ProtoICMP {
+			return fmt.Errorf("%w: -Q/SPOOF_SOURCE_IP needs -P udpraw, tcpraw or icmp (raw sockets, root)", ErrBadOption)
+		}
+	}
+	return nil
+}
+
+// allowIP returns the allow-IP text of the message: -a, else -s, else -R (fwknop ignores -R
+// when an address is given).
+func (o *Options) allowIP(ctx context.Context, env Env, warn *[]string) (string, error) {
 	switch {
-	case n == 0:
-		return "", fmt.Errorf("%w: give -a IP (the address to open), -s (the packet's source) or -R (ask --resolve-url)", ErrNoAllowIP)
-	case n > 1:
-		return "", fmt.Errorf("%w: -a, -s and -R exclude each other", ErrBadOption)
+	case o.AllowIP != "":
+		a, err := netip.ParseAddr(o.AllowIP)
+		if err != nil || a.Zone() != "" {
+			return "", fmt.Errorf("%w: -a %q is not an IPv4 or IPv6 address", ErrBadOption, o.AllowIP)
+		}
+		return a.Unmap().String(), nil
 	case o.SourceIP:
 		if o.Family == 6 {
 			return "::", nil
 		}
 		return "0.0.0.0", nil
 	case o.ResolveIP:
-		url := o.ResolveURL
-		if url == "" {
-			url = DefaultResolveURL
-		}
-		a, err := env.Resolve(ctx, url)
+		a, err := o.resolveIP(ctx, env, warn)
 		if err != nil {
 			return "", fmt.Errorf("%w: -R: %v; give -a IP instead", ErrNoAllowIP, err)
 		}
 		return a.String(), nil
 	}
-	a, err := netip.ParseAddr(o.AllowIP)
-	if err != nil || a.Zone() != "" {
-		return "", fmt.Errorf("%w: -a %q is not an IPv4 or IPv6 address", ErrBadOption, o.AllowIP)
-	}
-	return a.Unmap().String(), nil
+	return "", fmt.Errorf("%w: give -a IP (the address to open), -s (the packet's source) or -R (ask --resolve-url)", ErrNoAllowIP)
 }
 
+// resolveIP learns the caller's address for -R: over plain HTTP with --resolve-http-only, by
+// running wget with -w or --use-wget-user-agent (the command line fwknop runs), else with
+// env.Resolve.
+func (o *Options) resolveIP(ctx context.Context, env Env, warn *[]string) (netip.Addr, error) {
+	url := o.ResolveURL
+	ua := o.UserAgent
+	if ua == "" {
+		ua = DefaultUserAgent
+	}
+	scheme, _, hasScheme := strings.Cut(url, "://")
+	scheme = strings.ToLower(scheme)
+	if o.ResolveHTTPOnly {
+		switch {
+		case url == "":
+			url = "http://" + strings.TrimPrefix(DefaultResolveURL, "https://")
+		case hasScheme && scheme == "https":
+			return netip.Addr{}, fmt.Errorf("--resolve-http-only: %s is an https URL; give --resolve-url http://... or drop --resolve-http-only", url)
+		case !hasScheme:
+			url = "http://" + url
+		}
+		return env.Resolve(ctx, url, ua)
+	}
+	if url == "" {
+		url = DefaultResolveURL
+	} else if scheme != "https" {
+		*warn = append(*warn, fmt.Sprintf("-R: the resolve URL %s is not https, so whoever is on the path can choose the address to open", url))
+	}
+	if o.WgetCmd == "" && !o.UseWgetUA {
+		return env.Resolve(ctx, url, ua)
+	}
+	wget := o.WgetCmd
+	if wget == "" {
+		wget = "wget"
+	}
+	var args []string
+	if !o.UseWgetUA {
+		args = append(args, "-U", ua)
+	}
+	args = append(args, "--secure-protocol=auto", "--quiet", "-O", "-", url)
+	out, err := env.Run(ctx, wget, args...)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%s %s: %w", wget, strings.Join(args, " "), err)
+	}
+	return parseMyIP(bytes.NewReader(out), url)
+}
+
+// RunClean runs name with args and an empty environment (as fwknop runs wget), for at most
+// 30 s, and returns its standard output.
+func RunClean(ctx context.Context, name string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = []string{}
+	return cmd.Output()
+}
+
+// KeySet reports whether o names a Rijndael key (so --stdin/--fd give the HMAC key).
+func (o *Options) KeySet() bool { return o.Key != "" || o.KeyBase64 != "" || o.KeyFile != "" }
+
+// HMACKeySet reports whether o names an HMAC key.
+func (o *Options) HMACKeySet() bool {
+	return o.HMACKey != "" || o.HMACKeyBase64 != "" || o.HMACKeyFile != ""
+}
+
+// HMACOn reports whether the packet gets an HMAC: --use-hmac (or --hmac-digest-type on the
+// command line, which sets UseHMAC), or any HMAC key (fwknop adds one even with USE_HMAC N).
+func (o *Options) HMACOn() bool { return o.UseHMAC || o.HMACKeySet() }
+
 // keys assembles spa.Keys from the key options.
-func (o *Options) keys(env Env) (spa.Keys, error) {
+func (o *Options) keys(env Env, warn *[]string) (spa.Keys, error) {
 	k := spa.Keys{Mode: o.Mode, HMACType: o.HMAC}
 	var err error
 	switch {
@@ -257,6 +351,7 @@ func (o *Options) keys(env Env) (spa.Keys, error) {
 		if err != nil {
 			return k, fmt.Errorf("%w: -G: %v", ErrNoKey, err)
 		}
+		keyFileMode(o.KeyFile, warn)
 		k.Key = []byte(s)
 	case env.StdinKey != "":
 		k.Key = []byte(env.StdinKey)
@@ -274,15 +369,19 @@ func (o *Options) keys(env Env) (spa.Keys, error) {
 			return k, fmt.Errorf("%w: --key-base64-hmac/HMAC_KEY_BASE64 is not base64", ErrBadOption)
 		}
 	case o.HMACKeyFile != "":
+		// An unreadable HMAC key file is an error: fwknop then sends no HMAC, which the
+		// server drops (the knock fails silently), so sesame never sends less than asked.
 		s, err := rcfile.LookupKey(o.HMACKeyFile, o.Server)
 		if err != nil {
-			return k, fmt.Errorf("%w: --get-hmac-key: %v", ErrNoKey, err)
+			return k, fmt.Errorf("%w: --get-hmac-key/HMAC_KEY_FILE: %v", ErrNoKey, err)
 		}
+		keyFileMode(o.HMACKeyFile, warn)
 		k.HMACKey = []byte(s)
-	case env.StdinHMACKey != "" && o.UseHMAC:
+	case env.StdinHMACKey != "":
 		k.HMACKey = []byte(env.StdinHMACKey)
 	case o.UseHMAC:
-		return k, fmt.Errorf("%w: --use-hmac needs an HMAC key: give --key-hmac, --key-base64-hmac or --get-hmac-key", ErrNoKey)
+		return k, fmt.Errorf("%w: HMAC is on (--use-hmac, USE_HMAC or --hmac-digest-type) but no HMAC key is given: "+
+			"give --key-hmac, --key-base64-hmac, --get-hmac-key or --stdin", ErrNoKey)
 	}
 	if len(k.HMACKey) > maxHMACKey {
 		return k, fmt.Errorf("%w: the HMAC key is %d bytes, at most %d are allowed", ErrKeyLength, len(k.HMACKey), maxHMACKey)
@@ -297,6 +396,13 @@ func (o *Options) keys(env Env) (spa.Keys, error) {
 		k.HMACType = 0
 	}
 	return k, nil
+}
+
+// keyFileMode warns about a key file others can read (fwknop reads it silently).
+func keyFileMode(path string, warn *[]string) {
+	if err := rcfile.CheckMode(path); err != nil {
+		*warn = append(*warn, "key file "+strings.TrimSuffix(err.Error(), ": "+rcfile.ErrPermissions.Error()))
+	}
 }
 
 // DefaultUsername is fwknop's choice: $SPOOF_USER, $LOGNAME, the login name, $USER, or

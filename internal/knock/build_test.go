@@ -20,7 +20,7 @@ func testEnv() Env {
 	return Env{
 		Now:      func() time.Time { return fixedNow },
 		Username: func() string { return "tester" },
-		Resolve: func(ctx context.Context, url string) (netip.Addr, error) {
+		Resolve: func(ctx context.Context, url, ua string) (netip.Addr, error) {
 			return netip.MustParseAddr("198.51.100.7"), nil
 		},
 	}
@@ -158,7 +158,6 @@ func TestBuildErrors(t *testing.T) {
 	}{
 		{"noServer", func(o *Options) { o.Server = "" }, ErrNoServer, "-D"},
 		{"noAllow", func(o *Options) { o.AllowIP = "" }, ErrNoAllowIP, "-a IP"},
-		{"twoAllow", func(o *Options) { o.SourceIP = true }, ErrBadOption, "exclude"},
 		{"badAllow", func(o *Options) { o.AllowIP = "10.0.0" }, ErrBadOption, "-a"},
 		{"noKey", func(o *Options) { o.Key = "" }, ErrNoKey, "--key-rijndael"},
 		{"longKey", func(o *Options) { o.Key = strings.Repeat("k", 33) }, ErrKeyLength, "1..32"},
@@ -174,6 +173,11 @@ func TestBuildErrors(t *testing.T) {
 		{"natBadPort", func(o *Options) { o.NATAccess = "h:0" }, ErrBadOption, "-N"},
 		{"natNoAccess", func(o *Options) { o.Access, o.NATAccess = "", "h:1" }, ErrBadOption, "-A"},
 		{"resolveFails", func(o *Options) { o.AllowIP, o.ResolveIP = "", true }, ErrNoAllowIP, "-a IP"},
+		{"proxyNotHTTP", func(o *Options) { o.HTTPProxy, o.Proto = "p:3128", "udp" }, ErrBadOption, "-H/HTTP_PROXY"},
+		{"spoofUDP", func(o *Options) { o.SpoofSource = "10.9.9.9" }, ErrBadOption, "-P udpraw, tcpraw or icmp"},
+		{"spoofV6", func(o *Options) { o.SpoofSource, o.Proto = "::1", "udpraw" }, ErrBadOption, "IPv4"},
+		{"badProto", func(o *Options) { o.Proto = "sctp" }, ErrBadOption, "tcpraw"},
+		{"hmacOnNoKey", func(o *Options) { o.HMACKey = ""; o.HMAC = spa.SHA512 }, ErrNoKey, "--hmac-digest-type"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -181,7 +185,7 @@ func TestBuildErrors(t *testing.T) {
 			c.mod(o)
 			env := testEnv()
 			if c.name == "resolveFails" {
-				env.Resolve = func(context.Context, string) (netip.Addr, error) { return netip.Addr{}, errors.New("offline") }
+				env.Resolve = func(context.Context, string, string) (netip.Addr, error) { return netip.Addr{}, errors.New("offline") }
 			}
 			_, err := Build(context.Background(), o, env)
 			if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.text) {
@@ -229,7 +233,8 @@ func TestStanzaRoundTrip(t *testing.T) {
 	o := &Options{Server: "srv.example", Port: 4000, Proto: "tcp", SourcePort: 5555, RandPort: true,
 		Access: "tcp/22,udp/53", SourceIP: true, KeyBase64: "a2V5", HMACKeyBase64: "aG1hYw==", UseHMAC: true,
 		Digest: spa.SHA512, HMAC: spa.SHA384, Mode: spa.CTR, FWTimeout: 45, NATAccess: "10.0.0.5:22",
-		User: "bob", TimeOffset: 2 * time.Minute, UserAgent: "Fwknop/x", ResolveURL: "http://x/"}
+		User: "bob", TimeOffset: 2 * time.Minute, UserAgent: "Fwknop/x", ResolveURL: "http://x/",
+		SpoofSource: "10.9.9.9", WgetCmd: "/usr/bin/wget", UseWgetUA: true, ResolveHTTPOnly: true, Verbose: 1, NoSaveArgs: true}
 	s := o.Stanza("two")
 	text := rcfile.Format(s)
 	for _, line := range []string{"DIGEST_TYPE                 SHA512\n", "ALLOW_IP                    source\n",
@@ -253,19 +258,103 @@ func TestStanzaRoundTrip(t *testing.T) {
 
 func TestApplyErrors(t *testing.T) {
 	for _, text := range []string{"[s]\nUSE_GPG Y\n", "[s]\nSPA_SERVER_PORT 70000\n", "[s]\nENCRYPTION_MODE pcbc\n",
-		"[s]\nDIGEST_TYPE sha7\n", "[s]\nTIME_OFFSET 5x\n"} {
+		"[s]\nDIGEST_TYPE sha7\n", "[s]\nTIME_OFFSET 5x\n", "[s]\nFOO bar\n", "[s]\nVERBOSE 5\n", "[s]\nVERBOSE -1\n",
+		"[s]\nSPA_SERVER_PROTO invalid\n", "[s]\nALLOW_IP 10.0.0\n", "[s]\nKEY_BASE64 !!\n", "[s]\nHMAC_KEY_BASE64 !!\n",
+		"[s]\nSPOOF_SOURCE_IP ::1\n", "[s]\nFW_TIMEOUT 65537\n"} {
 		f, err := rcfile.Parse(strings.NewReader(text), "rc")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := FromRC(f, "s"); err == nil {
-			t.Errorf("%q accepted", text)
+		_, _, err = FromRC(f, "s")
+		var pe *ParamError
+		if !errors.As(err, &pe) || pe.Line != 2 || pe.Stanza != "s" || !strings.Contains(err.Error(), "parameter error in rc line 2 ([s])") {
+			t.Errorf("%q: %v, want a parameter error naming line 2", text, err)
 		}
 	}
-	f, _ := rcfile.Parse(strings.NewReader("[s]\nUSE_GPG N\nFOO bar\nVERBOSE Y\n"), "rc")
-	_, warn, err := FromRC(f, "s")
-	if err != nil || len(warn) != 1 || !strings.Contains(warn[0], "FOO") {
-		t.Errorf("warnings %v, err %v", warn, err)
+	f, _ := rcfile.Parse(strings.NewReader("[s]\nUSE_GPG N\nGPG_RECIPIENT x\nVERBOSE Y\nKEY abc def\nACCESS tcp/22 # ssh\n"+
+		"ALLOW_IP 10.0.0.2;\nSPA_SERVER_PROTO TCPRAW\nRESOLVE_IP_HTTPS Y\nSERVER_RESOLVE_IPV4 Y\n"), "rc")
+	o, warn, err := FromRC(f, "s")
+	if err != nil || len(warn) != 1 || !strings.Contains(warn[0], "rc line 5: KEY is \"abc\": the text \"def\"") {
+		t.Fatalf("warnings %q, err %v", warn, err)
+	}
+	if o.Key != "abc" || o.Access != "tcp/22" || o.AllowIP != "10.0.0.2" || o.Verbose != 1 || o.Proto != "tcpraw" ||
+		!o.ResolveIP || o.Family != 4 {
+		t.Errorf("options %+v", *o)
+	}
+}
+
+// TestAllowIPOrder: an address (-a, or -s) beats -R, as in fwknop; -R is not even tried.
+func TestAllowIPOrder(t *testing.T) {
+	env := testEnv()
+	env.Resolve = func(context.Context, string, string) (netip.Addr, error) {
+		t.Error("-R resolved although an address was given")
+		return netip.Addr{}, errors.New("no")
+	}
+	for _, c := range []struct {
+		mod  func(*Options)
+		want string
+	}{
+		{func(o *Options) { o.ResolveIP = true }, "10.99.0.2"},
+		{func(o *Options) { o.AllowIP, o.SourceIP, o.ResolveIP = "", true, true }, "0.0.0.0"},
+	} {
+		o := base()
+		c.mod(o)
+		p, err := Build(context.Background(), o, env)
+		if err != nil || !strings.HasPrefix(p.Msg.Message, c.want+",") {
+			t.Errorf("message %v, %v; want allow-IP %s", p, err, c.want)
+		}
+	}
+}
+
+// TestResolveModes checks the URL, User-Agent and program each -R variant uses.
+func TestResolveModes(t *testing.T) {
+	var got []string
+	env := testEnv()
+	env.Resolve = func(_ context.Context, url, ua string) (netip.Addr, error) {
+		got = append(got, "http "+url+" "+ua)
+		return netip.MustParseAddr("198.51.100.7"), nil
+	}
+	env.Run = func(_ context.Context, name string, args ...string) ([]byte, error) {
+		got = append(got, name+" "+strings.Join(args, " "))
+		return []byte("198.51.100.8 is you\n"), nil
+	}
+	for _, c := range []struct {
+		mod  func(*Options)
+		want string
+	}{
+		{func(o *Options) {}, "http https://www.cipherdyne.org/cgi-bin/myip Fwknop/2.6.10"},
+		{func(o *Options) { o.UserAgent = "ua" }, "http https://www.cipherdyne.org/cgi-bin/myip ua"},
+		{func(o *Options) { o.ResolveHTTPOnly = true }, "http http://www.cipherdyne.org/cgi-bin/myip Fwknop/2.6.10"},
+		{func(o *Options) { o.ResolveHTTPOnly, o.ResolveURL = true, "ip.example/x" }, "http http://ip.example/x Fwknop/2.6.10"},
+		{func(o *Options) { o.WgetCmd = "/opt/wget" },
+			"/opt/wget -U Fwknop/2.6.10 --secure-protocol=auto --quiet -O - https://www.cipherdyne.org/cgi-bin/myip"},
+		{func(o *Options) { o.UseWgetUA = true }, "wget --secure-protocol=auto --quiet -O - https://www.cipherdyne.org/cgi-bin/myip"},
+	} {
+		got = nil
+		o := base()
+		o.AllowIP, o.ResolveIP = "", true
+		c.mod(o)
+		if _, err := Build(context.Background(), o, env); err != nil || len(got) != 1 || got[0] != c.want {
+			t.Errorf("ran %q (%v), want %q", got, err, c.want)
+		}
+	}
+	o := base()
+	o.AllowIP, o.ResolveIP, o.ResolveHTTPOnly, o.ResolveURL = "", true, true, "https://ip.example/"
+	if _, err := Build(context.Background(), o, env); err == nil || !strings.Contains(err.Error(), "https URL") {
+		t.Errorf("--resolve-http-only with https: %v", err)
+	}
+	o.ResolveHTTPOnly, o.ResolveURL = false, "http://ip.example/"
+	if p, err := Build(context.Background(), o, env); err != nil || len(p.Warnings) != 1 || !strings.Contains(p.Warnings[0], "not https") {
+		t.Errorf("plain http URL: %v %v", p, err)
+	}
+}
+
+// TestRunClean runs a real program with an empty environment, as fwknop runs wget.
+func TestRunClean(t *testing.T) {
+	t.Setenv("SESAME_TEST_LEAK", "x")
+	out, err := RunClean(context.Background(), "/usr/bin/env")
+	if err != nil || len(out) != 0 {
+		t.Errorf("env printed %q, %v", out, err)
 	}
 }
 

@@ -1,11 +1,22 @@
 package knock
 
-import "context"
+import (
+	"context"
+	"net/netip"
+)
 
 // TargetOf returns where p goes according to o.
 func TargetOf(o *Options, p *Packet) Target {
-	return Target{Server: o.Server, Port: p.DestPort, Proto: o.Proto, SourcePort: o.SourcePort,
+	proto := o.Proto
+	if proto == "" && o.HTTPProxy != "" {
+		proto = ProtoHTTP // -H implies HTTP, as in fwknop
+	}
+	t := Target{Server: o.Server, Port: p.DestPort, Proto: proto, SourcePort: o.SourcePort,
 		Family: o.Family, HTTPProxy: o.HTTPProxy, UserAgent: o.UserAgent, ICMPType: o.ICMPType, ICMPCode: o.ICMPCode}
+	if a, err := netip.ParseAddr(o.SpoofSource); err == nil {
+		t.SpoofSource = a.Unmap()
+	}
+	return t
 }
 
 // Knock builds the packet for o and sends it with s.

@@ -1,7 +1,10 @@
 package knock
 
 import (
+	"errors"
 	"fmt"
+	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,18 +26,24 @@ const DefaultResolveURL = "https://www.cipherdyne.org/cgi-bin/myip"
 // Options are the client settings, merged from ~/.fwknoprc and the command line. The zero
 // value of a field means "not set / default".
 type Options struct {
-	Server     string // -D, SPA_SERVER
-	Port       int    // -p, SPA_SERVER_PORT; 0 = 62201
-	Proto      string // -P, SPA_SERVER_PROTO: udp (default), tcp, http, icmp, udpraw
-	SourcePort int    // -S, SPA_SOURCE_PORT
-	RandPort   bool   // -r, RAND_PORT
-	Family     int    // 4 or 6 (-4/-6): resolve the server in this family only
+	Server      string // -D, SPA_SERVER
+	Port        int    // -p, SPA_SERVER_PORT; 0 = 62201
+	Proto       string // -P, SPA_SERVER_PROTO: udp (default), tcp, http, icmp, udpraw, tcpraw
+	SourcePort  int    // -S, SPA_SOURCE_PORT
+	RandPort    bool   // -r, RAND_PORT
+	Family      int    // 4 or 6 (-4/-6, --server-resolve-ipv4): resolve the server in this family only
+	SpoofSource string // -Q, SPOOF_SOURCE_IP: IPv4 source address of raw packets (udpraw, tcpraw, icmp)
 
-	Access     string // -A, ACCESS: "tcp/22[,udp/53...]"; "" sends NoPortsAccess
-	AllowIP    string // -a, ALLOW_IP (IPv4 or IPv6)
-	SourceIP   bool   // -s, ALLOW_IP source: allow-IP 0.0.0.0
-	ResolveIP  bool   // -R, ALLOW_IP resolve
-	ResolveURL string // --resolve-url, RESOLVE_URL
+	// The allow-IP: AllowIP, else SourceIP, else ResolveIP (an explicit address beats -R, as in
+	// fwknop; the command line keeps only the last of -a and -s).
+	Access          string // -A, ACCESS: "tcp/22[,udp/53...]"; "" sends NoPortsAccess
+	AllowIP         string // -a, ALLOW_IP (IPv4 or IPv6)
+	SourceIP        bool   // -s, ALLOW_IP source: allow-IP 0.0.0.0
+	ResolveIP       bool   // -R, ALLOW_IP resolve, RESOLVE_IP_HTTPS / RESOLVE_IP_HTTP Y
+	ResolveURL      string // --resolve-url, RESOLVE_URL
+	ResolveHTTPOnly bool   // --resolve-http-only, RESOLVE_HTTP_ONLY: -R over plain HTTP only
+	WgetCmd         string // -w, WGET_CMD: run this wget for -R (default: sesame's HTTPS client)
+	UseWgetUA       bool   // --use-wget-user-agent, USE_WGET_USER_AGENT: -R with wget's own User-Agent
 
 	Key, KeyBase64         string // --key-rijndael / --key-base64-rijndael, KEY / KEY_BASE64
 	KeyFile                string // -G, KEY_FILE
@@ -56,52 +65,66 @@ type Options struct {
 	User       string        // -U, SPOOF_USER
 	TimeOffset time.Duration // --time-offset-plus/minus, TIME_OFFSET
 
-	HTTPProxy string // -H, HTTP_PROXY
-	UserAgent string // -u, HTTP_USER_AGENT
+	HTTPProxy string // -H, HTTP_PROXY (implies -P http)
+	UserAgent string // -u, HTTP_USER_AGENT (also for -R)
 	ICMPType  int    // --icmp-type (default 0, echo reply)
 	ICMPCode  int    // --icmp-code
+
+	Verbose    int  // -v (count), VERBOSE (0..4, or Y)
+	NoSaveArgs bool // --no-save-args, NO_SAVE_ARGS: do not write ~/.fwknop.run
 }
 
-// Variable names of ~/.fwknoprc, in the order fwknop writes them.
+// Variable names of ~/.fwknoprc, in the order fwknop 2.6.10 writes them.
 var rcOrder = []string{"DIGEST_TYPE", "SPA_SERVER_PROTO", "SPA_SERVER_PORT", "SPA_SOURCE_PORT",
-	"FW_TIMEOUT", "ALLOW_IP", "TIME_OFFSET", "ENCRYPTION_MODE", "SPOOF_USER", "ACCESS",
-	"SPA_SERVER", "RAND_PORT", "KEY_FILE", "HMAC_KEY_FILE", "KEY", "KEY_BASE64",
-	"HMAC_DIGEST_TYPE", "HMAC_KEY", "HMAC_KEY_BASE64", "USE_HMAC", "NAT_ACCESS", "NAT_LOCAL",
-	"NAT_PORT", "NAT_RAND_PORT", "HTTP_USER_AGENT", "RESOLVE_URL", "HTTP_PROXY"}
+	"FW_TIMEOUT", "ALLOW_IP", "TIME_OFFSET", "ENCRYPTION_MODE", "SPOOF_USER", "SPOOF_SOURCE_IP",
+	"ACCESS", "SPA_SERVER", "RAND_PORT", "KEY", "KEY_BASE64", "HMAC_DIGEST_TYPE", "HMAC_KEY",
+	"HMAC_KEY_BASE64", "USE_HMAC", "USE_WGET_USER_AGENT", "KEY_FILE", "HMAC_KEY_FILE", "NAT_ACCESS",
+	"HTTP_USER_AGENT", "RESOLVE_URL", "HTTP_PROXY", "NAT_LOCAL", "NAT_RAND_PORT", "NAT_PORT",
+	"VERBOSE", "RESOLVE_HTTP_ONLY", "WGET_CMD", "NO_SAVE_ARGS"}
 
-// Unsupported rc variables (GnuPG and friends): Apply refuses them if they are switched on.
-var rcUnsupported = map[string]string{
-	"USE_GPG": "GnuPG mode", "USE_GPG_AGENT": "GnuPG mode", "GPG_RECIPIENT": "GnuPG mode",
-	"GPG_SIGNER": "GnuPG mode", "GPG_HOMEDIR": "GnuPG mode", "GPG_EXE": "GnuPG mode",
-	"GPG_SIGNING_PW": "GnuPG mode", "GPG_SIGNING_PW_BASE64": "GnuPG mode", "GPG_NO_SIGNING_PW": "GnuPG mode",
-	"SPOOF_SOURCE_IP": "source spoofing",
+// GnuPG settings: fwknop ignores them unless USE_GPG is Y (or ENCRYPTION_MODE asymmetric),
+// which sesame refuses.
+var rcGPG = map[string]bool{"USE_GPG_AGENT": true, "GPG_RECIPIENT": true, "GPG_SIGNER": true,
+	"GPG_HOMEDIR": true, "GPG_EXE": true, "GPG_SIGNING_PW": true, "GPG_SIGNING_PW_BASE64": true,
+	"GPG_NO_SIGNING_PW": true}
+
+// ParamError is an rc file variable that fwknop would not accept either ("Parameter error"):
+// an unknown name or a bad value. It names the file, line and variable.
+type ParamError struct {
+	Path, Stanza string
+	Line         int
+	Name, Value  string
+	Err          error
 }
 
-// Ignored rc variables: accepted for compatibility, no effect in sesame.
-var rcIgnored = map[string]bool{"VERBOSE": true, "NO_SAVE_ARGS": true, "USE_WGET_USER_AGENT": true,
-	"WGET_CMD": true, "RESOLVE_HTTP_ONLY": true, "RESOLVE_IP_HTTP": true, "RESOLVE_IP_HTTPS": true,
-	"SERVER_RESOLVE_IPV4": true}
+func (e *ParamError) Error() string {
+	where := e.Path
+	if e.Line > 0 {
+		where = fmt.Sprintf("%s line %d", e.Path, e.Line)
+	}
+	return fmt.Sprintf("parameter error in %s ([%s]): %s %q: %v", where, e.Stanza, e.Name, e.Value, e.Err)
+}
 
-// Apply sets o from an rc stanza (already merged over [default]). Unknown variables are
-// returned as warnings; bad values and unsupported features are errors naming the variable.
-func (o *Options) Apply(s *rcfile.Stanza) (warnings []string, err error) {
+func (e *ParamError) Unwrap() error { return e.Err }
+
+// ErrUnknownVar: an rc variable fwknop 2.6.10 does not know.
+var ErrUnknownVar = errors.New("unknown variable")
+
+// Apply sets o from an rc stanza (already merged over [default]) read from the file path.
+// Unknown variables, bad values and unsupported features are a *ParamError. The warnings name
+// lines whose value lost text after a blank (see rcfile.Var.Dropped).
+func (o *Options) Apply(s *rcfile.Stanza, path string) (warnings []string, err error) {
 	for _, v := range s.Vars {
 		if err := o.applyVar(v.Name, v.Value); err != nil {
-			if err == errUnknownVar {
-				warnings = append(warnings, fmt.Sprintf("ignoring unknown variable %s in stanza [%s]", v.Name, s.Name))
-				continue
-			}
-			where := fmt.Sprintf("stanza [%s]", s.Name)
-			if v.Line > 0 {
-				where = fmt.Sprintf("line %d (stanza [%s])", v.Line, s.Name)
-			}
-			return warnings, fmt.Errorf("rc file %s: %s: %w", where, v.Name, err)
+			return warnings, &ParamError{Path: path, Stanza: s.Name, Line: v.Line, Name: v.Name, Value: v.Value, Err: err}
+		}
+		if v.Dropped != "" {
+			warnings = append(warnings, fmt.Sprintf("%s line %d: %s is %q: the text %q after it is ignored, as fwknop does; "+
+				"remove it, or use %s_BASE64 for a key with blanks", path, v.Line, v.Name, v.Value, v.Dropped, strings.TrimSuffix(v.Name, "_BASE64")))
 		}
 	}
 	return warnings, nil
 }
-
-var errUnknownVar = fmt.Errorf("unknown variable")
 
 func yes(v string) bool {
 	return strings.EqualFold(v, "y") || strings.EqualFold(v, "yes") || v == "1"
@@ -112,10 +135,17 @@ func (o *Options) applyVar(name, v string) error {
 	atoi := func(dst *int, max int) {
 		n, e := strconv.Atoi(v)
 		if e != nil || n < 0 || n > max {
-			err = fmt.Errorf("%q is not a number in 0..%d", v, max)
+			err = fmt.Errorf("want a number in 0..%d", max)
 			return
 		}
 		*dst = n
+	}
+	b64 := func(dst *string) {
+		if _, e := spa.DecodeKey(v, true); e != nil {
+			err = fmt.Errorf("not base64")
+			return
+		}
+		*dst = v
 	}
 	switch name {
 	case "SPA_SERVER":
@@ -123,11 +153,17 @@ func (o *Options) applyVar(name, v string) error {
 	case "SPA_SERVER_PORT":
 		atoi(&o.Port, 65535)
 	case "SPA_SERVER_PROTO":
-		o.Proto = strings.ToLower(v)
+		o.Proto, err = ParseProto(v)
 	case "SPA_SOURCE_PORT":
 		atoi(&o.SourcePort, 65535)
 	case "RAND_PORT":
 		o.RandPort = yes(v)
+	case "SERVER_RESOLVE_IPV4":
+		if yes(v) {
+			o.Family = 4
+		}
+	case "SPOOF_SOURCE_IP":
+		o.SpoofSource, err = ParseSpoofSource(v)
 	case "ACCESS":
 		o.Access = v
 	case "ALLOW_IP":
@@ -138,20 +174,35 @@ func (o *Options) applyVar(name, v string) error {
 		case "resolve":
 			o.ResolveIP = true
 		default:
+			if a, e := netip.ParseAddr(v); e != nil || a.Zone() != "" {
+				return fmt.Errorf("want an IPv4 or IPv6 address, source or resolve")
+			}
 			o.AllowIP = v
+		}
+	case "RESOLVE_IP_HTTPS", "RESOLVE_IP_HTTP":
+		if yes(v) {
+			o.ResolveIP = true
 		}
 	case "RESOLVE_URL":
 		o.ResolveURL = v
+	case "RESOLVE_HTTP_ONLY":
+		o.ResolveHTTPOnly = yes(v)
+	case "WGET_CMD":
+		o.WgetCmd = v
+	case "USE_WGET_USER_AGENT":
+		o.UseWgetUA = yes(v)
 	case "KEY":
 		o.Key, o.KeyBase64 = v, ""
 	case "KEY_BASE64":
-		o.KeyBase64, o.Key = v, ""
+		b64(&o.KeyBase64)
+		o.Key = ""
 	case "KEY_FILE":
 		o.KeyFile = v
 	case "HMAC_KEY":
 		o.HMACKey, o.HMACKeyBase64 = v, ""
 	case "HMAC_KEY_BASE64":
-		o.HMACKeyBase64, o.HMACKey = v, ""
+		b64(&o.HMACKeyBase64)
+		o.HMACKey = ""
 	case "HMAC_KEY_FILE":
 		o.HMACKeyFile = v
 	case "USE_HMAC":
@@ -186,19 +237,52 @@ func (o *Options) applyVar(name, v string) error {
 		o.UserAgent = v
 	case "HTTP_PROXY":
 		o.HTTPProxy = v
-	default:
-		if what, ok := rcUnsupported[name]; ok {
-			if strings.HasPrefix(name, "USE_") && !yes(v) {
-				return nil
+	case "VERBOSE":
+		// fwknop: a number must be 0..4; any other word is Y (1) or not.
+		if n, e := strconv.Atoi(v); e == nil || strings.HasPrefix(v, "-") {
+			if e != nil || n < 0 || n > 4 {
+				return fmt.Errorf("want 0..4, Y or N")
 			}
-			return fmt.Errorf("%w: %s is not supported by sesame; use Rijndael keys (KEY/KEY_BASE64)", spa.ErrUnsupported, what)
+			o.Verbose = n
+		} else if yes(v) {
+			o.Verbose = 1
+		} else {
+			o.Verbose = 0
 		}
-		if rcIgnored[name] {
-			return nil
+	case "NO_SAVE_ARGS":
+		o.NoSaveArgs = yes(v)
+	case "USE_GPG":
+		if yes(v) {
+			return fmt.Errorf("%w: GnuPG mode is not supported by sesame; use Rijndael keys (KEY_BASE64)", spa.ErrUnsupported)
 		}
-		return errUnknownVar
+	default:
+		if rcGPG[name] {
+			return nil // ignored without USE_GPG Y, as in fwknop
+		}
+		return fmt.Errorf("%w; check the spelling against fwknop(8)", ErrUnknownVar)
 	}
 	return err
+}
+
+// Protocols -P accepts.
+var protos = []string{ProtoUDP, ProtoTCP, ProtoHTTP, ProtoICMP, ProtoUDPRaw, ProtoTCPRaw}
+
+// ParseProto parses -P / SPA_SERVER_PROTO (case-insensitive).
+func ParseProto(v string) (string, error) {
+	p := strings.ToLower(v)
+	if slices.Contains(protos, p) {
+		return p, nil
+	}
+	return "", fmt.Errorf("%w: protocol %q: want udp, tcp, http, udpraw, tcpraw or icmp", ErrBadOption, v)
+}
+
+// ParseSpoofSource parses -Q / SPOOF_SOURCE_IP: an IPv4 address (fwknop 2.6 spoofs IPv4 only).
+func ParseSpoofSource(v string) (string, error) {
+	a, err := netip.ParseAddr(v)
+	if err != nil || !a.Unmap().Is4() {
+		return "", fmt.Errorf("%w: spoofed source %q: want an IPv4 address", ErrBadOption, v)
+	}
+	return a.Unmap().String(), nil
 }
 
 // ParseMode parses -M / ENCRYPTION_MODE; GnuPG ("asymmetric") is refused as unsupported.
@@ -257,12 +341,12 @@ func (o *Options) Stanza(name string) *rcfile.Stanza {
 		vals["FW_TIMEOUT"] = strconv.Itoa(o.FWTimeout)
 	}
 	switch {
+	case o.AllowIP != "":
+		vals["ALLOW_IP"] = o.AllowIP
 	case o.SourceIP:
 		vals["ALLOW_IP"] = "source"
 	case o.ResolveIP:
 		vals["ALLOW_IP"] = "resolve"
-	case o.AllowIP != "":
-		vals["ALLOW_IP"] = o.AllowIP
 	}
 	if o.TimeOffset != 0 {
 		vals["TIME_OFFSET"] = strconv.Itoa(int(o.TimeOffset / time.Second))
@@ -281,6 +365,7 @@ func (o *Options) Stanza(name string) *rcfile.Stanza {
 		}
 	}
 	set("SPOOF_USER", o.User)
+	set("SPOOF_SOURCE_IP", o.SpoofSource)
 	set("ACCESS", o.Access)
 	set("SPA_SERVER", o.Server)
 	yesNo("RAND_PORT", o.RandPort)
@@ -303,6 +388,16 @@ func (o *Options) Stanza(name string) *rcfile.Stanza {
 	set("HTTP_USER_AGENT", o.UserAgent)
 	set("RESOLVE_URL", o.ResolveURL)
 	set("HTTP_PROXY", o.HTTPProxy)
+	yesNo("USE_WGET_USER_AGENT", o.UseWgetUA)
+	yesNo("RESOLVE_HTTP_ONLY", o.ResolveHTTPOnly)
+	set("WGET_CMD", o.WgetCmd)
+	switch {
+	case o.Verbose == 1:
+		vals["VERBOSE"] = "Y"
+	case o.Verbose > 1:
+		vals["VERBOSE"] = strconv.Itoa(min(o.Verbose, 4))
+	}
+	yesNo("NO_SAVE_ARGS", o.NoSaveArgs)
 	s := &rcfile.Stanza{Name: name}
 	for _, n := range rcOrder {
 		if v, ok := vals[n]; ok {

@@ -2,7 +2,6 @@ package knock
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -35,17 +34,20 @@ func LoadRC(path string, mustExist bool) (*rcfile.File, error) {
 	return f, nil
 }
 
-// FromRC returns the options of stanza name (merged over [default]) of f, plus warnings about
-// variables sesame ignores.
+// FromRC returns the options of stanza name (merged over [default]) of f, plus warnings: lines
+// of the file that are ignored and values that lost text after a blank. Bad lines of the
+// stanzas used and bad variables are errors (rcfile.ErrSyntax, *ParamError).
 func FromRC(f *rcfile.File, name string) (*Options, []string, error) {
 	s, err := f.Resolve(name)
 	if err != nil {
 		return nil, nil, err
 	}
 	o := &Options{}
-	warn, err := o.Apply(s)
+	warn := append([]string(nil), f.Warnings...)
+	w, err := o.Apply(s, f.Path)
+	warn = append(warn, w...)
 	if err != nil {
-		return nil, warn, fmt.Errorf("%s: %w", f.Path, err)
+		return nil, warn, err
 	}
 	return o, warn, nil
 }

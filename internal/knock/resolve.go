@@ -12,16 +12,20 @@ import (
 )
 
 // ResolveMyIP asks url (an HTTP(S) "what is my IP" service, fwknop's -R) for the caller's
-// address: it GETs the URL and returns the first word of the body that parses as an IPv4 or
-// IPv6 address. The request times out after 10 s.
-func ResolveMyIP(ctx context.Context, url string) (netip.Addr, error) {
+// address: it GETs the URL with the User-Agent userAgent (DefaultUserAgent if empty) and
+// returns the first word of the body that parses as an IPv4 or IPv6 address. The request
+// times out after 10 s.
+func ResolveMyIP(ctx context.Context, url, userAgent string) (netip.Addr, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("resolve URL %q: %w", url, err)
 	}
-	req.Header.Set("User-Agent", "Fwknop/2.6.10")
+	if userAgent == "" {
+		userAgent = DefaultUserAgent
+	}
+	req.Header.Set("User-Agent", userAgent)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("resolve own IP via %s: %w", url, err)

@@ -2,8 +2,6 @@ package knock
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -27,19 +25,23 @@ const (
 	ProtoHTTP   = "http"
 	ProtoICMP   = "icmp"
 	ProtoUDPRaw = "udpraw"
+	ProtoTCPRaw = "tcpraw"
 )
 
 // Target says where and how to send a packet.
 type Target struct {
 	Server     string // -D as given (name or address); also the HTTP Host header
 	Port       int    // destination port (not used by icmp)
-	Proto      string // ProtoUDP (default), ProtoTCP, ProtoHTTP, ProtoICMP, ProtoUDPRaw
-	SourcePort int    // -S; 0 = any (udpraw: random)
-	Family     int    // 4, 6 or 0 (prefer IPv4, as fwknop)
-	HTTPProxy  string // -H host[:port] (default port 8080)
-	UserAgent  string // -u; "" = "Fwknop/2.6.10"
-	ICMPType   int
-	ICMPCode   int
+	Proto      string // ProtoUDP (default), ProtoTCP, ProtoHTTP, ProtoICMP, ProtoUDPRaw, ProtoTCPRaw
+	SourcePort int    // -S; 0 = any (udpraw, tcpraw: random)
+	// SpoofSource is -Q: the IPv4 source address written into raw packets (ProtoUDPRaw,
+	// ProtoTCPRaw, ProtoICMP); invalid: the kernel's choice.
+	SpoofSource netip.Addr
+	Family      int    // 4, 6 or 0 (prefer IPv4, as fwknop)
+	HTTPProxy   string // -H host[:port] (default port 8080)
+	UserAgent   string // -u; "" = "Fwknop/2.6.10"
+	ICMPType    int
+	ICMPCode    int
 }
 
 // Sender sends one SPA packet. NetSender is the real one; tests may use a fake.
@@ -108,6 +110,9 @@ func (s NetSender) Send(ctx context.Context, t Target, wire string) (Sent, error
 	if proto == ProtoHTTP && t.HTTPProxy != "" {
 		return s.sendHTTP(ctx, t, wire)
 	}
+	if t.SpoofSource.IsValid() && proto != ProtoUDPRaw && proto != ProtoTCPRaw && proto != ProtoICMP {
+		return Sent{}, fmt.Errorf("%w: -Q (spoofed source) needs -P udpraw, tcpraw or icmp", ErrBadOption)
+	}
 	dst, err := ResolveServer(ctx, s.Resolver, t.Server, t.Family)
 	if err != nil {
 		return Sent{}, err
@@ -120,12 +125,10 @@ func (s NetSender) Send(ctx context.Context, t Target, wire string) (Sent, error
 		return s.sendStream(ctx, "tcp", ap, t.SourcePort, []byte(wire))
 	case ProtoHTTP:
 		return s.sendStream(ctx, "tcp", ap, t.SourcePort, httpRequest(t, wire, false))
-	case ProtoICMP:
-		return sendICMP(dst, t, []byte(wire))
-	case ProtoUDPRaw:
-		return sendUDPRaw(ap, t.SourcePort, []byte(wire))
+	case ProtoICMP, ProtoUDPRaw, ProtoTCPRaw:
+		return sendRaw(proto, ap, t, []byte(wire))
 	}
-	return Sent{}, fmt.Errorf("%w: -P %q: want udp, tcp, http, icmp or udpraw", ErrBadOption, t.Proto)
+	return Sent{}, fmt.Errorf("%w: -P %q: want udp, tcp, http, udpraw, tcpraw or icmp", ErrBadOption, t.Proto)
 }
 
 // sendStream dials network ("udp" or "tcp") and writes payload once.
@@ -194,84 +197,6 @@ func (s NetSender) sendHTTP(ctx context.Context, t Target, wire string) (Sent, e
 		return Sent{}, fmt.Errorf("HTTP proxy: %w", err)
 	}
 	return s.sendStream(ctx, "tcp", netip.AddrPortFrom(pa, uint16(pn)), t.SourcePort, httpRequest(t, wire, true))
-}
-
-// sendICMP sends the packet as the payload of an ICMP message (default type 0, echo reply,
-// id 0, seq 0) with TTL 255 over a raw socket (needs CAP_NET_RAW).
-func sendICMP(dst netip.Addr, t Target, payload []byte) (Sent, error) {
-	msg := make([]byte, 8+len(payload))
-	typ := t.ICMPType
-	if dst.Is6() && typ == 0 {
-		typ = 129 // ICMPv6 echo reply
-	}
-	msg[0], msg[1] = byte(typ), byte(t.ICMPCode)
-	copy(msg[8:], payload)
-	network := "ip4:icmp"
-	if dst.Is6() {
-		network = "ip6:ipv6-icmp" // the kernel computes the ICMPv6 checksum
-	} else {
-		binary.BigEndian.PutUint16(msg[2:], checksum(0, msg))
-	}
-	c, err := net.ListenPacket(network, "")
-	if err != nil {
-		return Sent{}, fmt.Errorf("send SPA packet over ICMP (needs root or CAP_NET_RAW): %w", err)
-	}
-	defer c.Close()
-	setTTL(c, dst)
-	n, err := c.WriteTo(msg, &net.IPAddr{IP: dst.AsSlice()})
-	if err != nil {
-		return Sent{}, fmt.Errorf("send SPA packet over ICMP to %s: %w", dst, err)
-	}
-	return Sent{Dest: netip.AddrPortFrom(dst, 0), Bytes: n - 8}, nil
-}
-
-// sendUDPRaw builds the UDP header itself (random source port unless srcPort, TTL 255) and
-// sends it over a raw IP socket, as fwknop's "udpraw" (needs CAP_NET_RAW).
-func sendUDPRaw(ap netip.AddrPort, srcPort int, payload []byte) (Sent, error) {
-	dst := ap.Addr()
-	if srcPort == 0 {
-		var b [2]byte
-		rand.Read(b[:])
-		srcPort = 10000 + int(binary.BigEndian.Uint16(b[:]))%55535
-	}
-	// Learn the source address the kernel will use, for the checksum's pseudo-header.
-	probe, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(ap))
-	if err != nil {
-		return Sent{}, fmt.Errorf("send SPA packet over raw UDP to %s: %w", ap, err)
-	}
-	src := probe.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
-	probe.Close()
-
-	seg := make([]byte, 8+len(payload))
-	binary.BigEndian.PutUint16(seg[0:], uint16(srcPort))
-	binary.BigEndian.PutUint16(seg[2:], ap.Port())
-	binary.BigEndian.PutUint16(seg[4:], uint16(len(seg)))
-	copy(seg[8:], payload)
-	var pseudo []byte
-	pseudo = append(pseudo, src.AsSlice()...)
-	pseudo = append(pseudo, dst.AsSlice()...)
-	pseudo = append(pseudo, 0, 17, byte(len(seg)>>8), byte(len(seg)))
-	sum := checksum(checksumAdd(0, pseudo), seg)
-	if sum == 0 {
-		sum = 0xffff
-	}
-	binary.BigEndian.PutUint16(seg[6:], sum)
-
-	network := "ip4:udp"
-	if dst.Is6() {
-		network = "ip6:udp"
-	}
-	c, err := net.ListenPacket(network, "")
-	if err != nil {
-		return Sent{}, fmt.Errorf("send SPA packet over raw UDP (needs root or CAP_NET_RAW): %w", err)
-	}
-	defer c.Close()
-	setTTL(c, dst)
-	n, err := c.WriteTo(seg, &net.IPAddr{IP: dst.AsSlice()})
-	if err != nil {
-		return Sent{}, fmt.Errorf("send SPA packet over raw UDP to %s: %w", ap, err)
-	}
-	return Sent{Dest: ap, Bytes: n - 8}, nil
 }
 
 func setTTL(c net.PacketConn, dst netip.Addr) {

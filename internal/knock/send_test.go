@@ -139,13 +139,13 @@ func TestResolveMyIP(t *testing.T) {
 	}))
 	defer srv.Close()
 	for path, want := range map[string]string{"/v4": "203.0.113.9", "/v6": "2001:db8::7"} {
-		a, err := ResolveMyIP(context.Background(), srv.URL+path)
+		a, err := ResolveMyIP(context.Background(), srv.URL+path, "")
 		if err != nil || a.String() != want {
 			t.Errorf("%s: %v %v", path, a, err)
 		}
 	}
 	for _, path := range []string{"/none", "/404"} {
-		if _, err := ResolveMyIP(context.Background(), srv.URL+path); err == nil {
+		if _, err := ResolveMyIP(context.Background(), srv.URL+path, ""); err == nil {
 			t.Errorf("%s accepted", path)
 		}
 	}

@@ -27,7 +27,8 @@
 //
 // Server, fwknopd.conf and access.conf (package fwconf documents the variables):
 //
-//	SESAME_MD5_LISTEN    [::]:2222         the TCP-MD5 listener the server runs (Service)
+//	SESAME_MD5_LISTEN    [::]:2222         the TCP-MD5 listener the server runs (Service);
+//	                                       0.0.0.0:2222 would be IPv4 only
 //	SESAME_MD5_UPSTREAM  127.0.0.1:22      where signed connections are relayed
 //
 //	SOURCE ANY
@@ -52,5 +53,9 @@
 // they knock again (connections already established keep their key).
 // One listener socket holds about 960 keys with the default net.core.optmem_max (128 KiB),
 // so about that many grants can be live at once; further grants fail (logged) until some
-// expire. Root on the server can read the keys (ss -i).
+// expire, and a warning is logged when the live grants reach 90 % of the table. So that
+// one authorised user knocking with many allow-IPs cannot fill it, a stanza holds at most
+// Config.MaxKeysPerStanza live keys (DefaultMaxKeysPerStanza, 64); grants beyond that get
+// no key (ErrStanzaFull), and Service.Check lets a server refuse such a knock before it
+// opens the firewall. Root on the server can read the keys (ss -i).
 package md5grant

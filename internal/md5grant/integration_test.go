@@ -36,7 +36,7 @@ func md5Daemon(t testing.TB, ns *nstest.NS, serverExtra, access string) func() s
 	t.Helper()
 	sesametest.Listen(t, ns, "127.0.0.1:7007", sesametest.Echo)
 	srv := sesametest.StartServer(t, ns, sesametest.ServerOptions{Access: access,
-		Config: "ENABLE_UDP_SERVER Y\nSESAME_MD5_LISTEN 0.0.0.0:2222\nSESAME_MD5_UPSTREAM 127.0.0.1:7007\n" + serverExtra})
+		Config: "ENABLE_UDP_SERVER Y\nSESAME_MD5_LISTEN [::]:2222\nSESAME_MD5_UPSTREAM 127.0.0.1:7007\n" + serverExtra})
 	if !strings.Contains(srv.Log(), "tcp-md5 listener started") {
 		t.Fatalf("no tcp-md5 listener:\n%s", srv.Log())
 	}

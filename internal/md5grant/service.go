@@ -7,6 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,7 +25,9 @@ const DefaultExpireEvery = 250 * time.Millisecond
 
 // Config describes the TCP-MD5 listener a server runs next to its SPA pipeline.
 type Config struct {
-	Listen   string // SESAME_MD5_LISTEN: "IP:PORT" or ":PORT"
+	// Listen is SESAME_MD5_LISTEN: "0.0.0.0:PORT" listens on IPv4 only, "[::]:PORT" and
+	// ":PORT" on IPv4 and IPv6 (see shield.ListenNetwork).
+	Listen   string
 	Upstream string // SESAME_MD5_UPSTREAM: "HOST:PORT"
 
 	Log *slog.Logger     // nil: discard
@@ -29,8 +35,33 @@ type Config struct {
 	// ExpireEvery is how often expired grants are removed (DefaultExpireEvery when 0): a
 	// key outlives its grant by at most this much.
 	ExpireEvery time.Duration
-	// Dial connects to the upstream (nil: net.Dialer with a 10 s timeout).
+	// Dial connects to the upstream (nil: net.Dialer with shield.DefaultDialTimeout).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// MaxKeysPerStanza is the most live keys (granted addresses) one stanza may hold:
+	// 0 means DefaultMaxKeysPerStanza, a negative value no limit (see Hook).
+	MaxKeysPerStanza int
+	// KeyTableSize is how many keys the listener's socket holds; 0 means estimated from
+	// net.core.optmem_max when Start runs (about 960 at the default 128 KiB). A warning
+	// is logged when the live grants reach 90 % of it.
+	KeyTableSize int
+}
+
+// keyCost is the option memory one key takes in the kernel (struct tcp_md5sig_key);
+// optmem_max 131072 holds 963 keys on 6.x kernels.
+const keyCost = 136
+
+// estimateTableSize returns how many grant keys fit next to the listener's two
+// catch-alls, from the calling thread's network namespace's net.core.optmem_max.
+func estimateTableSize() int {
+	b, err := os.ReadFile("/proc/sys/net/core/optmem_max")
+	optmem := 131072
+	if err == nil {
+		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && v > 0 {
+			optmem = v
+		}
+	}
+	return max((optmem-64)/keyCost-2, 1)
 }
 
 // A Service is a running TCP-MD5 listener whose only keys are grants: it starts with an
@@ -43,6 +74,11 @@ type Service struct {
 	log    *slog.Logger
 	cancel context.CancelFunc
 	done   chan error
+	srv    *shield.Server
+
+	tableSize int
+	warnMu    sync.Mutex
+	nearFull  bool // the near-full warning was logged and the table has not emptied since
 
 	closeOnce sync.Once
 	closeErr  error
@@ -59,15 +95,24 @@ func Start(ctx context.Context, c Config) (*Service, error) {
 	if c.ExpireEvery <= 0 {
 		c.ExpireEvery = DefaultExpireEvery
 	}
-	ln, err := tcpmd5.Listen(ctx, "tcp", c.Listen, nil)
+	network, err := shield.ListenNetwork(c.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("md5grant: %w", err)
+	}
+	if c.KeyTableSize <= 0 {
+		c.KeyTableSize = estimateTableSize()
+	}
+	ln, err := tcpmd5.Listen(ctx, network, c.Listen, nil)
 	if err != nil {
 		return nil, fmt.Errorf("md5grant: %w", err)
 	}
 	grants := shield.NewGrants(ln, c.Now)
 	ctx, cancel := context.WithCancel(ctx)
-	s := &Service{ln: ln, grants: grants, hook: Hook{Grants: grants}, log: c.Log, cancel: cancel,
-		done: make(chan error, 1)}
-	srv := &shield.Server{Listener: ln, Log: c.Log, Handler: shield.Forward(c.Upstream, c.Dial, c.Log)}
+	s := &Service{ln: ln, grants: grants, hook: Hook{Grants: grants, MaxPerStanza: c.MaxKeysPerStanza, Now: c.Now},
+		log: c.Log, cancel: cancel, done: make(chan error, 1), tableSize: c.KeyTableSize}
+	srv := &shield.Server{Listener: ln, Log: c.Log, MaxConns: shield.ConnLimit(shield.FDsPerConn),
+		Handler: shield.Forward(c.Upstream, c.Dial, c.Log)}
+	s.srv = srv
 	tick := time.NewTicker(c.ExpireEvery)
 	go func() {
 		defer tick.Stop()
@@ -80,6 +125,7 @@ func Start(ctx context.Context, c Config) (*Service, error) {
 					c.Log.Error("md5 grant expiry", "err", err)
 				} else if n > 0 {
 					c.Log.Info("md5 grants expired", "count", n, "live", grants.Len())
+					s.checkTable()
 				}
 			}
 		}
@@ -95,17 +141,50 @@ func (s *Service) Addr() net.Addr { return s.ln.Addr() }
 func (s *Service) Live() int { return s.grants.Len() }
 
 // OnGrant installs the derived key of an SESAME_MD5 stanza for the addresses the firewall
-// just granted (see Hook.OnGrant) and logs it. It is the server's grant hook.
+// just granted (see Hook.OnGrant) and logs it. A stanza at its MaxKeysPerStanza gets no
+// more keys (the error matches ErrStanzaFull); a full key table gives an error matching
+// tcpmd5.ErrTooManyKeys. When the live grants reach 90 % of the key table, a warning is
+// logged, once until they fall to 80 %. It is the server's grant hook.
 func (s *Service) OnGrant(st *fwconf.Stanza, gs []firewall.Grant) error {
 	if !st.MD5 || len(gs) == 0 {
 		return nil
 	}
-	if err := s.hook.OnGrant(st, gs); err != nil {
+	err := s.hook.OnGrant(st, gs)
+	s.checkTable()
+	if errors.Is(err, tcpmd5.ErrTooManyKeys) {
+		return fmt.Errorf("%w (the listener's key table is full: %d live grants; raise net.core.optmem_max or shorten the grants' timeouts)", err, s.grants.Len())
+	}
+	if err != nil {
 		return err
 	}
 	s.log.Info("md5 key granted", "src", gs[0].Src.Unmap().String(), "stanza", st.Num, "timeout", gs[0].Timeout,
-		"listen", s.ln.Addr().String())
+		"listen", s.ln.Addr().String(), "stanza_keys", s.hook.Held(st.Num), "live", s.grants.Len())
 	return nil
+}
+
+// Check reports whether granting addrs for stanza st would keep the stanza within
+// MaxKeysPerStanza: nil, or an error matching ErrStanzaFull. A server can call it before
+// it opens the firewall, to refuse such a knock whole. It changes nothing.
+func (s *Service) Check(st *fwconf.Stanza, addrs []netip.Addr) error { return s.hook.Check(st, addrs) }
+
+// Conns returns the counters of the connections the listener relays.
+func (s *Service) Conns() shield.ConnStats { return s.srv.Stats() }
+
+// checkTable logs when the live grants reach 90 % of the key table, and re-arms when they
+// fall to 80 %.
+func (s *Service) checkTable() {
+	live := s.grants.Len()
+	s.warnMu.Lock()
+	defer s.warnMu.Unlock()
+	switch {
+	case !s.nearFull && live*10 >= s.tableSize*9:
+		s.nearFull = true
+		s.log.Warn("md5 key table near full: new grants fail once it is full; raise net.core.optmem_max, lower SESAME_MD5 grant timeouts or the stanzas' key limits",
+			"live", live, "capacity", s.tableSize, "listen", s.ln.Addr().String())
+	case s.nearFull && live*10 <= s.tableSize*8:
+		s.nearFull = false
+		s.log.Info("md5 key table below 80 % again", "live", live, "capacity", s.tableSize)
+	}
 }
 
 // Close stops the listener, ends the relayed connections and waits for them. It returns

@@ -14,6 +14,9 @@ import (
 type KeyTable interface {
 	SetKey(prefix netip.Prefix, key tcpmd5.Key) error
 	RemoveKey(prefix netip.Prefix) error
+	// Replace makes rules the whole table, leaving the previous one in force when it
+	// fails (see tcpmd5.Listener.Replace).
+	Replace(rules []tcpmd5.KeyRule) error
 	Keys() []tcpmd5.KeyRule
 }
 
@@ -33,6 +36,7 @@ type Grants struct {
 
 type grant struct {
 	until time.Time
+	key   tcpmd5.Key // the granted key
 	prev  tcpmd5.Key // static key to restore; zero if none
 }
 
@@ -65,7 +69,7 @@ func (g *Grants) Grant(addr netip.Addr, key tcpmd5.Key, ttl time.Duration) error
 	if err := g.table.SetKey(p, key); err != nil {
 		return fmt.Errorf("shield: grant for %v: %w", addr, err)
 	}
-	g.grants[p] = grant{until: g.now().Add(ttl), prev: old.prev}
+	g.grants[p] = grant{until: g.now().Add(ttl), key: key, prev: old.prev}
 	return nil
 }
 
@@ -117,35 +121,36 @@ func (g *Grants) Run(ctx context.Context, tick <-chan time.Time) {
 	}
 }
 
-// Apply changes table's rules to want, for a reloaded key file: new and changed
-// prefixes are set first, then prefixes no longer wanted are removed, so no peer is ever
-// without a key in between. Prefixes under a live grant are left alone (pass nil grants
-// when there are none).
+// Apply makes want the table's rules, for a reloaded key file, in one
+// KeyTable.Replace: prefixes that left the file are removed before new ones are added,
+// and if the kernel refuses the new table the previous one stays in force (the error is
+// then a *tcpmd5.ReplaceError). A prefix under a live grant keeps the grant's key; the
+// reloaded rule for it, or its absence, is what the grant restores when it expires.
+// grants may be nil. want's prefixes are normalised as ParseKeyFile returns them.
 func Apply(table KeyTable, want []tcpmd5.KeyRule, grants *Grants) error {
-	keep := map[netip.Prefix]bool{}
-	for _, r := range want {
-		keep[r.Prefix] = true
-		if err := table.SetKey(r.Prefix, r.Key); err != nil {
-			return err
-		}
+	if grants == nil {
+		return table.Replace(want)
 	}
-	for _, r := range table.Keys() {
-		if keep[r.Prefix] || grants.has(r.Prefix) {
+	grants.mu.Lock()
+	defer grants.mu.Unlock()
+	final := make([]tcpmd5.KeyRule, 0, len(want)+len(grants.grants))
+	static := map[netip.Prefix]tcpmd5.Key{}
+	for _, r := range want {
+		if _, granted := grants.grants[r.Prefix]; granted {
+			static[r.Prefix] = r.Key
 			continue
 		}
-		if err := table.RemoveKey(r.Prefix); err != nil {
-			return err
-		}
+		final = append(final, r)
+	}
+	for p, gr := range grants.grants {
+		final = append(final, tcpmd5.KeyRule{Prefix: p, Key: gr.key})
+	}
+	if err := table.Replace(final); err != nil {
+		return err
+	}
+	for p, gr := range grants.grants {
+		gr.prev = static[p]
+		grants.grants[p] = gr
 	}
 	return nil
-}
-
-func (g *Grants) has(p netip.Prefix) bool {
-	if g == nil {
-		return false
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	_, ok := g.grants[p]
-	return ok
 }

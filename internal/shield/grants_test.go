@@ -20,6 +20,13 @@ func (f fakeTable) RemoveKey(p netip.Prefix) error {
 	delete(f, p)
 	return nil
 }
+func (f fakeTable) Replace(rules []tcpmd5.KeyRule) error {
+	clear(f)
+	for _, r := range rules {
+		f[r.Prefix] = r.Key
+	}
+	return nil
+}
 func (f fakeTable) Keys() []tcpmd5.KeyRule {
 	var out []tcpmd5.KeyRule
 	for p, k := range f {
@@ -85,7 +92,21 @@ func TestGrantsExpire(t *testing.T) {
 	if _, ok := tab[static]; ok {
 		t.Error("reload kept a removed rule")
 	}
-	if _, ok := tab[netip.MustParsePrefix("2001:db8::7/128")]; !ok || len(tab) != 2 {
+	if got := tab[netip.MustParsePrefix("2001:db8::7/128")]; string(got.Bytes()) != "g3" || len(tab) != 2 {
 		t.Errorf("after reload: %v", tab.Keys())
+	}
+	// A reload that names a granted host keeps the grant's key now and restores the
+	// reloaded key when the grant ends; one that leaves it out removes it then.
+	g6 := netip.MustParsePrefix("2001:db8::7/128")
+	if err := Apply(tab, []tcpmd5.KeyRule{{Prefix: g6, Key: key(t, "static6")}}, g); err != nil {
+		t.Fatal(err)
+	}
+	if string(tab[g6].Bytes()) != "g3" || len(tab) != 1 {
+		t.Errorf("reload over a grant: %v", tab.Keys())
+	}
+	now = now.Add(time.Minute)
+	g.Expire()
+	if string(tab[g6].Bytes()) != "static6" {
+		t.Errorf("grant expiry did not restore the reloaded rule: %v", tab.Keys())
 	}
 }

@@ -155,7 +155,7 @@ func TestIntegrationExec(t *testing.T) {
 	nstest.Require(t, "sh", "cat")
 	ns := nstest.New(t)
 	key := key(t, "exec key")
-	h := Exec([]string{"sh", "-c", `echo "hi $TCPREMOTEIP $PROTO"; cat; echo bye`}, os.Stderr, testLog(t))
+	h := Exec([]string{"sh", "-c", `echo "hi $TCPREMOTEIP $PROTO"; cat; echo bye`}, os.Stderr, testLog(t), 0)
 	addr := startShield(t, ns, tcpmd5.Any(key), h)
 	got, err := session(t, ns, addr, key, []byte("abc\n"))
 	if err != nil {
@@ -234,7 +234,7 @@ func TestIntegrationShutdownEndsSessions(t *testing.T) {
 	up := echoUpstream(t, ns)
 	for name, h := range map[string]Handler{
 		"forward": Forward(up, dialIn(t, ns), testLog(t)),
-		"exec":    Exec([]string{"sleep", "60"}, os.Stderr, testLog(t)),
+		"exec":    Exec([]string{"sleep", "60"}, os.Stderr, testLog(t), 0),
 	} {
 		t.Run(name, func(t *testing.T) {
 			var l *tcpmd5.Listener

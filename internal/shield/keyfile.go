@@ -2,12 +2,14 @@ package shield
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/sesame-spa/sesame/tcpmd5"
 )
@@ -16,35 +18,70 @@ import (
 // others.
 var ErrInsecureKeyFile = errors.New("key file is accessible by group or others (chmod 600 it)")
 
+// MaxKeyFileSize is the largest key file LoadKeyFile reads: room for a few thousand table
+// lines, far more than one listener's ~960 keys.
+const MaxKeyFileSize = 1 << 20
+
 // LoadKeyFile reads a key file (see ParseKeyFile) after checking that it is a regular
-// file whose mode grants nothing to group or others. Unlike fwknop, which only warns,
-// sesame refuses such files, for servers and clients alike.
+// file (a symlink to one is fine) whose mode grants nothing to group or others. A FIFO,
+// device, socket or directory is refused before it is opened for reading, so a key file
+// path that names a pipe never blocks. Unlike fwknop, which only warns about the mode,
+// sesame refuses such files, for servers and clients alike. Files over MaxKeyFileSize
+// are refused.
 func LoadKeyFile(path string) ([]tcpmd5.KeyRule, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("key file: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
+	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("key file: %w", err)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("key file %s: not a regular file", path)
+		return nil, fmt.Errorf("key file %s: is a %s, not a regular file", path, fileKind(st.Mode()))
+	}
+	// O_NONBLOCK: if the path was swapped for a FIFO since the Stat, the open returns at
+	// once instead of waiting for a writer, and the check below refuses it.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("key file: %w", err)
+	}
+	defer f.Close()
+	if st, err = f.Stat(); err != nil {
+		return nil, fmt.Errorf("key file: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("key file %s: is a %s, not a regular file", path, fileKind(st.Mode()))
 	}
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("key file %s (mode %04o): %w", path, perm, ErrInsecureKeyFile)
 	}
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(f); err != nil {
+	data, err := io.ReadAll(io.LimitReader(f, MaxKeyFileSize+1))
+	if err != nil {
 		return nil, fmt.Errorf("key file %s: %w", path, err)
 	}
-	rules, err := ParseKeyFile(buf.Bytes())
+	if len(data) > MaxKeyFileSize {
+		return nil, fmt.Errorf("key file %s: larger than %d bytes", path, MaxKeyFileSize)
+	}
+	rules, err := ParseKeyFile(data)
 	if err != nil {
 		return nil, fmt.Errorf("key file %s: %w", path, err)
 	}
 	return rules, nil
 }
+
+func fileKind(m fs.FileMode) string {
+	switch m.Type() {
+	case fs.ModeNamedPipe:
+		return "named pipe (FIFO)"
+	case fs.ModeDir:
+		return "directory"
+	case fs.ModeSocket:
+		return "socket"
+	case fs.ModeDevice, fs.ModeDevice | fs.ModeCharDevice:
+		return "device"
+	}
+	return "special file (" + m.Type().String() + ")"
+}
+
+// bom is the UTF-8 byte-order mark some editors put at the start of a file.
+const bom = "\uFEFF"
 
 // ParseKeyFile reads the two key file formats.
 //
@@ -59,13 +96,26 @@ func LoadKeyFile(path string) ([]tcpmd5.KeyRule, error) {
 // line, since '#' may be part of a key. A prefix may appear only once.
 //
 // The file is a table when its first line is blank, starts with '#', or starts with a
-// word that is a prefix, an address or "any" followed by a blank and a key. To use a
-// single raw key that looks like that, write it with "raw:" or "hex:".
+// word that is a prefix, an address or "any" followed by a blank and a key.
+//
+// Ambiguous files are refused, with the line number, rather than guessed: a first line
+// that is only a prefix, address or "any" (a table line whose key was forgotten), or
+// whose first word looks like an address or prefix but is not a valid one
+// ("10.0.0.0/33 key", "300.1.2.3"), would otherwise become one raw key for everyone. A
+// single key that really reads like that is written with "raw:", "hex:" or "base64:". A
+// file starting with a UTF-8 byte-order mark, and a raw key containing one (U+FEFF), are
+// refused too: the mark is invisible in an editor and would silently be part of the key.
 func ParseKeyFile(data []byte) ([]tcpmd5.KeyRule, error) {
 	text := string(data)
+	if strings.HasPrefix(text, bom) {
+		return nil, errors.New("line 1: the file starts with a UTF-8 byte-order mark (EF BB BF), which would become part of the key: save it without one (or write a key that really starts with those bytes as hex:)")
+	}
 	first, rest, _ := strings.Cut(text, "\n")
 	first = strings.TrimSuffix(first, "\r")
 	if !looksLikeTable(first) {
+		if err := checkSingleKey(first); err != nil {
+			return nil, fmt.Errorf("line 1: %w", err)
+		}
 		if strings.TrimSpace(rest) != "" {
 			return nil, errors.New("single-key file has more than one line (for a table, start lines with PREFIX or any)")
 		}
@@ -78,15 +128,13 @@ func ParseKeyFile(data []byte) ([]tcpmd5.KeyRule, error) {
 	var rules []tcpmd5.KeyRule
 	seen := map[netip.Prefix]int{}
 	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(make([]byte, 0, 4096), MaxKeyFileSize+1)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || line[0] == '#' {
 			continue
 		}
-		word, keyText, ok := strings.Cut(line, " ")
-		if w2, k2, ok2 := strings.Cut(line, "\t"); ok2 && (!ok || len(w2) < len(word)) {
-			word, keyText, ok = w2, k2, true
-		}
+		word, keyText, ok := splitWord(line)
 		if !ok {
 			return nil, fmt.Errorf("line %d: want PREFIX KEY", n)
 		}
@@ -94,7 +142,11 @@ func ParseKeyFile(data []byte) ([]tcpmd5.KeyRule, error) {
 		if err != nil {
 			return nil, fmt.Errorf("line %d: %w", n, err)
 		}
-		k, err := tcpmd5.ParseKey(strings.TrimSpace(keyText))
+		keyText = strings.TrimSpace(keyText)
+		if !explicitKey(keyText) && strings.Contains(keyText, bom) {
+			return nil, fmt.Errorf("line %d: the key contains a UTF-8 byte-order mark (U+FEFF): remove it, or write the key in hex: form", n)
+		}
+		k, err := tcpmd5.ParseKey(keyText)
 		if err != nil {
 			return nil, fmt.Errorf("line %d: %w", n, err)
 		}
@@ -115,12 +167,68 @@ func ParseKeyFile(data []byte) ([]tcpmd5.KeyRule, error) {
 	return rules, nil
 }
 
+// checkSingleKey refuses a single-key line that reads like a broken table line, unless
+// the key is written in an explicit form.
+func checkSingleKey(line string) error {
+	if explicitKey(line) {
+		return nil
+	}
+	const hint = `a table line is "PREFIX KEY"; a single key that really reads like this must be written as raw:..., hex:... or base64:...`
+	t := strings.TrimSpace(line)
+	if _, err := parseWho(t); err == nil {
+		return fmt.Errorf("%q is a prefix with no key: %s", t, hint)
+	}
+	word, _, _ := splitWord(t)
+	if prefixLike(word) {
+		if _, err := parseWho(word); err != nil {
+			return fmt.Errorf("%q is not a valid address or prefix: %s", word, hint)
+		}
+	}
+	if strings.Contains(line, bom) {
+		return errors.New("the key contains a UTF-8 byte-order mark (U+FEFF): remove it, or write the key in hex: form")
+	}
+	return nil
+}
+
+// explicitKey reports whether s names its encoding (tcpmd5.ParseKey's prefixes).
+func explicitKey(s string) bool {
+	for _, p := range []string{"raw:", "hex:", "base64:"} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// splitWord splits a trimmed line at its first blank (space or tab).
+func splitWord(line string) (word, rest string, ok bool) {
+	i := strings.IndexAny(line, " \t")
+	if i < 0 {
+		return line, "", false
+	}
+	return line[:i], line[i+1:], true
+}
+
+// prefixLike reports whether w looks like an attempt at an address or prefix: hex
+// digits with dots or colons, optionally "%zone", optionally "/bits" in digits.
+func prefixLike(w string) bool {
+	addr, bits, hasBits := strings.Cut(w, "/")
+	if hasBits && (bits == "" || strings.Trim(bits, "0123456789") != "") {
+		return false
+	}
+	addr, _, _ = strings.Cut(addr, "%")
+	if !strings.ContainsAny(addr, ".:") || !strings.ContainsAny(addr, "0123456789") {
+		return false
+	}
+	return strings.Trim(addr, "0123456789abcdefABCDEF.:") == ""
+}
+
 func looksLikeTable(first string) bool {
 	t := strings.TrimSpace(first)
 	if t == "" || t[0] == '#' {
 		return true
 	}
-	word, rest, ok := strings.Cut(strings.ReplaceAll(t, "\t", " "), " ")
+	word, rest, ok := splitWord(t)
 	if !ok || strings.TrimSpace(rest) == "" {
 		return false
 	}

@@ -32,8 +32,14 @@ const usage = `usage: sesame connect [flags] HOST PORT
 
 Open a TCP-MD5 signed connection to HOST PORT and relay stdin/stdout over it, e.g.
   ssh -o ProxyCommand='sesame connect --key-file ~/.sesame/md5.key %h %p' host
-or, with -L [ADDR:]PORT, listen locally (127.0.0.1 unless ADDR is given) and forward
-each local connection over its own signed connection.
+or, with -L [ADDR:]PORT, listen locally (127.0.0.1 unless ADDR is given; 0.0.0.0 is
+IPv4 only, [::] IPv4 and IPv6) and forward each local connection over its own signed
+connection.
+
+A server that does not answer within --timeout is reported as such, naming it (a
+TCP-MD5 server ignores a wrongly signed SYN, so a wrong key looks the same); a server
+that resets the connection (sesame shield does when its upstream is down) makes sesame
+connect exit with status 1.
 
 The key comes from --key-file (mode 0600; one key, or a "PREFIX KEY" table from which
 the server address picks its key), --stanza (the SESAME_MD5_KEY variable of that
@@ -77,7 +83,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.keyFile, "key-file", "", "key file")
 	fs.StringVar(&o.key, "key", "", "the key (visible in ps; prefer --key-file or $"+EnvKey+")")
 	fs.StringVarP(&o.local, "local", "L", "", "forward the local [ADDR:]PORT instead of relaying stdio")
-	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "connect timeout (a wrong key looks like a timeout)")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "connect timeout: how long to wait for the server to answer the signed SYN (a wrong key looks like no answer)")
 	fs.StringVar(&o.stanza, "knock", "", "knock with this ~/.fwknoprc `STANZA` (default: HOST) and sign with its derived key")
 	fs.Lookup("knock").NoOptDefVal = knockHost
 	fs.StringVar(&o.keyStanza, "stanza", "", "take the key from the "+StanzaKeyVar+" variable of this ~/.fwknoprc `STANZA`")
@@ -193,6 +199,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		d = &tcpmd5.Dialer{Dialer: net.Dialer{Timeout: o.timeout}, KeyFor: keys}
 	}
 	target := net.JoinHostPort(o.host, o.port)
+	d = explainDialer{d: d, timeout: o.timeout}
 	if o.local == "" {
 		err = relayStdio(ctx, d, target, stdin, stdout)
 	} else {
@@ -215,21 +222,56 @@ func relayStdio(ctx context.Context, d dialer, target string, stdin io.Reader, s
 	if err != nil {
 		return err
 	}
-	return shield.RelayStdio(c.(*net.TCPConn), stdin, stdout)
+	return explain(shield.RelayStdio(c.(*net.TCPConn), stdin, stdout), target, 0)
 }
 
-// forward listens on local ([ADDR:]PORT, loopback by default) and relays every
-// connection to target over its own signed connection.
+// forward listens on local ([ADDR:]PORT, loopback by default; 0.0.0.0 is IPv4 only,
+// [::] both families) and relays every connection to target over its own signed
+// connection.
 func forward(ctx context.Context, d dialer, target, local string, log *slog.Logger) error {
 	if !strings.Contains(local, ":") {
 		local = "127.0.0.1:" + local
 	}
-	l, err := (&net.ListenConfig{}).Listen(ctx, "tcp", local)
+	network, err := shield.ListenNetwork(local)
+	if err != nil {
+		return err
+	}
+	l, err := (&net.ListenConfig{}).Listen(ctx, network, local)
 	if err != nil {
 		return err
 	}
 	log.Info("forwarding", "local", l.Addr().String(), "remote", target)
-	srv := &shield.Server{Listener: l.(*net.TCPListener), Log: log,
+	srv := &shield.Server{Listener: l.(*net.TCPListener), Log: log, MaxConns: shield.ConnLimit(shield.FDsPerConn),
 		Handler: shield.Forward(target, d.DialContext, log)}
 	return srv.Serve(ctx)
+}
+
+// explainDialer gives dial errors a sentence that names the server and the timeout.
+type explainDialer struct {
+	d       dialer
+	timeout time.Duration
+}
+
+func (e explainDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := e.d.DialContext(ctx, network, addr)
+	return c, explain(err, addr, e.timeout)
+}
+
+// explain says what a connection error means for a TCP-MD5 client: a timeout (no answer
+// to a signed SYN) or a reset by the server. Local stdin/stdout errors and others are
+// returned as they are. timeout is the --timeout in force (0: not a dial).
+func explain(err error, target string, timeout time.Duration) error {
+	var se *shield.StdioError
+	var ne net.Error
+	switch {
+	case err == nil || errors.As(err, &se):
+		return err
+	case timeout > 0 && (errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded)):
+		return fmt.Errorf("no answer from %s within %v (--timeout): a TCP-MD5 server stays silent to a SYN signed with a wrong key, so a wrong key, address or port, nothing listening, or a firewall dropping the SYN all look alike: %w",
+			target, timeout, err)
+	case errors.Is(err, syscall.ECONNRESET):
+		return fmt.Errorf("%s reset the connection: the server refused or ended it (sesame shield does this when its upstream is unreachable or --max-conns is reached; its log says which): %w",
+			target, err)
+	}
+	return err
 }

@@ -2,12 +2,20 @@ package connect
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/sesame-spa/sesame/internal/shield"
 )
 
 func TestKeySourcePrecedence(t *testing.T) {
@@ -95,5 +103,28 @@ func TestKeySourceStanza(t *testing.T) {
 	}
 	if _, err := parse([]string{"--stanza", "box", "--rc-file", rc, "h", "22"}, io.Discard); err != nil {
 		t.Errorf("--stanza with --rc-file: %v", err)
+	}
+}
+
+func TestExplain(t *testing.T) {
+	timeout := &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	for _, tc := range []struct {
+		err     error
+		timeout time.Duration
+		want    string
+	}{
+		{timeout, 300 * time.Millisecond, "no answer from 192.0.2.1:22 within 300ms (--timeout)"},
+		{fmt.Errorf("knock: %w", context.DeadlineExceeded), time.Second, "no answer from 192.0.2.1:22 within 1s (--timeout)"},
+		{&net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, 0, "192.0.2.1:22 reset the connection"},
+		{&shield.StdioError{Op: "write stdout", Err: syscall.EPIPE}, 0, "write stdout: broken pipe"},
+		{timeout, 0, "dial tcp: i/o timeout"}, // not a dial: left alone
+	} {
+		got := explain(tc.err, "192.0.2.1:22", tc.timeout)
+		if got == nil || !strings.HasPrefix(got.Error(), tc.want) || !errors.Is(got, tc.err) {
+			t.Errorf("explain(%v) = %v; want it to start with %q and wrap the error", tc.err, got, tc.want)
+		}
+	}
+	if explain(nil, "x", time.Second) != nil {
+		t.Error("explain(nil) != nil")
 	}
 }
