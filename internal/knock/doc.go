@@ -1,7 +1,10 @@
 // Package knock is sesame's SPA client library. [Build] turns fwknop client options
 // ([Options], from the command line and ~/.fwknoprc through package rcfile) into an
-// encoded SPA packet (via spa.Encode), and a [Sender] sends it over UDP, TCP, HTTP, ICMP or
-// raw UDP ([NetSender] is the real one). [Knock] does both.
+// encoded SPA packet (via spa.Encode), and a [Sender] sends it over UDP, TCP, HTTP, ICMP, raw
+// UDP or a raw TCP SYN, raw packets optionally from a spoofed IPv4 source (-Q) ([NetSender] is
+// the real one). [Knock] does both. -R learns the allow-IP over HTTPS with sesame's own client,
+// over plain HTTP (--resolve-http-only), or by running wget as fwknop does (-w,
+// --use-wget-user-agent).
 //
 // Packets use fwknop 2.6's client format. Beyond fwknop, servers and allow-IPs may be IPv6
 // ([Options].Family forces a family), and a username longer than fwknopd's 48-byte limit

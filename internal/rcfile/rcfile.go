@@ -30,6 +30,7 @@ import (
 	"path/filepath"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // DefaultStanza is the name of the section whose settings apply to all stanzas.
@@ -181,7 +182,7 @@ func splitVar(line string) (Var, bool) {
 	}
 	name := strings.TrimSuffix(line[:i], ":")
 	rest := strings.TrimLeftFunc(line[i:], isDelim)
-	if c, ok := strings.CutPrefix(rest, ":"); ok && (c == "" || unicode.IsSpace(rune(c[0]))) {
+	if c, ok := strings.CutPrefix(rest, ":"); ok && (c == "" || startsSpace(c)) {
 		rest = strings.TrimLeftFunc(c, isDelim)
 	}
 	end := strings.IndexFunc(rest, func(r rune) bool { return unicode.IsSpace(r) || r == ';' || r == '#' })
@@ -192,6 +193,11 @@ func splitVar(line string) (Var, bool) {
 		return Var{}, false
 	}
 	return Var{Name: strings.ToUpper(name), Value: rest[:end], Dropped: dropped(rest[end:])}, true
+}
+
+func startsSpace(s string) bool {
+	r, _ := utf8.DecodeRuneInString(s)
+	return unicode.IsSpace(r)
 }
 
 // dropped returns the part of rest (the text from where fwknop cuts the value) that is not a
@@ -206,10 +212,11 @@ func dropped(rest string) string {
 	case ';':
 		after := rest[1:]
 		c := strings.TrimSpace(after)
-		if c == "" || unicode.IsSpace(rune(after[0])) && (c[0] == '#' || c[0] == ';') {
+		if c == "" || startsSpace(after) && (c[0] == '#' || c[0] == ';') {
 			return ""
 		}
 	case '#':
+		// "abc#def": a '#' right after the value may belong to it, so it is reported.
 	default: // a blank
 		if r[0] == '#' || r[0] == ';' {
 			return ""

@@ -181,11 +181,11 @@ func TestErrors(t *testing.T) {
 	}{
 		{[]string{"-n", "srv"}, "chmod 600"},
 		{[]string{"--no-rc-file", "--gpg-encryption"}, "--gpg-encryption is not supported yet (GnuPG mode)"},
-		{[]string{"--no-rc-file", "-Q", "1.2.3.4"}, "--spoof-source is not supported"},
+		{[]string{"--no-rc-file", "-D", "10.99.0.1", "-a", "10.0.0.1", "-A", "tcp/22", "--key-rijndael", "k", "-Q", "1.2.3.4"}, "-Q/SPOOF_SOURCE_IP needs -P udpraw"},
 		{[]string{"--no-rc-file", "-D", "10.99.0.1", "-A", "tcp/22", "--key-rijndael", "k"}, "-a IP"},
 		{[]string{"--no-rc-file", "-D", "10.99.0.1", "-a", "10.0.0.1", "-A", "tcp/22", "--key-rijndael", strings.Repeat("k", 33)}, "1..32"},
 		{[]string{"--no-rc-file", "-D", "10.99.0.1", "-a", "10.0.0.1", "-A", "tcp/22", "--key-rijndael", "k", "-U", strings.Repeat("u", 49)}, "at most 48"},
-		{[]string{"--no-rc-file", "-P", "tcpraw"}, "tcpraw is not supported"},
+		{[]string{"--no-rc-file", "-P", "sctp"}, "-P: invalid option: protocol \"sctp\""},
 		{[]string{"--no-rc-file", "--bogus"}, "unknown flag"},
 		{[]string{"--no-rc-file", "-D", "x", "-a", "10.0.0.1", "-m", "sha7"}, "-m \"sha7\""},
 	}
@@ -203,7 +203,9 @@ func TestErrors(t *testing.T) {
 }
 
 func TestStdinKeys(t *testing.T) {
-	r := runCLI(t, t.TempDir(), "fwknoptest\nhmactest\n", "--no-rc-file", "--stdin", "--use-hmac", "-D", "10.99.0.1", "-a", "10.99.0.2", "-A", "tcp/22")
+	// As fwknop: one line, the key no option gives (here the HMAC key).
+	r := runCLI(t, t.TempDir(), "hmactest\nignored\n", "--no-rc-file", "--stdin", "--use-hmac", "--key-rijndael", "fwknoptest",
+		"-D", "10.99.0.1", "-a", "10.99.0.2", "-A", "tcp/22")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
@@ -222,6 +224,7 @@ func TestKeyGen(t *testing.T) {
 }
 
 func TestUnresolvableServer(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
 	var out, errb bytes.Buffer
 	c := &cli{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, sender: knock.NetSender{}}
 	code := c.run(context.Background(), []string{"--no-rc-file", "-D", "no-such-host.invalid", "-a", "10.0.0.1", "-A", "tcp/22", "--key-rijndael", "k"})
