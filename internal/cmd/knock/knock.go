@@ -215,11 +215,17 @@ func (c *cli) readRC(path string, lenient bool) (*rcfile.File, error) {
 	if created {
 		fmt.Fprintf(c.stderr, "sesame knock: created %s (mode 0600) with an empty [default] stanza\n", path)
 	}
-	if !lenient {
-		return rcfile.Load(path)
-	}
+	// A file others can read is a warning, as in fwknop ("change one binary"): refusing would
+	// lock out users whose working rc file is 0644.
 	if err := rcfile.CheckMode(path); err != nil {
 		c.warnf("%v", err)
+	}
+	if !lenient {
+		rc, err := rcfile.Read(path)
+		if err != nil {
+			return nil, err
+		}
+		return rc, nil
 	}
 	rc, err := rcfile.Read(path)
 	if err != nil {

@@ -179,7 +179,6 @@ func TestErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-n", "srv"}, "chmod 600"},
 		{[]string{"--no-rc-file", "--gpg-encryption"}, "--gpg-encryption is not supported yet (GnuPG mode)"},
 		{[]string{"--no-rc-file", "-D", "10.99.0.1", "-a", "10.0.0.1", "-A", "tcp/22", "--key-rijndael", "k", "-Q", "1.2.3.4"}, "-Q/SPOOF_SOURCE_IP needs -P udpraw"},
 		{[]string{"--no-rc-file", "-D", "10.99.0.1", "-A", "tcp/22", "--key-rijndael", "k"}, "-a IP"},
@@ -194,6 +193,12 @@ func TestErrors(t *testing.T) {
 		if r.code == 0 || !strings.Contains(r.stderr, c.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
 			t.Errorf("%q: exit %d, stderr %q (want one line with %q)", c.args, r.code, r.stderr, c.want)
 		}
+	}
+	// A 0644 rc file is a warning naming the fix, as in fwknop; the knock goes on (and here stops
+	// for want of a key).
+	if r := runCLI(t, home, "", "-n", "srv"); !strings.Contains(r.stderr, "warning") || !strings.Contains(r.stderr, "chmod 600") ||
+		!strings.Contains(r.stderr, "missing key") {
+		t.Errorf("0644 rc file: exit %d, stderr %q", r.code, r.stderr)
 	}
 	os.Chmod(filepath.Join(home, ".fwknoprc"), 0o600)
 	r := runCLI(t, home, "", "-n", "other")
