@@ -139,13 +139,13 @@ func (n *Nftables) init(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("nftables init: %w", err)
 	}
-	err = n.build(flags, false, nil)
+	err = n.build(flags, false, nil, time.Time{})
 	if err != nil && tbl != nil && !isPerm(err) {
 		// The table exists with other flags (unowned from an older sesame or the fallback, or
 		// owned from a run with ownership): swap it in one transaction, live grants included.
 		var live []Entry
 		if live, err = n.list(); err == nil {
-			err = n.build(flags, true, live)
+			err = n.build(flags, true, live, time.Now())
 		}
 	}
 	if isPerm(err) {
@@ -189,8 +189,13 @@ func (n *Nftables) table() (*nftables.Table, error) {
 }
 
 // build sends the whole ruleset as one transaction (see the package doc). With swap it first
-// deletes the existing table and re-adds live with their time left.
-func (n *Nftables) build(flags uint32, swap bool, live []Entry) error {
+// deletes the existing table and re-adds live with their time left, as listed at listed.
+//
+// The dump reports each element's time left as it reads it; the time from the dump's end
+// (listed) to the swap has surely passed for all of them (with 100,000 grants, seconds), so it
+// is taken off. What passed during the dump is not: a grant may outlive its time by up to the
+// dump's duration, but never ends early.
+func (n *Nftables) build(flags uint32, swap bool, live []Entry, listed time.Time) error {
 	o := n.obj
 	c := n.s.rec
 	var head []netlink.Message
@@ -242,6 +247,10 @@ func (n *Nftables) build(flags uint32, swap bool, live []Entry) error {
 	}
 	msgs := append(head, body...)
 	if swap {
+		age := time.Since(listed)
+		for i := range live {
+			live[i].Expires -= age
+		}
 		v4, v6 := liveElements(live)
 		for _, fam := range []struct {
 			set   *nftables.Set
