@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os/exec"
 	"slices"
 	"strings"
@@ -321,6 +322,14 @@ func (d *detector) legacy(ctx context.Context, v6 bool) error {
 		fam, kind, bin = "ip6", IP6TablesLegacy, "ip6tables-legacy"
 	}
 	names, err := d.opt.Host.LegacyTables(v6)
+	if errors.Is(err, fs.ErrPermission) {
+		// Not root (the daemon runs as its own user with CAP_NET_ADMIN): the list of legacy
+		// tables is root's to read. Say so, and keep the nftables findings.
+		d.rep.Findings = append(d.rep.Findings, Finding{Level: Error, Kind: kind, Family: fam, Table: "filter", Chain: "INPUT",
+			Binary: bin, Why: "cannot tell whether the legacy " + bin + " filter table is in use (reading its list needs root)",
+			Fix: "if this host uses " + bin + ", set SESAME_HOST_CHAIN iptables-legacy"})
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("legacy %s tables: %w", bin, err)
 	}

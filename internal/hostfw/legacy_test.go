@@ -1,7 +1,9 @@
 package hostfw
 
 import (
+	"context"
 	"fmt"
+	"io/fs"
 	"slices"
 	"strings"
 	"testing"
@@ -156,5 +158,25 @@ func TestFanOut(t *testing.T) {
 	}
 	if got := in.eval(packet{proto: protoTCP, dport: 22}); got != outDrop {
 		t.Errorf("eval(tcp/22) = %b", got)
+	}
+}
+
+// permHost is a Host whose legacy table list is root's to read.
+type permHost struct{ *FakeHost }
+
+func (permHost) LegacyTables(bool) ([]string, error) { return nil, fs.ErrPermission }
+
+// Without root the legacy list cannot be read: the nftables findings stay, and an error-level
+// finding names SESAME_HOST_CHAIN.
+func TestDetectLegacyUnreadable(t *testing.T) {
+	f := &Fake{}
+	tb := f.AddTable(famIP, "filter", 0)
+	f.AddChain(baseChain(tb, "INPUT", 0, pDrop))
+	rep, err := Detect(context.Background(), f, Options{Host: permHost{&FakeHost{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Hooks()) != 1 || len(rep.Errors()) != 2 || !strings.Contains(rep.Errors()[0].Fix, "SESAME_HOST_CHAIN iptables-legacy") {
+		t.Fatalf("hooks %v, errors %v", rep.Hooks(), rep.Errors())
 	}
 }
