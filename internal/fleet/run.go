@@ -95,6 +95,9 @@ func (w *follower) catchUp(ctx context.Context, rd *redis.Client) (string, error
 	if err == nil {
 		all, err = rd.HGetAll(cctx, f.live).Result()
 	}
+	if err != nil && ctx.Err() != nil { // stopping, not an outage
+		return "", ctx.Err()
+	}
 	if err = f.result(err); err != nil {
 		return "", fmt.Errorf("catch up: %w", err)
 	}
@@ -140,6 +143,9 @@ func (w *follower) follow(ctx context.Context, rd *redis.Client, cursor string) 
 		cctx, cancel := context.WithTimeout(ctx, readBlock+f.cfg.Timeout)
 		res, err := rd.XRead(cctx, &redis.XReadArgs{Streams: []string{f.stream, cursor}, Count: readCount, Block: readBlock}).Result()
 		cancel()
+		if err != nil && ctx.Err() != nil { // stopping, not an outage
+			return ctx.Err()
+		}
 		if errors.Is(err, redis.Nil) { // nothing new within readBlock
 			f.result(nil)
 			continue

@@ -46,11 +46,20 @@ func LoadAccessFolder(dir string, opts Options) ([]*Stanza, []Warning, error) {
 
 // LoadAccess loads the access stanzas the server configuration names: ACCESS_FOLDER when set,
 // else ACCESS_FILE.
+// GnuPG stanzas without their own GPG_HOME_DIR or GPG_EXE get fwknopd.conf's.
 func (s *Server) LoadAccess(opts Options) ([]*Stanza, []Warning, error) {
+	var st []*Stanza
+	var w []Warning
+	var err error
 	if s.AccessFolder != "" {
-		return LoadAccessFolder(s.AccessFolder, opts)
+		st, w, err = LoadAccessFolder(s.AccessFolder, opts)
+	} else {
+		st, w, err = LoadAccess(s.AccessFile, opts)
 	}
-	return LoadAccess(s.AccessFile, opts)
+	if err == nil {
+		applyGPGDefaults(st, s.GPGHomeDir, s.GPGExe)
+	}
+	return st, w, err
 }
 
 // ParseAccess parses access.conf text; name is used in messages. Includes are resolved
@@ -301,7 +310,8 @@ func (ap *accessParser) set(s *Stanza, p pos, name, val string) error {
 	case "ENCRYPTION_MODE":
 		lv := strings.ToLower(val)
 		if lv == "asymmetric" || lv == "gpg" {
-			return p.errorf(ErrUnsupported, name, "use a KEY/HMAC_KEY stanza", "GnuPG (%s) mode is not supported by sesame", val)
+			return p.errorf(ErrUnsupported, name, "remove it: GPG_DECRYPT_PW or GPG_ALLOW_NO_PW Y makes a stanza accept GnuPG packets",
+				"ENCRYPTION_MODE %s is not a Rijndael mode", val)
 		}
 		if lv == "pcbc" {
 			return p.errorf(ErrUnsupported, name, "use CBC", "PCBC mode is not supported")
@@ -330,6 +340,37 @@ func (ap *accessParser) set(s *Stanza, p pos, name, val string) error {
 		s.RequireSourceMatchSet = true
 	case "SESAME_MD5":
 		s.MD5, err2 = yn()
+	case "GPG_HOME_DIR":
+		s.GPG.HomeDir = val
+	case "GPG_EXE":
+		s.GPG.Exe = val
+	case "GPG_DECRYPT_ID":
+		s.GPG.DecryptID = val
+	case "GPG_DECRYPT_PW":
+		if val == "" || strings.EqualFold(val, "__CHANGEME__") {
+			return bad("set the passphrase of the server's GnuPG key, or use GPG_ALLOW_NO_PW Y", "no passphrase")
+		}
+		s.GPG.DecryptPW = val
+	case "GPG_ALLOW_NO_PW":
+		s.GPG.AllowNoPW, err2 = yn()
+	case "GPG_REQUIRE_SIG":
+		s.GPG.RequireSig, err2 = yn()
+	case "GPG_DISABLE_SIG":
+		s.GPG.DisableSig, err2 = yn()
+	case "GPG_IGNORE_SIG_VERIFY_ERROR":
+		s.GPG.IgnoreSigVerifyError, err2 = yn()
+	case "GPG_REMOTE_ID":
+		ids, ok := parseKeyIDs(val)
+		if !ok {
+			return bad("list the signers' short IDs, the last 8 hex digits of their fingerprints (gpg --list-keys --keyid-format short), comma-separated", "%q is not a list of key IDs", val)
+		}
+		s.GPG.RemoteIDs = ids
+	case "GPG_FINGERPRINT_ID":
+		fprs, ok := parseFingerprints(val)
+		if !ok {
+			return bad("list the signers' fingerprints (40 hex digits: gpg --fingerprint), comma-separated", "%q is not a list of fingerprints", val)
+		}
+		s.GPG.FingerprintIDs = fprs
 	case "ACCESS_EXPIRE":
 		s.AccessExpire, err2 = parseExpire(val, ap.loc)
 		if err2 != nil {
@@ -370,8 +411,11 @@ func (ap *accessParser) finish(s *Stanza) error {
 		}
 		return prefix
 	}
-	if len(s.Keys.Key) == 0 {
-		return pos{s.File, s.Line}.errorf(ErrStanza, "SOURCE", "add KEY_BASE64 and HMAC_KEY_BASE64; "+keygenFix,
+	if err := ap.finishGPG(s); err != nil {
+		return err
+	}
+	if len(s.Keys.Key) == 0 && !s.GPG.Enabled {
+		return pos{s.File, s.Line}.errorf(ErrStanza, "SOURCE", "add KEY_BASE64 and HMAC_KEY_BASE64 ("+keygenFix+"), or GnuPG keys (GPG_DECRYPT_ID with GPG_DECRYPT_PW or GPG_ALLOW_NO_PW Y)",
 			"stanza #%d (SOURCE %s) has no KEY or KEY_BASE64", s.Num, s.SourceText)
 	}
 	if n := len(s.Keys.Key); n > MaxKeyLen {
@@ -396,7 +440,7 @@ func (ap *accessParser) finish(s *Stanza) error {
 		ap.warns = append(ap.warns, at("ENCRYPTION_MODE").warn("ENCRYPTION_MODE", "legacy mode uses only the first 16 bytes of the %d-byte key", len(s.Keys.Key)))
 		s.Keys.Key = s.Keys.Key[:16] // as fwknopd does
 	}
-	if s.Keys.HMACKey == nil {
+	if s.Keys.HMACKey == nil && len(s.Keys.Key) > 0 {
 		ap.warns = append(ap.warns, pos{s.File, s.Line}.warn("SOURCE", "stanza #%d has no HMAC key: packets are decrypted without being authenticated first; add HMAC_KEY_BASE64", s.Num))
 	}
 	if s.FWAccessTimeout <= 0 {

@@ -36,7 +36,7 @@ func DumpServer(w io.Writer, s *Server) error {
 		}
 		if v, _ := s.value(name); v != "" {
 			if name == "SESAME_FLEET_REDIS" {
-				v = redactURL(v) // the Redis password stays in the file
+				v = RedactURL(v) // the Redis password stays in the file
 			}
 			fmt.Fprintf(&b, "%s %s\n", name, v)
 		}
@@ -87,6 +87,30 @@ func DumpAccess(w io.Writer, stanzas []*Stanza, opts DumpOptions) error {
 		}
 		if m, ok := modeText[s.Keys.Mode]; ok {
 			line("ENCRYPTION_MODE", m)
+		}
+		if g := s.GPG; g.Enabled {
+			for _, v := range [][2]string{{"GPG_HOME_DIR", g.HomeDir}, {"GPG_EXE", g.Exe}, {"GPG_DECRYPT_ID", g.DecryptID}} {
+				if v[1] != "" {
+					line(v[0], v[1])
+				}
+			}
+			switch {
+			case g.AllowNoPW:
+				line("GPG_ALLOW_NO_PW", "Y")
+			case opts.ShowKeys:
+				line("GPG_DECRYPT_PW", g.DecryptPW)
+			default:
+				b.WriteString("# GPG_DECRYPT_PW (hidden)\n")
+			}
+			line("GPG_REQUIRE_SIG", yesNo(g.RequireSig))
+			line("GPG_DISABLE_SIG", yesNo(g.DisableSig))
+			line("GPG_IGNORE_SIG_VERIFY_ERROR", yesNo(g.IgnoreSigVerifyError))
+			if len(g.RemoteIDs) > 0 {
+				line("GPG_REMOTE_ID", strings.Join(g.RemoteIDs, ", "))
+			}
+			if len(g.FingerprintIDs) > 0 {
+				line("GPG_FINGERPRINT_ID", strings.Join(g.FingerprintIDs, ", "))
+			}
 		}
 		line("FW_ACCESS_TIMEOUT", strconv.Itoa(int(s.FWAccessTimeout.Seconds())))
 		line("MAX_FW_TIMEOUT", strconv.Itoa(int(s.MaxFWTimeout.Seconds())))

@@ -157,8 +157,12 @@ ACCESS_EXPIRE_EPOCH 1924905600
 		{"SOURCE: 10.1.1.1, 10.2.0.0/16\nKEY: abc\nHMAC_KEY: hmac\nOPEN_PORTS tcp/22,udp/1194\n", true},
 		// sesame refuses non-contiguous masks fwknopd accepts.
 		{"SOURCE 1.2.3.4/255.0.255.0\nKEY abc\n", false},
-		// sesame refuses what fwknopd accepts but cannot run (GnuPG here).
-		{"SOURCE ANY\nKEY abc\nGPG_REMOTE_ID 1234ABCD\n", false},
+		// GnuPG: a stanza needs a signer list unless GPG_DISABLE_SIG Y; GPG_REMOTE_ID without
+		// GnuPG keys is harmless.
+		{"SOURCE ANY\nKEY abc\nGPG_REMOTE_ID 1234ABCD\n", true},
+		{"SOURCE ANY\nGPG_ALLOW_NO_PW Y\n", true},
+		{"SOURCE ANY\nGPG_ALLOW_NO_PW Y\nGPG_DISABLE_SIG Y\n", true},
+		{"SOURCE ANY\nGPG_DECRYPT_PW pw\nGPG_FINGERPRINT_ID 4517B33E0B11F039FBCEC5035F32373D48290C42\n", true},
 	}
 	for i, c := range cases {
 		a := write(fmt.Sprintf("case%d.conf", i), c.access)

@@ -43,6 +43,10 @@ type Server struct {
 	TableOwner   bool               // SESAME_TABLE_OWNER: own the table where the kernel can (default Y)
 	ReplayMargin time.Duration      // SESAME_REPLAY_MARGIN, default 60 s
 
+	// GnuPG defaults for access stanzas that do not set their own (LoadAccess fills them in).
+	GPGHomeDir string // GPG_HOME_DIR, default /root/.gnupg
+	GPGExe     string // GPG_EXE, default /usr/bin/gpg
+
 	// MD5Listen (SESAME_MD5_LISTEN, "IP:PORT" or ":PORT") is where the server runs its
 	// TCP-MD5 shield listener; MD5Upstream (SESAME_MD5_UPSTREAM, "HOST:PORT") is where
 	// signed connections are relayed. Both are set or both are empty.
@@ -276,6 +280,7 @@ func (s *Server) resolve() ([]Warning, error) {
 	}
 	s.ReplayMargin = time.Duration(num("SESAME_REPLAY_MARGIN", 0, 86400)) * time.Second
 	s.MD5Listen, s.MD5Upstream = str("SESAME_MD5_LISTEN"), str("SESAME_MD5_UPSTREAM")
+	s.GPGHomeDir, s.GPGExe = str("GPG_HOME_DIR"), str("GPG_EXE")
 	if err := s.checkMD5(); err != nil {
 		errs = append(errs, err)
 	}
@@ -334,6 +339,6 @@ func (s Server) String() string {
 		s.DigestFile, s.RunDir, s.PIDFile, s.AccessFile, s.AccessFolder,
 		s.FlushAtInit, s.FlushAtExit, s.ExitAtIntfDown, s.GuardPorts, s.HostChain.String(), s.Table, s.TableOwner,
 		s.ReplayMargin, s.MD5Listen, s.MD5Upstream,
-		redactURL(s.FleetRedis), s.FleetGroup, s.FleetKeyFile, s.FleetOnError, s.FleetTimeout, s.FleetMaxSkew,
+		RedactURL(s.FleetRedis), s.FleetGroup, s.FleetKeyFile, s.FleetOnError, s.FleetTimeout, s.FleetMaxSkew,
 		s.FleetWaitReplicas, s.FleetName, s.FleetTLSCA, s.FleetTLSCert, s.FleetTLSKey})
 }

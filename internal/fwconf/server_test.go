@@ -134,7 +134,6 @@ func TestParseServerErrors(t *testing.T) {
 		{"ENABLE_IPT_FORWARDING Y\n", ErrUnsupported, "fwknopd.conf:1: ENABLE_IPT_FORWARDING:"},
 		{"IPT_INPUT_ACCESS ACCEPT, filter, INPUT, 1, MY_CHAIN, 1\n", ErrUnsupported, "fwknopd.conf:1: IPT_INPUT_ACCESS:"},
 		{"PCAP_FILE /tmp/x.pcap\n", ErrUnsupported, "fwknopd.conf:1: PCAP_FILE: PCAP_FILE is not supported by sesame"},
-		{"GPG_HOME_DIR /root/.gnupg\n", ErrUnsupported, "fwknopd.conf:1: GPG_HOME_DIR:"},
 		{"SESAME_GUARD_PORTS tcp/22, icmp/8\n", ErrValue, "fwknopd.conf:1: SESAME_GUARD_PORTS: \"icmp/8\": want tcp/PORT or udp/PORT"},
 		{"SESAME_GUARD_PORTS tcp/65536\n", ErrValue, "fwknopd.conf:1: SESAME_GUARD_PORTS: \"tcp/65536\": want"},
 		{"SESAME_HOST_CHAIN nft bridge filter input\n", ErrValue, "fwknopd.conf:1: SESAME_HOST_CHAIN:"},

@@ -33,6 +33,10 @@ type Stanza struct {
 	MD5                   bool      // SESAME_MD5: grants open only the TCP-MD5 listener, with a per-user key
 	AccessExpire          time.Time // zero: never (see Expired)
 
+	// GPG is the stanza's GnuPG mode (GPG_* variables); a stanza may have Rijndael keys,
+	// GnuPG, or both. Keys.HMACKey is the HMAC key of both modes.
+	GPG GPG
+
 	// SourceText is the SOURCE value as written (fwknopd logs it).
 	SourceText string
 	// Raw holds every variable set in the stanza (keys included), as written; %include_keys

@@ -55,6 +55,13 @@ var supportedSamples = map[string]sample{
 	"REQUIRE_USERNAME": {value: "root"}, "REQUIRE_SOURCE_ADDRESS": {value: "Y"}, "REQUIRE_SOURCE": {value: "Y"},
 	"ACCESS_EXPIRE": {value: "12/31/2030"}, "ACCESS_EXPIRE_EPOCH": {value: "1924905600"},
 	"SESAME_REQUIRE_SOURCE_MATCH": {value: "Y"}, "SESAME_MD5": {value: "Y"},
+	"GPG_HOME_DIR": {value: "/srv/gnupg"}, "GPG_EXE": {value: "/usr/local/bin/gpg"},
+	"GPG_DECRYPT_ID":  {value: "53F3BA14"},
+	"GPG_DECRYPT_PW":  {value: "secret", base: "GPG_REMOTE_ID 48290C42\n"},
+	"GPG_ALLOW_NO_PW": {value: "Y", base: "GPG_REMOTE_ID 48290C42\n"},
+	"GPG_REQUIRE_SIG": {value: "Y"}, "GPG_DISABLE_SIG": {value: "Y"}, "GPG_IGNORE_SIG_VERIFY_ERROR": {value: "Y"},
+	"GPG_REMOTE_ID":      {value: "48290C42"},
+	"GPG_FINGERPRINT_ID": {value: "4517B33E0B11F039FBCEC5035F32373D48290C42"},
 }
 
 const (

@@ -23,7 +23,9 @@ func TestRevoke(t *testing.T) {
 		grant(cli, 443, time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
-	key := func(a netip.Addr, port uint16) ledger.Key { return ledger.Key{Src: a, Proto: firewall.ProtoTCP, Port: port} }
+	key := func(a netip.Addr, port uint16) ledger.Key {
+		return ledger.Key{Src: a, Proto: firewall.ProtoTCP, Port: port}
+	}
 	mapped := netip.AddrFrom16(cli.As16()) // an IPv4-mapped key names the same grant
 	absent := key(netip.MustParseAddr("192.0.2.99"), 22)
 	if err := r.k.Revoke(ctx, []ledger.Key{key(mapped, 22), key(cli6, 22), absent}); err != nil {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -83,6 +84,9 @@ func load(o *options, withAccess bool) (*settings, error) {
 	if s.udpPort == 0 {
 		s.udpPort = defaultUDPPort
 	}
+	if s.fleet, err = loadFleet(sc); err != nil {
+		return nil, err
+	}
 	if sc.HostChain != (firewall.HostChain{}) {
 		s.hostChain = sc.HostChain.String()
 	}
@@ -147,6 +151,10 @@ func dump(sc *fwconf.Server, s *settings) string {
 		captureDesc(s), sc.ReplayKeep(), s.digestFile, s.pidFile, s.guardPorts, s.hostChain, s.flushAtExit)
 	if s.md5Listen != "" {
 		fmt.Fprintf(&b, "# effective: tcp-md5 listener %s -> %s\n", s.md5Listen, s.md5Upstream)
+	}
+	if f := s.fleet; f != nil {
+		fmt.Fprintf(&b, "# effective: fleet redis=%s group=%s on-error=%s tls=%v\n", fwconf.RedactURL(f.URL),
+			cmp.Or(f.Group, "default"), f.OnError, f.TLS != nil)
 	}
 	fwconf.DumpServer(&b, sc) // a strings.Builder does not fail
 	stanzas := make([]*fwconf.Stanza, len(s.policy.Stanzas))

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sesame-spa/sesame/internal/capture"
 	"github.com/sesame-spa/sesame/internal/firewall"
+	"github.com/sesame-spa/sesame/internal/fwconf"
 	"github.com/sesame-spa/sesame/internal/hostfw"
 	"github.com/sesame-spa/sesame/internal/keeper"
 	"github.com/sesame-spa/sesame/internal/ledger"
@@ -156,6 +157,11 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 			log.Error("replay cache: close", "file", s.digestFile, "err", err)
 		}
 	}()
+	fl, err := openFleet(ctx, s, cache, log)
+	if err != nil {
+		return err
+	}
+	defer fl.close() // before the local cache closes
 	src, desc, err := openSource(s, log)
 	if err != nil {
 		return err
@@ -177,6 +183,10 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 		// nothing it did not have to.
 		defer func() { stop(ran && s.flushAtExit) }()
 		fwall = k
+		// The fleet's grants go through the keeper; it stops before the firewall does.
+		// FLUSH_IPT_AT_EXIT and FLUSH_IPT_AT_INIT stay local: only --fw-flush is propagated.
+		fl.start(ctx, k)
+		defer fl.stopRun()
 		go inst.serve(ctx, func(ctx context.Context, cmd string) (string, error) {
 			switch cmd {
 			case "revoke-all":
@@ -184,7 +194,14 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 					return "", err
 				}
 				log.Warn("firewall: every grant revoked on request (--fw-flush)")
-				return "grants revoked", nil
+				if fl == nil {
+					return "grants revoked", nil
+				}
+				if err := fl.revokeAll(ctx); err != nil {
+					log.Error("fleet: the revocation did not reach redis; it is sent when redis answers", "err", err)
+					return "grants revoked here; the fleet's revocation waits for redis (" + err.Error() + ")", nil
+				}
+				return "grants revoked here and on the fleet", nil
 			}
 			return "", fmt.Errorf("unknown command %q", cmd)
 		})
@@ -194,8 +211,16 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 		})
 	}
 
-	srv, err := server.New(server.Config{Policy: s.policy, Firewall: fwall, Cache: cache, Logger: log,
-		Workers: s.workers, OnGrant: md5.OnGrant})
+	onGrant := md5.OnGrant
+	if fl != nil {
+		onGrant = func(st *fwconf.Stanza, gs []firewall.Grant) error {
+			err := md5.OnGrant(st, gs)
+			fl.OnGrant(st, gs) // never blocks, never fails: publishing is queued
+			return err
+		}
+	}
+	srv, err := server.New(server.Config{Policy: s.policy, Firewall: fwall, Cache: fl.cache(cache), Logger: log,
+		Workers: s.workers, OnGrant: onGrant, ReplayTimeout: fl.replayTimeout()})
 	if err != nil {
 		return err
 	}
@@ -219,7 +244,7 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 	for {
 		select {
 		case err := <-done:
-			logStats(log, srv, src, fwall)
+			logStats(log, srv, src, fwall, fl)
 			log.Info("sesame server stopped")
 			if errors.Is(err, errLimit) {
 				return nil
@@ -231,7 +256,7 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 				reload(o, s, srv, fwall, log)
 				continue
 			case syscall.SIGUSR1:
-				logStats(log, srv, src, fwall)
+				logStats(log, srv, src, fwall, fl)
 				continue
 			}
 			log.Info("signal received, shutting down", "signal", sig.String())
@@ -405,7 +430,7 @@ func hostList(hs []firewall.HostChain) string {
 }
 
 // reload re-reads the configuration files and swaps the policy; grants are kept. A change of
-// the guarded ports is applied to the firewall; capture settings need a restart.
+// the guarded ports is applied to the firewall; capture and fleet settings need a restart.
 func reload(o *options, old *settings, srv *server.Server, fwall server.Firewall, log *slog.Logger) {
 	s, err := loadSettings(o)
 	if err == nil {
@@ -423,12 +448,15 @@ func reload(o *options, old *settings, srv *server.Server, fwall server.Firewall
 			old.guardPorts = s.guardPorts
 		}
 	}
+	if fleetChanged(old.fleet, s.fleet) {
+		log.Warn("SIGHUP: the SESAME_FLEET_* settings changed; the fleet keeps the old ones until a restart")
+	}
 	log.Info("SIGHUP: configuration reloaded (grants kept)", "stanzas", len(s.policy.Stanzas))
 }
 
-// logStats logs the pipeline counters, the capture source's kernel counters and the firewall's
-// heals (at exit, and on SIGUSR1).
-func logStats(log *slog.Logger, srv *server.Server, src capture.Source, fwall server.Firewall) {
+// logStats logs the pipeline counters, the capture source's kernel counters, the firewall's
+// heals and the fleet's counters (at exit, and on SIGUSR1).
+func logStats(log *slog.Logger, srv *server.Server, src capture.Source, fwall server.Firewall, fl *fleetLink) {
 	st := srv.Stats()
 	attrs := []any{"packets", st.Packets, "grants", st.Grants, "rejected", st.Rejected()}
 	for _, r := range server.Reasons()[1:] {
@@ -449,6 +477,7 @@ func logStats(log *slog.Logger, srv *server.Server, src capture.Source, fwall se
 		n, ms := k.Heals()
 		attrs = append(attrs, "heals", n, "last_heal_ms", ms)
 	}
+	attrs = append(attrs, fl.stats()...)
 	log.Info("stats", attrs...)
 }
 

@@ -134,7 +134,8 @@ func withFirewall(s *settings, fn func(context.Context, *firewall.Nftables) erro
 }
 
 // fwList prints sesame's live grants (fwknopd --fw-list), read from the kernel (reading is
-// allowed while the server owns the table), and what guards them.
+// allowed while the server owns the table), and what guards them; with a fleet, the fleet's
+// live grants in Redis follow as comment lines.
 func fwList(s *settings, stdout io.Writer) error {
 	return withFirewall(s, func(ctx context.Context, fw *firewall.Nftables) error {
 		es, err := fw.List(ctx)
@@ -173,12 +174,14 @@ func fwList(s *settings, stdout io.Writer) error {
 		if len(s.guardPorts) == 0 && len(rep.Hooks()) == 0 {
 			fmt.Fprintln(stdout, "# WARNING: nothing drops any port (no OPEN_PORTS, no SESAME_GUARD_PORTS, no host firewall that drops): grants change nothing")
 		}
+		fleetList(ctx, s, stdout)
 		return nil
 	})
 }
 
 // fwFlush revokes every grant (fwknopd --fw-flush); the guard stays. A running server does it
-// (only the owner may change an owned table).
+// (only the owner may change an owned table). With a fleet, the other gateways revoke theirs
+// too.
 func fwFlush(s *settings, stdout io.Writer) error {
 	if reply, running, err := control(s.tableName, "revoke-all"); running {
 		if err != nil {
@@ -200,7 +203,7 @@ func fwFlush(s *settings, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, "sesame: every grant revoked; the guard stays")
-	return nil
+	return fleetRevokeAll(s, stdout)
 }
 
 // fwRemove deletes sesame's table and hooks: the uninstall step.

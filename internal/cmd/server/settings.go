@@ -2,6 +2,7 @@ package server
 
 import (
 	"github.com/sesame-spa/sesame/internal/firewall"
+	"github.com/sesame-spa/sesame/internal/fleet"
 	"github.com/sesame-spa/sesame/internal/server"
 )
 
@@ -40,6 +41,10 @@ type settings struct {
 	// md5Listen and md5Upstream are SESAME_MD5_LISTEN and SESAME_MD5_UPSTREAM: the TCP-MD5
 	// listener whose keys come from the grants of SESAME_MD5 stanzas ("" = none).
 	md5Listen, md5Upstream string
+
+	// fleet is the fleet's configuration (SESAME_FLEET_*, key and TLS files read), without
+	// Local and Log; nil without SESAME_FLEET_REDIS.
+	fleet *fleet.Config
 
 	// dump is the text printed by -D.
 	dump string
