@@ -51,8 +51,9 @@
 // prefix is then stripped. A receiver re-adds the prefix before checking the HMAC and
 // decrypting. fwknopd drops payloads outside 140..1500 bytes, payloads that still start with
 // the prefix (a replay-cache dodge) and any non-base64 byte, and treats 400 characters or
-// more as GnuPG (see Opener; GnuPG strips "hQ" the same way). The replay cache key is
-// ReplayDigest, SHA-256 over the wire bytes.
+// more as GnuPG (GnuPG strips "hQ" the same way; see gnupg.go: DecodeGnuPG, EncodeGnuPG,
+// GnuPGDecoder, with the OpenPGP work behind Opener and Sealer, implemented by package
+// spa/gnupg). The replay cache key is ReplayDigest, SHA-256 over the wire bytes.
 //
 // # Decoding
 //

@@ -374,7 +374,7 @@ func TestDecodeGnuPG(t *testing.T) {
 	_, err = DecodeGnuPG([]byte("A"+wire[1:]), k, fakeOpener{})
 	checkSentinel(t, err, ErrHMACMismatch)
 	_, err = DecodeGnuPG([]byte(wire[:200]), Keys{}, fakeOpener{})
-	checkSentinel(t, err, ErrTooShort)
+	checkSentinel(t, err, ErrNotGnuPG)
 	// Decode refuses it as GnuPG.
 	_, err = Decode([]byte(wire), Keys{Key: []byte("k"), HMACKey: k.HMACKey})
 	checkSentinel(t, err, ErrGnuPG)

@@ -13,7 +13,8 @@ var sentinels = []error{
 	ErrHMACMismatch, ErrDecrypt, ErrDigestType, ErrDigestMismatch, ErrUsernameTooBig, ErrBadKey,
 	ErrUnsupported, ErrHMACType, ErrMode, ErrCipherLen, ErrPlaintext, ErrFieldCount, ErrRandom,
 	ErrUsername, ErrTimestamp, ErrVersion, ErrMsgType, ErrMessage, ErrNATAccess, ErrServerAuth,
-	ErrClientTimeout, ErrAccess,
+	ErrClientTimeout, ErrAccess, ErrNotSigned, ErrBadSignature, ErrSignerNotValid, ErrSignerNotAllowed,
+	ErrNotGnuPG,
 }
 
 // checkSentinel fails unless err wraps want and no other sentinel.

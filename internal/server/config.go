@@ -52,6 +52,15 @@ type Config struct {
 	// NewSPAOpener). Tests may substitute a fake.
 	NewOpener func(spa.Keys) (Opener, error)
 
+	// GnuPG builds the Opener of each stanza with GPG.Enabled, once per stanza and Reload
+	// (nil: NewGnuPGOpener with the keys of the stanza's GnuPG home, from GnuPGKeys).
+	GnuPG func(st *fwconf.Stanza) (GnuPGOpener, error)
+	// GnuPGKeys loads GnuPG keys for the default GnuPG builder (nil: gpgkeys.Load, which runs
+	// the stanza's gpg once per home and Reload).
+	GnuPGKeys KeyLoader
+	// GnuPGBudget bounds private-key decryptions for GnuPG stanzas without an HMAC key.
+	GnuPGBudget Budget
+
 	// ReplayTimeout is the deadline of every replay cache call (default 1 s); a call that
 	// fails or misses it rejects the packet (InternalError): fail closed.
 	ReplayTimeout time.Duration

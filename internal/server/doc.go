@@ -12,8 +12,14 @@
 //  2. the access stanzas that match the packet's source and destination
 //     (fwconf.Stanza.Matches), in file order;
 //  3. per stanza: ACCESS_EXPIRE (fwconf.Stanza.Expired, whole seconds as fwknopd), then HMAC,
-//     decryption and plaintext decoding with the stanza's Opener; a failure moves on to the
-//     next stanza;
+//     decryption and plaintext decoding with the stanza's Opener: its Rijndael one for packets
+//     under 400 characters, its GnuPG one (spa.GnuPGDecoder on spa/gnupg, keys read from the
+//     stanza's GnuPG home by gpgkeys at Reload) for longer ones; a stanza without the right
+//     kind of keys refuses (WrongMode). GnuPG packets on a stanza without HMAC key need a
+//     token from the decryption Budget (per source and in total) before each private-key
+//     decryption, else Throttled. Signature policy failures (NotSigned, BadSignature,
+//     SignerNotValid, SignerNotAllowed) are decoding failures. A failure moves on to the next
+//     stanza;
 //  4. once a stanza decodes the packet: the replay check, one atomic CheckAndAdd on the
 //     replay cache with a deadline (before any policy check, as fwknopd does, so a rejected
 //     packet cannot be retried); a cache error rejects the packet;
@@ -26,7 +32,9 @@
 //
 // With several workers, Run's reading goroutine settles the packets that fail steps 1 to 3's
 // HMAC itself, at one HMAC per matching stanza and no allocation, and hands the rest to the
-// workers.
+// workers. It also settles GnuPG packets for stanzas without HMAC key once the decryption
+// budget is exhausted, so a flood of forged 400-character packets costs a token-bucket check
+// each and never queues ahead of valid knocks.
 //
 // A packet that no stanza grants is rejected with one log line carrying src=, reason= and
 // stanza= (the stanza that got furthest), so fail2ban can match it, and counted per reason in

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/sesame-spa/sesame/internal/capture"
@@ -43,9 +44,9 @@ func (s *Server) handle(ctx context.Context, pkt capture.Packet) Result {
 			consider(Result{Reason: StanzaExpired, Stanza: st.Num}, st.expiredDetail)
 			continue
 		}
-		m, err := st.open.Decode(wire)
-		if err != nil {
-			consider(Result{Reason: decodeReason(err), Stanza: st.Num, Err: err}, "")
+		m, r, err := s.decode(st, wire, src, now)
+		if r != Granted {
+			consider(Result{Reason: r, Stanza: st.Num, Err: err}, "")
 			continue
 		}
 		if !checkedReplay {
@@ -83,9 +84,7 @@ func (s *Server) cheap(ctx context.Context, pkt capture.Packet) (Result, bool) {
 		s.logReject(ctx, slog.LevelInfo, pkt, now, res, "")
 		return res, true
 	}
-	if len(wire) >= gnupgLen {
-		return Result{}, false // Decode's GnuPG rule decides these
-	}
+	long := len(wire) >= gnupgLen
 	p := s.policy.Load()
 	src, dst := pkt.Src.Addr().Unmap(), pkt.Dst.Addr().Unmap()
 	best := Result{Reason: UnknownSource}
@@ -101,7 +100,26 @@ func (s *Server) cheap(ctx context.Context, pkt capture.Packet) (Result, bool) {
 			}
 			continue
 		}
-		_, err := st.open.VerifyHMAC(wire)
+		var o Opener = st.open
+		if long {
+			o = st.gpg
+		}
+		switch {
+		case o == nil:
+			if best.Reason < WrongMode {
+				best, bestDetail = Result{Reason: WrongMode, Stanza: st.Num}, modeDetail(long)
+			}
+			continue
+		case long && !st.gpg.HasHMAC():
+			if s.budget.allow(src, now, false) {
+				return Result{}, false // a decryption within the budget: for the workers
+			}
+			if best.Reason < Throttled {
+				best, bestDetail = Result{Reason: Throttled, Stanza: st.Num}, ""
+			}
+			continue
+		}
+		_, err := o.VerifyHMAC(wire)
 		if err == nil {
 			return Result{}, false
 		}
@@ -118,6 +136,39 @@ func (s *Server) cheap(ctx context.Context, pkt capture.Packet) (Result, bool) {
 
 // gnupgLen is the wire length from which fwknop treats a packet as GnuPG, not Rijndael.
 const gnupgLen = 400
+
+// decode runs one stanza's Opener on wire: the GnuPG one for 400 characters or more (within
+// the decryption budget when the stanza has no HMAC key), else the Rijndael one. It returns
+// the message, or the reason and error of the failure.
+func (s *Server) decode(st *stanza, wire []byte, src netip.Addr, now time.Time) (*spa.Message, Reason, error) {
+	long := len(wire) >= gnupgLen
+	var o Opener = st.open
+	if long {
+		if st.gpg == nil {
+			return nil, WrongMode, errors.New(modeDetail(true))
+		}
+		if !st.gpg.HasHMAC() && !s.budget.allow(src, now, true) {
+			return nil, Throttled, errors.New("GnuPG stanza without HMAC key: decryption budget exhausted")
+		}
+		o = st.gpg
+	} else if o == nil {
+		return nil, WrongMode, errors.New(modeDetail(false))
+	}
+	m, err := o.Decode(wire)
+	if err != nil {
+		return nil, decodeReason(err), err
+	}
+	return m, Granted, nil
+}
+
+// modeDetail explains a WrongMode rejection (fwknopd: "No stanza encryption mode match for
+// encryption type").
+func modeDetail(long bool) string {
+	if long {
+		return "a packet of 400 characters or more is GnuPG and the stanza has no GnuPG keys"
+	}
+	return "a packet under 400 characters is Rijndael and the stanza has only GnuPG keys"
+}
 
 // grant opens the firewall for an accepted packet (unless in test mode) and logs it.
 func (s *Server) grant(ctx context.Context, p *compiled, st *stanza, pkt capture.Packet, now time.Time, m *spa.Message, o outcome) Result {
@@ -196,10 +247,20 @@ func decodeReason(err error) Reason {
 	switch {
 	case errors.Is(err, spa.ErrHMACMismatch), errors.Is(err, spa.ErrHMACMissing):
 		return BadHMAC
+	case errors.Is(err, spa.ErrNotSigned):
+		return NotSigned
+	case errors.Is(err, spa.ErrBadSignature):
+		return BadSignature
+	case errors.Is(err, spa.ErrSignerNotValid):
+		return SignerNotValid
+	case errors.Is(err, spa.ErrSignerNotAllowed):
+		return SignerNotAllowed
+	case errors.Is(err, spa.ErrGnuPG), errors.Is(err, spa.ErrNotGnuPG):
+		return WrongMode
 	case errors.Is(err, spa.ErrDecrypt), errors.Is(err, spa.ErrBadKey):
 		return DecryptFailed
 	case errors.Is(err, spa.ErrTooShort), errors.Is(err, spa.ErrTooLong), errors.Is(err, spa.ErrPrefixPresent),
-		errors.Is(err, spa.ErrNotBase64), errors.Is(err, spa.ErrGnuPG):
+		errors.Is(err, spa.ErrNotBase64):
 		return Malformed
 	}
 	return BadPlaintext

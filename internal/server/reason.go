@@ -13,8 +13,14 @@ const (
 	Malformed               // failed the cheap wire checks; not an SPA packet
 	UnknownSource           // no stanza's SOURCE/DESTINATION matches the packet
 	StanzaExpired           // every matching stanza is past ACCESS_EXPIRE
+	WrongMode               // a GnuPG packet (400+ characters) for a Rijndael-only stanza, or the reverse
 	BadHMAC                 // HMAC mismatch (wrong HMAC key or tampered packet)
-	DecryptFailed           // decryption failed (wrong key or mode)
+	Throttled               // GnuPG packet on a stanza without HMAC key, over the decryption budget
+	DecryptFailed           // decryption failed (wrong key or mode; GnuPG: not for the server's key)
+	NotSigned               // GnuPG packet without a signature (signatures required)
+	BadSignature            // GnuPG signature that does not verify, or by a key not in the keyring
+	SignerNotValid          // GnuPG signer's key not valid in the keyring (not lsigned; GPG_IGNORE_SIG_VERIFY_ERROR N)
+	SignerNotAllowed        // GnuPG signer not in GPG_FINGERPRINT_ID / GPG_REMOTE_ID
 	BadPlaintext            // decrypted, but the plaintext or its digest is invalid
 	Replay                  // the packet was accepted (decoded) before
 	TooOld                  // timestamp older than MAX_SPA_PACKET_AGE
@@ -38,8 +44,14 @@ var reasonNames = [numReasons]string{
 	Malformed:        "malformed packet",
 	UnknownSource:    "no stanza for source",
 	StanzaExpired:    "stanza expired",
+	WrongMode:        "no stanza for this encryption type",
 	BadHMAC:          "HMAC mismatch",
+	Throttled:        "GnuPG decryption budget exhausted",
 	DecryptFailed:    "decryption failed",
+	NotSigned:        "GnuPG packet not signed",
+	BadSignature:     "bad GnuPG signature",
+	SignerNotValid:   "GnuPG signer key not valid in keyring",
+	SignerNotAllowed: "GnuPG signer not allowed",
 	BadPlaintext:     "invalid plaintext",
 	Replay:           "replay",
 	TooOld:           "packet too old",
@@ -59,7 +71,9 @@ var reasonNames = [numReasons]string{
 
 var reasonKeys = [numReasons]string{
 	Granted: "granted", Malformed: "malformed", UnknownSource: "unknown_source",
-	StanzaExpired: "stanza_expired", BadHMAC: "bad_hmac", DecryptFailed: "decrypt_failed",
+	StanzaExpired: "stanza_expired", WrongMode: "wrong_mode", BadHMAC: "bad_hmac", Throttled: "throttled",
+	DecryptFailed: "decrypt_failed", NotSigned: "not_signed", BadSignature: "bad_signature",
+	SignerNotValid: "signer_not_valid", SignerNotAllowed: "signer_not_allowed",
 	BadPlaintext: "bad_plaintext", Replay: "replay", TooOld: "too_old", TooNew: "too_new",
 	BadAccess: "bad_access", SourceRequired: "source_required", SourceMismatch: "source_mismatch",
 	UsernameMismatch: "username_mismatch", CommandRefused: "command_refused", NATRefused: "nat_refused",

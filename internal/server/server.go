@@ -26,6 +26,9 @@ type Server struct {
 	fw            Firewall
 	cache         replay.Cache
 	newOpener     func(spa.Keys) (Opener, error)
+	newGnuPG      func(st *fwconf.Stanza) (GnuPGOpener, error)
+	gnupgKeys     KeyLoader
+	budget        *budget
 	replayTimeout time.Duration
 	onGrant       func(st *fwconf.Stanza, gs []firewall.Grant) error
 	log           *slog.Logger
@@ -50,8 +53,9 @@ type compiled struct {
 // stanza is one access stanza ready for packets.
 type stanza struct {
 	*fwconf.Stanza
-	open          Opener
-	expiredDetail string // the detail= of a StanzaExpired rejection
+	open          Opener      // Rijndael packets; nil for a GnuPG-only stanza
+	gpg           GnuPGOpener // GnuPG packets; nil unless GPG.Enabled
+	expiredDetail string      // the detail= of a StanzaExpired rejection
 }
 
 // New checks cfg and returns a Server.
@@ -60,7 +64,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("server: no firewall")
 	}
 	s := &Server{fw: cfg.Firewall, cache: cfg.Cache, newOpener: cfg.NewOpener, replayTimeout: cfg.ReplayTimeout,
-		log: cfg.Logger, now: cfg.Now, workers: cfg.Workers, queue: cfg.Queue, onGrant: cfg.OnGrant}
+		log: cfg.Logger, now: cfg.Now, workers: cfg.Workers, queue: cfg.Queue, onGrant: cfg.OnGrant,
+		newGnuPG: cfg.GnuPG, gnupgKeys: cfg.GnuPGKeys}
 	if s.newOpener == nil {
 		s.newOpener = NewSPAOpener
 	}
@@ -84,32 +89,49 @@ func New(cfg Config) (*Server, error) {
 		interval = defaultLogInterval
 	}
 	s.limiter = newLogLimiter(burst, interval)
+	s.budget = newBudget(cfg.GnuPGBudget, s.now())
 	if err := s.Reload(cfg.Policy); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// Reload replaces the policy (stanzas and settings). It builds every stanza's Opener first, so
-// a stanza without KEY or SOURCE, or with keys spa refuses, is an error and the old policy
-// stays. Grants already made are not touched.
+// Reload replaces the policy (stanzas and settings). It builds every stanza's Openers first
+// (for GnuPG stanzas that loads their keys, by default running gpg once per GnuPG home), so a
+// stanza without KEY or GnuPG keys, without SOURCE, or with keys that cannot be used, is an
+// error and the old policy stays. Grants already made are not touched.
 func (s *Server) Reload(p Policy) error {
 	p.Stanzas = append(p.Stanzas[:0:0], p.Stanzas...)
 	c := &compiled{Policy: p, stanzas: make([]stanza, len(p.Stanzas)),
 		keep: fwconf.ReplayKeep(p.PacketAging, p.maxAge(), p.ReplayMargin)}
+	newGnuPG := s.newGnuPG
+	if newGnuPG == nil {
+		keys := newKeyCache(s.gnupgKeys)
+		newGnuPG = func(st *fwconf.Stanza) (GnuPGOpener, error) { return NewGnuPGOpener(st, keys.get, s.now) }
+	}
 	for i := range p.Stanzas {
 		st := &p.Stanzas[i]
-		if len(st.Keys.Key) == 0 {
-			return fmt.Errorf("server: stanza #%d (%s:%d) has no KEY", st.Num, st.File, st.Line)
+		if len(st.Keys.Key) == 0 && !st.GPG.Enabled {
+			return fmt.Errorf("server: stanza #%d (%s:%d) has no KEY and no GnuPG keys", st.Num, st.File, st.Line)
 		}
 		if !st.SourceAny && len(st.Source) == 0 {
 			return fmt.Errorf("server: stanza #%d (%s:%d) has no SOURCE", st.Num, st.File, st.Line)
 		}
-		open, err := s.newOpener(st.Keys)
-		if err != nil {
-			return fmt.Errorf("server: stanza #%d (%s:%d): %w", st.Num, st.File, st.Line, err)
+		c.stanzas[i] = stanza{Stanza: st}
+		if len(st.Keys.Key) > 0 {
+			open, err := s.newOpener(st.Keys)
+			if err != nil {
+				return fmt.Errorf("server: stanza #%d (%s:%d): %w", st.Num, st.File, st.Line, err)
+			}
+			c.stanzas[i].open = open
 		}
-		c.stanzas[i] = stanza{Stanza: st, open: open}
+		if st.GPG.Enabled {
+			g, err := newGnuPG(st)
+			if err != nil {
+				return fmt.Errorf("server: stanza #%d (%s:%d): %w", st.Num, st.File, st.Line, err)
+			}
+			c.stanzas[i].gpg = g
+		}
 		if !st.AccessExpire.IsZero() {
 			c.stanzas[i].expiredDetail = "expired " + st.AccessExpire.UTC().Format(time.DateTime)
 		}

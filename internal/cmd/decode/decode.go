@@ -1,13 +1,23 @@
 // Package decode implements "sesame decode": verify, decrypt and print one SPA packet.
 //
 //	sesame decode [--key-rijndael K | --key-base64-rijndael B64] [--key-hmac K |
-//	              --key-base64-hmac B64] [--hmac-digest-type sha256] [-M cbc] [--json] [FILE]
+//	              --key-base64-hmac B64] [--hmac-digest-type sha256] [-M cbc]
+//	              [--gpg-home-dir DIR [--gpg-decrypt-id ID] [--gpg-decrypt-pw PW]
+//	               [--gpg-remote-id IDS] [--gpg-fingerprint-id FPRS] [--gpg-exe PATH]]
+//	              [--json] [FILE]
 //
 // The packet is read from FILE or stdin; surrounding whitespace is trimmed. The key flags
 // are fwknop client's. Without an HMAC key no HMAC is expected. The fields are printed like
 // fwknop's -v dump, or with --json as one JSON object (see Fields). A packet failing any
 // check exits 1 with one line on stderr naming the check ("sesame decode: HMAC mismatch");
 // usage errors exit 2.
+//
+// GnuPG packets (400 characters or more) are opened with --gpg-home-dir: the server's secret
+// key (--gpg-decrypt-id, default any; --gpg-decrypt-pw for a protected key) and public
+// keyring are read from that GnuPG home by running gpg once, as sesame server does
+// (internal/gpgkeys). The signer is printed (GPG sig ID, fingerprint, verdict); the signature
+// is enforced as by a server stanza only when --gpg-remote-id or --gpg-fingerprint-id lists
+// signers. A Rijndael key is then optional.
 package decode
 
 import (
@@ -21,6 +31,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/sesame-spa/sesame/spa"
+	"github.com/sesame-spa/sesame/spa/gnupg"
 )
 
 // Exit codes.
@@ -36,6 +47,9 @@ const maxInput = 64 << 10
 type options struct {
 	key, keyB64, hmacKey, hmacKeyB64, hmacType, mode string
 	json                                             bool
+
+	gpgHome, gpgExe, gpgID, gpgPW string
+	gpgRemoteIDs, gpgFprs         []string
 }
 
 // Main runs the subcommand with its arguments and returns the process exit code.
@@ -50,6 +64,12 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.hmacType, "hmac-digest-type", "sha256", "HMAC type: md5 sha1 sha256 sha384 sha512 sha3_256 sha3_512")
 	fs.StringVarP(&o.mode, "encryption-mode", "M", "cbc", "encryption mode: cbc ecb cfb ofb ctr legacy")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object instead of the field dump")
+	fs.StringVar(&o.gpgHome, "gpg-home-dir", "", "GnuPG home with the server's key: open GnuPG packets")
+	fs.StringVar(&o.gpgExe, "gpg-exe", "", "gpg binary (default /usr/bin/gpg)")
+	fs.StringVar(&o.gpgID, "gpg-decrypt-id", "", "the server's GnuPG key (default: any secret key of the home)")
+	fs.StringVar(&o.gpgPW, "gpg-decrypt-pw", "", "its passphrase (none: a key without passphrase)")
+	fs.StringSliceVar(&o.gpgRemoteIDs, "gpg-remote-id", nil, "require a signature by one of these short key IDs (GPG_REMOTE_ID)")
+	fs.StringSliceVar(&o.gpgFprs, "gpg-fingerprint-id", nil, "require a signature by one of these fingerprints (GPG_FINGERPRINT_ID)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sesame decode [flags] [FILE]\n\nVerify, decrypt and print one SPA packet (from FILE or stdin).\n\nflags:")
 		fs.PrintDefaults()
@@ -71,12 +91,27 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sesame decode: %v\n", err)
 		return exitUsage
 	}
-	m, err := spa.Decode(wire, keys)
+	var m *spa.Message
+	var sig *gnupg.Signer
+	if len(wire) >= gnupgLen && o.gpgHome != "" {
+		m, sig, err = o.decodeGnuPG(wire, keys)
+		if errors.Is(err, errGnuPGSetup) {
+			fmt.Fprintf(stderr, "sesame decode: %v\n", err)
+			return exitUsage
+		}
+	} else {
+		if len(keys.Key) == 0 {
+			fmt.Fprintln(stderr, "sesame decode: a key is needed: --key-rijndael or --key-base64-rijndael (or --gpg-home-dir for GnuPG packets)")
+			return exitUsage
+		}
+		m, err = spa.Decode(wire, keys)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "sesame decode: %s\n", describe(err))
 		return exitInvalid
 	}
 	f := fieldsOf(m, wire, keys)
+	f.setGnuPG(sig)
 	if o.json {
 		err = f.writeJSON(stdout)
 	} else {
@@ -100,8 +135,8 @@ func (o options) keys() (spa.Keys, error) {
 		k.Key, err = spa.DecodeKey(o.key, false)
 	case o.keyB64 != "":
 		k.Key, err = spa.DecodeKey(o.keyB64, true)
-	default:
-		return k, errors.New("a key is needed: --key-rijndael or --key-base64-rijndael")
+	case o.gpgHome == "":
+		return k, errors.New("a key is needed: --key-rijndael or --key-base64-rijndael (or --gpg-home-dir for GnuPG packets)")
 	}
 	if err != nil {
 		return k, fmt.Errorf("the Rijndael key: %w", err)
@@ -122,6 +157,9 @@ func (o options) keys() (spa.Keys, error) {
 	}
 	if k.Mode, err = spa.ParseMode(o.mode); err != nil {
 		return k, fmt.Errorf("--encryption-mode: %w", err)
+	}
+	if len(k.Key) == 0 {
+		return k, nil // GnuPG only: the HMAC part is checked by the GnuPG decoder
 	}
 	if err := k.Validate(); err != nil {
 		return k, err
@@ -168,6 +206,7 @@ var sentinels = []error{
 	spa.ErrUsernameTooBig, spa.ErrUsername, spa.ErrTimestamp, spa.ErrVersion, spa.ErrMsgType,
 	spa.ErrMessage, spa.ErrNATAccess, spa.ErrServerAuth, spa.ErrClientTimeout, spa.ErrAccess,
 	spa.ErrBadKey, spa.ErrHMACType, spa.ErrMode, spa.ErrUnsupported,
+	spa.ErrNotGnuPG, spa.ErrNotSigned, spa.ErrBadSignature, spa.ErrSignerNotValid, spa.ErrSignerNotAllowed,
 }
 
 // describe names the failed check first, then any detail, on one line:

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sesame-spa/sesame/spa"
+	"github.com/sesame-spa/sesame/spa/gnupg"
 )
 
 // Fields is the --json output: exactly these keys. nat_access and server_auth are null when
@@ -24,6 +25,9 @@ type Fields struct {
 	DigestType    string  `json:"digest_type"` // MD5 SHA1 SHA256 SHA384 SHA512 SHA3_256 SHA3_512
 	Digest        string  `json:"digest"`
 	ReplayDigest  string  `json:"replay_digest"`
+
+	// GnuPG packets only.
+	GnuPG *GnuPGFields `json:"gnupg,omitempty"`
 
 	// For the dump only.
 	msg     *spa.Message
@@ -59,6 +63,22 @@ func fieldsOf(m *spa.Message, wire []byte, k spa.Keys) Fields {
 		f.encoded = strings.TrimSuffix(pt, ":"+m.Digest)
 	}
 	return f
+}
+
+// GnuPGFields describe a GnuPG packet's signature.
+type GnuPGFields struct {
+	Signed         bool   `json:"signed"`
+	SigID          string `json:"sig_id"`          // fwknop's GPG sig ID: last 8 hex digits of the signing key
+	SigFingerprint string `json:"sig_fingerprint"` // signing key ("" if not in the keyring)
+	Verified       bool   `json:"verified"`        // the signature verified with a key of the keyring
+	Valid          bool   `json:"valid"`           // that key is valid in the keyring (lsigned)
+}
+
+func (f *Fields) setGnuPG(s *gnupg.Signer) {
+	if s == nil {
+		return
+	}
+	f.GnuPG = &GnuPGFields{Signed: s.Signed, SigID: s.ShortID(), SigFingerprint: s.Fingerprint, Verified: s.Verified, Valid: s.Valid}
 }
 
 func (f Fields) writeJSON(w io.Writer) error {
@@ -105,12 +125,24 @@ func (f Fields) writeDump(w io.Writer) error {
 		{"HMAC Type", hmacType},
 		{"Encryption Type", "1 (Rijndael)"},
 		{"Encryption Mode", fmt.Sprintf("%d (%v)", int(mode), mode)},
+	}
+	if g := f.GnuPG; g != nil {
+		rows[len(rows)-2].value = "2 (GPG)"
+		rows[len(rows)-1].value = "7 (Asymmetric)"
+		rows = append(rows, []struct{ label, value string }{
+			{"GPG sig ID", null(g.SigID)},
+			{"GPG sig fpr", null(g.SigFingerprint)},
+			{"GPG sig verified", map[bool]string{true: "Yes", false: "No"}[g.Verified]},
+			{"GPG sig valid", map[bool]string{true: "Yes", false: "No"}[g.Valid]},
+		}...)
+	}
+	rows = append(rows, []struct{ label, value string }{
 		{"Encoded Data", null(f.encoded)},
 		{"SPA Data Digest", m.Digest},
 		{"HMAC", null(f.hmac)},
 		{"Final SPA Data", f.wire},
 		{"Replay Digest", f.ReplayDigest},
-	}
+	}...)
 	var b strings.Builder
 	b.WriteString("SPA Field Values:\n=================\n")
 	for _, r := range rows {
