@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/sesame-spa/sesame/internal/version"
 )
 
 // A command runs one subcommand with the arguments after its name and returns the exit code.
@@ -35,6 +37,17 @@ func dispatch(argv0 string, args []string, stdin io.Reader, stdout, stderr io.Wr
 		return commands["knock"].run(args, stdin, stdout, stderr)
 	case "fwknopd":
 		return commands["server"].run(args, stdin, stdout, stderr)
+	}
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "version") {
+		fmt.Fprintln(stdout, version.String("sesame"))
+		return 0
+	}
+	// "sesame CMD --version" for the subcommands whose own flags have no version.
+	if len(args) == 2 && args[1] == "--version" && args[0] != "server" && args[0] != "knock" {
+		if _, ok := commands[args[0]]; ok {
+			fmt.Fprintln(stdout, version.String("sesame "+args[0]))
+			return 0
+		}
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)

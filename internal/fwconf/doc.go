@@ -41,6 +41,8 @@ sesame's own variables:
 	                                                    self-healing fallback of older kernels
 	SESAME_REPLAY_MARGIN         fwknopd.conf  60       seconds a replay digest is kept beyond the
 	                                                    2*MAX_SPA_PACKET_AGE window (Server.ReplayKeep)
+	SESAME_METRICS_LISTEN        fwknopd.conf  (none)   IP:PORT where Prometheus metrics are served
+	                                                    (/metrics); keep it on loopback
 	SESAME_MD5_LISTEN            fwknopd.conf  (none)   IP:PORT (or :PORT) of the TCP-MD5 listener the
 	                                                    server runs; with SESAME_MD5_UPSTREAM
 	SESAME_MD5_UPSTREAM          fwknopd.conf  (none)   HOST:PORT where the MD5 listener relays signed

@@ -53,6 +53,10 @@ type Server struct {
 	MD5Listen   string
 	MD5Upstream string
 
+	// MetricsListen (SESAME_METRICS_LISTEN, "IP:PORT") is where Prometheus metrics are served
+	// ("" = not served; keep it on loopback or a management network).
+	MetricsListen string
+
 	// The fleet (package fleet). FleetRedis is SESAME_FLEET_REDIS, the Redis URL: "" means no
 	// fleet, and the other fields are then unused. Zero values stand for package fleet's
 	// defaults.
@@ -280,6 +284,7 @@ func (s *Server) resolve() ([]Warning, error) {
 	}
 	s.ReplayMargin = time.Duration(num("SESAME_REPLAY_MARGIN", 0, 86400)) * time.Second
 	s.MD5Listen, s.MD5Upstream = str("SESAME_MD5_LISTEN"), str("SESAME_MD5_UPSTREAM")
+	s.MetricsListen = str("SESAME_METRICS_LISTEN")
 	s.GPGHomeDir, s.GPGExe = str("GPG_HOME_DIR"), str("GPG_EXE")
 	if err := s.checkMD5(); err != nil {
 		errs = append(errs, err)

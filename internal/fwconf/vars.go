@@ -144,13 +144,14 @@ var Variables = map[string]Variable{
 	"EXT_CMD_PREFIX":        {InServer, NoEffect, "", "not implemented by fwknopd 2.6 either"},
 
 	// fwknopd.conf: sesame's own.
-	"SESAME_GUARD_PORTS":   {InServer, Supported, "", ""},
-	"SESAME_HOST_CHAIN":    {InServer, Supported, "none", ""},
-	"SESAME_TABLE":         {InServer, Supported, "sesame", ""},
-	"SESAME_TABLE_OWNER":   {InServer, Supported, "Y", ""},
-	"SESAME_REPLAY_MARGIN": {InServer, Supported, "60", ""},
-	"SESAME_MD5_LISTEN":    {InServer, Supported, "", ""},
-	"SESAME_MD5_UPSTREAM":  {InServer, Supported, "", ""},
+	"SESAME_GUARD_PORTS":    {InServer, Supported, "", ""},
+	"SESAME_HOST_CHAIN":     {InServer, Supported, "none", ""},
+	"SESAME_TABLE":          {InServer, Supported, "sesame", ""},
+	"SESAME_TABLE_OWNER":    {InServer, Supported, "Y", ""},
+	"SESAME_REPLAY_MARGIN":  {InServer, Supported, "60", ""},
+	"SESAME_MD5_LISTEN":     {InServer, Supported, "", ""},
+	"SESAME_METRICS_LISTEN": {InServer, Supported, "", ""},
+	"SESAME_MD5_UPSTREAM":   {InServer, Supported, "", ""},
 	// The fleet (package fleet): "" defaults mean the fleet package's own defaults.
 	"SESAME_FLEET_REDIS":         {InServer, Supported, "", ""},
 	"SESAME_FLEET_GROUP":         {InServer, Supported, "", ""},

@@ -83,6 +83,10 @@ type Config struct {
 	// in test mode), from the goroutine that handled the packet. An error is logged; the
 	// firewall grants stand. sesame's TCP-MD5 listener (package md5grant) uses it.
 	OnGrant func(st *fwconf.Stanza, gs []firewall.Grant) error
+
+	// Observe, if set, is told how long each settled packet took to handle and whether it was
+	// granted (the metrics' handling histogram). It must be cheap and safe for concurrent use.
+	Observe func(granted bool, d time.Duration)
 }
 
 const (

@@ -31,6 +31,7 @@ type Server struct {
 	budget        *budget
 	replayTimeout time.Duration
 	onGrant       func(st *fwconf.Stanza, gs []firewall.Grant) error
+	observe       func(granted bool, d time.Duration)
 	log           *slog.Logger
 	now           func() time.Time
 	workers       int
@@ -64,7 +65,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("server: no firewall")
 	}
 	s := &Server{fw: cfg.Firewall, cache: cfg.Cache, newOpener: cfg.NewOpener, replayTimeout: cfg.ReplayTimeout,
-		log: cfg.Logger, now: cfg.Now, workers: cfg.Workers, queue: cfg.Queue, onGrant: cfg.OnGrant,
+		log: cfg.Logger, now: cfg.Now, workers: cfg.Workers, queue: cfg.Queue, onGrant: cfg.OnGrant, observe: cfg.Observe,
 		newGnuPG: cfg.GnuPG, gnupgKeys: cfg.GnuPGKeys}
 	if s.newOpener == nil {
 		s.newOpener = NewSPAOpener
@@ -201,12 +202,19 @@ func (s *Server) Run(ctx context.Context, src capture.Source) error {
 // counted as InternalError.
 func (s *Server) Handle(ctx context.Context, pkt capture.Packet) (res Result) {
 	s.stats.packets.Add(1)
+	var start time.Time
+	if s.observe != nil {
+		start = time.Now()
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			res = Result{Reason: InternalError, Err: fmt.Errorf("panic: %v", r)}
 			s.logPanic(ctx, pkt, r, debug.Stack())
 		}
 		s.stats.settle(res.Reason)
+		if s.observe != nil {
+			s.observe(res.Reason == Granted, time.Since(start))
+		}
 	}()
 	return s.handle(ctx, pkt)
 }
@@ -221,10 +229,17 @@ func (s *Server) precheck(ctx context.Context, pkt capture.Packet) (settled bool
 			settled = false // Handle runs it again, and logs and counts the panic
 		}
 	}()
+	var start time.Time
+	if s.observe != nil {
+		start = time.Now()
+	}
 	res, ok := s.cheap(ctx, pkt)
 	if ok {
 		s.stats.packets.Add(1)
 		s.stats.settle(res.Reason)
+		if s.observe != nil {
+			s.observe(false, time.Since(start))
+		}
 	}
 	return ok
 }

@@ -79,6 +79,7 @@ func load(o *options, withAccess bool) (*settings, error) {
 		tableOwner:        sc.TableOwner,
 		workers:           envWorkers(),
 		md5Listen:         sc.MD5Listen,
+		metricsListen:     sc.MetricsListen,
 		md5Upstream:       sc.MD5Upstream,
 	}
 	if s.udpPort == 0 {

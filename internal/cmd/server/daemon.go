@@ -172,6 +172,10 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 		return err
 	}
 	defer md5.Close()
+	me, err := listenMetrics(ctx, s)
+	if err != nil {
+		return err
+	}
 
 	var fwall server.Firewall
 	if !o.test {
@@ -219,11 +223,14 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 			return err
 		}
 	}
-	srv, err := server.New(server.Config{Policy: s.policy, Firewall: fwall, Cache: fl.cache(cache), Logger: log,
-		Workers: s.workers, OnGrant: onGrant, ReplayTimeout: fl.replayTimeout()})
+	var srv *server.Server
+	me.prepare(s, src, fl.cache(cache), fwall, fl, func() server.Stats { return srv.Stats() })
+	srv, err = server.New(server.Config{Policy: s.policy, Firewall: fwall, Cache: fl.cache(cache), Logger: log,
+		Workers: s.workers, OnGrant: me.onGrant(onGrant), ReplayTimeout: fl.replayTimeout(), Observe: me.observe()})
 	if err != nil {
 		return err
 	}
+	me.start(ctx, log)
 	var source capture.Source = src
 	if o.packetLimit > 0 {
 		source = &limitSource{Source: src, n: o.packetLimit, cancel: cancel}

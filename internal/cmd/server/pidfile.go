@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"syscall"
 
 	"github.com/sesame-spa/sesame/internal/pidfile"
 )
@@ -31,19 +30,4 @@ func writePID(path string) (func(), error) {
 		return nil, err
 	}
 	return func() { f.Release() }, nil
-}
-
-// signalRunning sends sig to the server holding path.
-func signalRunning(path string, sig syscall.Signal) (int, error) {
-	pid, err := readPID(path)
-	if err != nil {
-		return 0, err
-	}
-	if pid == 0 {
-		return 0, fmt.Errorf("no running server found (PID file %s)", path)
-	}
-	if err := syscall.Kill(pid, sig); err != nil {
-		return pid, fmt.Errorf("signal pid %d: %w", pid, err)
-	}
-	return pid, nil
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/sesame-spa/sesame/internal/firewall"
 	"github.com/sesame-spa/sesame/internal/hostfw"
 	"github.com/sesame-spa/sesame/internal/ledger"
+	"github.com/sesame-spa/sesame/internal/logging"
+	"github.com/sesame-spa/sesame/internal/version"
 	"io"
 	"log/slog"
 	"os"
@@ -27,9 +29,6 @@ import (
 
 	"github.com/spf13/pflag"
 )
-
-// version is printed by -V.
-const version = "sesame server (fwknopd 2.6.10 compatible)"
 
 // Main runs the subcommand with its arguments and returns the process exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -46,7 +45,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "usage: sesame server [options]   (fwknopd compatible)\n\n%s", fs.FlagUsages())
 		return 0
 	case o.version:
-		fmt.Fprintln(stdout, version)
+		fmt.Fprintln(stdout, version.String("sesame server")+" (fwknopd 2.6.10 compatible)")
 		return 0
 	case o.keyGen:
 		return exit(stderr, keyGen(o, stdout))
@@ -71,19 +70,19 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, s.dump)
 		return 0
 	case o.kill:
-		pid, err := signalRunning(s.pidFile, syscall.SIGTERM)
+		pid, err := signalServer(s, syscall.SIGTERM)
 		if err == nil {
 			fmt.Fprintf(stdout, "sent SIGTERM to sesame server (pid %d)\n", pid)
 		}
 		return exit(stderr, err)
 	case o.restart:
-		pid, err := signalRunning(s.pidFile, syscall.SIGHUP)
+		pid, err := signalServer(s, syscall.SIGHUP)
 		if err == nil {
 			fmt.Fprintf(stdout, "sent SIGHUP to sesame server (pid %d)\n", pid)
 		}
 		return exit(stderr, err)
 	case o.status:
-		pid, err := readPID(s.pidFile)
+		pid, err := runningPID(s)
 		if err != nil {
 			return exit(stderr, err)
 		}
@@ -112,13 +111,39 @@ func exit(stderr io.Writer, err error) int {
 }
 
 // newLogger logs text to stderr: info by default (every rejection, malformed packets
-// included, rate-limited per source), debug with -v.
+// included, rate-limited per source), debug with -v. Under systemd each line carries its
+// journald priority (internal/logging).
 func newLogger(w io.Writer, verbose int) *slog.Logger {
 	level := slog.LevelInfo
 	if verbose > 0 {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	return logging.New(w, level)
+}
+
+// runningPID returns the pid of the server running with s's table, 0 if none. The instance
+// socket answers first (it needs no file, so root can ask a server that runs as its own user in
+// a run directory root's checks would refuse); the locked pid file is the fallback.
+func runningPID(s *settings) (int, error) {
+	if pid := holderPID(s.tableName); pid != 0 {
+		return pid, nil
+	}
+	return readPID(s.pidFile)
+}
+
+// signalServer sends sig to the running server.
+func signalServer(s *settings, sig syscall.Signal) (int, error) {
+	pid, err := runningPID(s)
+	if err != nil {
+		return 0, err
+	}
+	if pid == 0 {
+		return 0, fmt.Errorf("no running server found (table inet %s, PID file %s)", s.tableName, s.pidFile)
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		return pid, fmt.Errorf("signal pid %d: %w", pid, err)
+	}
+	return pid, nil
 }
 
 // withFirewall runs fn with the firewall backend of s and a 10-second deadline.

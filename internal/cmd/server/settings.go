@@ -42,6 +42,9 @@ type settings struct {
 	// listener whose keys come from the grants of SESAME_MD5 stanzas ("" = none).
 	md5Listen, md5Upstream string
 
+	// metricsListen is SESAME_METRICS_LISTEN ("" = no metrics).
+	metricsListen string
+
 	// fleet is the fleet's configuration (SESAME_FLEET_*, key and TLS files read), without
 	// Local and Log; nil without SESAME_FLEET_REDIS.
 	fleet *fleet.Config
