@@ -325,9 +325,8 @@ func (d *detector) legacy(ctx context.Context, v6 bool) error {
 	if errors.Is(err, fs.ErrPermission) {
 		// Not root (the daemon runs as its own user with CAP_NET_ADMIN): the list of legacy
 		// tables is root's to read. Say so, and keep the nftables findings.
-		d.rep.Findings = append(d.rep.Findings, Finding{Level: Error, Kind: kind, Family: fam, Table: "filter", Chain: "INPUT",
-			Binary: bin, Why: "cannot tell whether the legacy " + bin + " filter table is in use (reading its list needs root)",
-			Fix: "if this host uses " + bin + ", set SESAME_HOST_CHAIN iptables-legacy"})
+		d.rep.Notes = append(d.rep.Notes, fmt.Sprintf("%s filter INPUT: cannot tell whether the legacy %s filter table is in use (its list is root's to read); if this host uses %s, set SESAME_HOST_CHAIN iptables-legacy",
+			fam, bin, bin))
 		return nil
 	}
 	if err != nil {

@@ -166,8 +166,8 @@ type permHost struct{ *FakeHost }
 
 func (permHost) LegacyTables(bool) ([]string, error) { return nil, fs.ErrPermission }
 
-// Without root the legacy list cannot be read: the nftables findings stay, and an error-level
-// finding names SESAME_HOST_CHAIN.
+// Without root the legacy list cannot be read: the nftables findings stay, and a note names
+// SESAME_HOST_CHAIN.
 func TestDetectLegacyUnreadable(t *testing.T) {
 	f := &Fake{}
 	tb := f.AddTable(famIP, "filter", 0)
@@ -176,7 +176,7 @@ func TestDetectLegacyUnreadable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Hooks()) != 1 || len(rep.Errors()) != 2 || !strings.Contains(rep.Errors()[0].Fix, "SESAME_HOST_CHAIN iptables-legacy") {
-		t.Fatalf("hooks %v, errors %v", rep.Hooks(), rep.Errors())
+	if len(rep.Hooks()) != 1 || len(rep.Errors()) != 0 || len(rep.Notes) != 2 || !strings.Contains(rep.Notes[0], "SESAME_HOST_CHAIN iptables-legacy") {
+		t.Fatalf("hooks %v, errors %v, notes %q", rep.Hooks(), rep.Errors(), rep.Notes)
 	}
 }

@@ -404,6 +404,9 @@ func detectHosts(ctx context.Context, s *settings, log *slog.Logger) ([]firewall
 	for _, f := range rep.Errors() {
 		log.Error("firewall: host firewall", "finding", f.String())
 	}
+	for _, n := range rep.Notes {
+		log.Warn("firewall: host firewall", "note", n)
+	}
 	return rep.Hooks(), nil
 }
 
