@@ -73,3 +73,72 @@ func spaPayload() []byte {
 	}
 	return b
 }
+
+// ip6ext wraps l4 (of protocol final) in an IPv6 header followed by the extension headers in
+// chain (extHopByHop, extDestOpts, extRouting: 8 bytes each; extAH: 12 bytes).
+func ip6ext(final uint8, src, dst netip.Addr, chain []uint8, l4 []byte) []byte {
+	var exts []byte
+	for i, h := range chain {
+		nx := final
+		if i+1 < len(chain) {
+			nx = chain[i+1]
+		}
+		switch h {
+		case extAH:
+			exts = append(exts, nx, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1)
+		case extRouting:
+			exts = append(exts, nx, 0, 253, 0, 0, 0, 0, 0) // experimental type, no segments left
+		default:
+			exts = append(exts, nx, 0, 1, 4, 0, 0, 0, 0) // a PadN option
+		}
+	}
+	first := final
+	if len(chain) > 0 {
+		first = chain[0]
+	}
+	return ip6(first, src, dst, append(exts, l4...))
+}
+
+// frag4 cuts the IPv4 datagram pkt (20-byte header) into fragments of at most size data bytes
+// (a multiple of 8), all with the identification id.
+func frag4(pkt []byte, size int, id uint16) [][]byte {
+	hdr, data := pkt[:20], pkt[20:]
+	var out [][]byte
+	for off := 0; off < len(data); off += size {
+		end := min(off+size, len(data))
+		f := append(append([]byte(nil), hdr...), data[off:end]...)
+		binary.BigEndian.PutUint16(f[2:], uint16(len(f)))
+		binary.BigEndian.PutUint16(f[4:], id)
+		fl := uint16(off / 8)
+		if end < len(data) {
+			fl |= 0x2000
+		}
+		binary.BigEndian.PutUint16(f[6:], fl)
+		out = append(out, f)
+	}
+	return out
+}
+
+// frag6 cuts the IPv6 datagram pkt (fixed header only, then the fragmentable part) into
+// fragments of at most size data bytes (a multiple of 8) with the identification id.
+func frag6(pkt []byte, size int, id uint32) [][]byte {
+	next, data := pkt[6], pkt[40:]
+	var out [][]byte
+	for off := 0; off < len(data); off += size {
+		end := min(off+size, len(data))
+		f := append([]byte(nil), pkt[:40]...)
+		f[6] = extFragment
+		fh := make([]byte, 8)
+		fh[0] = next
+		of := uint16(off)
+		if end < len(data) {
+			of |= 1
+		}
+		binary.BigEndian.PutUint16(fh[2:], of)
+		binary.BigEndian.PutUint32(fh[4:], id)
+		f = append(append(f, fh...), data[off:end]...)
+		binary.BigEndian.PutUint16(f[4:], uint16(len(f)-40))
+		out = append(out, f)
+	}
+	return out
+}

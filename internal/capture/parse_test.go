@@ -76,8 +76,19 @@ func TestParseIP(t *testing.T) {
 		{"sctp", ip4(132, cli4, srv4, 0, make([]byte, 20)), Packet{}, ErrUnsupported},
 		{"icmpv6 in ipv4", ip4(ProtoICMPv6, cli4, srv4, 0, icmpHdr(0, pl)), Packet{}, ErrUnsupported},
 		{"icmp in ipv6", ip6(ProtoICMP, cli6, srv6, icmpHdr(0, pl)), Packet{}, ErrUnsupported},
-		{"ipv6 extension header", ip6(0, cli6, srv6, make([]byte, 40)), Packet{}, ErrUnsupported},
-		{"ipv6 fragment header", ip6(44, cli6, srv6, make([]byte, 40)), Packet{}, ErrUnsupported},
+		{"ipv6 hop-by-hop", ip6ext(ProtoUDP, cli6, srv6, []uint8{extHopByHop}, udpHdr(40000, 62201, pl)),
+			Packet{netip.AddrPortFrom(cli6, 40000), netip.AddrPortFrom(srv6, 62201), ProtoUDP, pl}, nil},
+		{"ipv6 hop dst rt ah dst", ip6ext(ProtoTCP, cli6, srv6, []uint8{0, 60, 43, 51, 60}, tcpHdr(40000, 62201, 0, pl)),
+			Packet{netip.AddrPortFrom(cli6, 40000), netip.AddrPortFrom(srv6, 62201), ProtoTCP, pl}, nil},
+		{"ipv6 8 extension headers", ip6ext(ProtoICMPv6, cli6, srv6, []uint8{0, 60, 60, 60, 60, 60, 60, 60}, icmpHdr(128, pl)),
+			Packet{netip.AddrPortFrom(cli6, 0), netip.AddrPortFrom(srv6, 0), ProtoICMPv6, pl}, nil},
+		{"ipv6 9 extension headers", ip6ext(ProtoUDP, cli6, srv6, []uint8{0, 60, 60, 60, 60, 60, 60, 60, 60}, udpHdr(1, 2, pl)),
+			Packet{}, ErrUnsupported},
+		{"ipv6 extension header cut", ip6(0, cli6, srv6, make([]byte, 40)), Packet{}, ErrTruncated},
+		{"ipv6 extension header past payload", ip6ext(ProtoUDP, cli6, srv6, []uint8{extDestOpts}, nil), Packet{}, ErrTruncated},
+		{"ipv6 esp", ip6ext(50, cli6, srv6, []uint8{extHopByHop}, make([]byte, 40)), Packet{}, ErrUnsupported},
+		{"ipv6 fragment header", ip6(44, cli6, srv6, make([]byte, 40)), Packet{}, ErrFragment},
+		{"ipv6 fragment header cut", ip6(44, cli6, srv6, make([]byte, 7)), Packet{}, ErrTruncated},
 		{"jumbogram", jumbo, Packet{}, ErrUnsupported},
 	}
 	for _, tc := range tests {
@@ -119,6 +130,8 @@ func FuzzParseIP(f *testing.F) {
 	f.Add(ip6(ProtoUDP, cli6, srv6, udpHdr(40000, 62201, pl)))
 	f.Add(ip6(ProtoTCP, cli6, srv6, tcpHdr(40000, 62201, 0, pl)))
 	f.Add(ip6(ProtoICMPv6, cli6, srv6, icmpHdr(128, pl)))
+	f.Add(ip6ext(ProtoUDP, cli6, srv6, []uint8{extHopByHop, extRouting, extAH, extDestOpts}, udpHdr(40000, 62201, pl[:16])))
+	f.Add(frag6(ip6(ProtoUDP, cli6, srv6, udpHdr(40000, 62201, pl)), 64, 1)[0])
 	f.Add([]byte{0x45})
 	f.Add([]byte{0x60, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {

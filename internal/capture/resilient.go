@@ -104,6 +104,9 @@ func NewResilientSniffer(cfg SniffConfig, opts ResilientOptions) (*ResilientSnif
 	if err != nil {
 		return fail(err)
 	}
+	if len(SplitInterfaces(name)) > 1 {
+		return fail(fmt.Errorf("capture: %q lists several interfaces: NewMultiSniffer sniffs them", name))
+	}
 	if len(name) >= unix.IFNAMSIZ {
 		return fail(fmt.Errorf("capture: interface names have at most %d bytes", unix.IFNAMSIZ-1))
 	}
@@ -307,9 +310,7 @@ func (r *ResilientSniffer) detach(src Source) {
 func (r *ResilientSniffer) keepStats(src Source) {
 	if s, ok := src.(Statser); ok {
 		if st, err := s.Stats(); err == nil {
-			r.base.Received += st.Received
-			r.base.Dropped += st.Dropped
-			r.base.Rejected += st.Rejected
+			r.base.add(st)
 		}
 	}
 }
@@ -326,9 +327,7 @@ func (r *ResilientSniffer) Stats() (SourceStats, error) {
 		if err != nil {
 			return st, onInterface(r.name, err)
 		}
-		st.Received += cs.Received
-		st.Dropped += cs.Dropped
-		st.Rejected += cs.Rejected
+		st.add(cs)
 	}
 	return st, nil
 }

@@ -65,11 +65,17 @@ func waitLinkUp(t *testing.T, ns *nstest.NS, ifc string) {
 // after 10 s.
 func knockUntilSeen(t *testing.T, cli *nstest.NS, rd *reader, tag string) Packet {
 	t.Helper()
+	return knockToUntilSeen(t, cli, srvAP4.String(), rd, tag)
+}
+
+// knockToUntilSeen is knockUntilSeen to dst.
+func knockToUntilSeen(t *testing.T, cli *nstest.NS, dst string, rd *reader, tag string) Packet {
+	t.Helper()
 	for i, deadline := 0, time.Now().Add(10*time.Second); time.Now().Before(deadline); i++ {
 		payload := fmt.Sprintf("%s %d", tag, i)
 		// Errors (no route while a link is re-created) just mean: try again.
 		cli.Do(t, func() error {
-			c, err := net.Dial("udp", srvAP4.String())
+			c, err := net.Dial("udp", dst)
 			if err != nil {
 				return err
 			}

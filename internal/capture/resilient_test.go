@@ -433,7 +433,7 @@ func TestResilientWatcherFails(t *testing.T) {
 // open is waited for.
 func TestResilientOpenErrors(t *testing.T) {
 	links := newFakeLinks()
-	_, err := NewResilientSniffer(SniffConfig{Interface: "spa0", Filter: "udp and host 1.2.3.4"},
+	_, err := NewResilientSniffer(SniffConfig{Interface: "spa0", Filter: "udp and vlan"},
 		ResilientOptions{Links: links, Log: newLogRecorder().logger()})
 	if !errors.Is(err, ErrFilter) || !strings.Contains(err.Error(), `interface "spa0"`) || !links.closed() {
 		t.Fatalf("bad filter: %v (links closed: %v)", err, links.closed())

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
@@ -30,7 +31,7 @@ const AnyInterface = "any"
 // SniffConfig configures a Sniffer. The names in parentheses are fwknopd.conf's.
 type SniffConfig struct {
 	// Interface is the interface to sniff (PCAP_INTF); "" or "any" means every interface,
-	// including ones that appear later.
+	// including ones that appear later. NewMultiSniffer also takes a list ("eth0,wg0").
 	Interface string
 	// Filter is the PCAP_FILTER expression (see CompileFilter); "" means DefaultFilter.
 	Filter string
@@ -59,14 +60,15 @@ type SniffConfig struct {
 //
 // Read must be called from one goroutine at a time; Close may be called from any goroutine and
 // unblocks Read; Stats may be called from any goroutine. Read allocates only the returned
-// payload; packets the kernel filter lets through but ParseIP or the filter's userspace check
-// reject are counted and skipped.
+// payload (and, for fragments, their copies until the datagram is whole); packets the kernel
+// filter lets through but ParseIP or the filter's userspace check reject are counted and
+// skipped. Fragments are reassembled (DefaultFragLimits) and the whole datagram is checked.
 type Sniffer struct {
-	conn   *packet.Conn
-	rc     syscall.RawConn
-	filter Filter
-	name   string
-	ring   *ring // read only inside rc.Read, so Close can unmap it once the socket is closed
+	conn *packet.Conn
+	rc   syscall.RawConn
+	dec  *decoder
+	name string
+	ring *ring // read only inside rc.Read, so Close can unmap it once the socket is closed
 
 	// pend holds packets taken from the ring by the last fill, pend[next:] not yet returned.
 	pend []Packet
@@ -76,8 +78,7 @@ type Sniffer struct {
 	rerr   error
 	readFn func(fd uintptr) bool
 
-	closed   atomic.Bool
-	rejected atomic.Uint64
+	closed atomic.Bool
 
 	statsMu  sync.Mutex
 	received uint64 // kernel counters, accumulated by Stats
@@ -192,7 +193,7 @@ func newSniffer(cfg SniffConfig) (*Sniffer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("capture: sniff: %w", err)
 	}
-	s := &Sniffer{conn: conn, filter: f, name: name, pend: make([]Packet, 0, pendSize)}
+	s := &Sniffer{conn: conn, dec: newDecoder(f, time.Now), name: name, pend: make([]Packet, 0, pendSize)}
 	if err := s.setup(cfg, snap, ifi.Index); err != nil {
 		_ = conn.Close()
 		if s.ring != nil {
@@ -273,7 +274,7 @@ func loopbackIndexes() ([]uint32, error) {
 }
 
 // Filter returns the compiled filter in use.
-func (s *Sniffer) Filter() Filter { return s.filter }
+func (s *Sniffer) Filter() Filter { return s.dec.filter }
 
 // Read blocks until a packet passes the filter and parses. After Close the error wraps
 // net.ErrClosed; if the interface went down it wraps ErrInterfaceDown (and unix.ENETDOWN);
@@ -326,14 +327,16 @@ func (s *Sniffer) fill(fd int) error {
 	return unix.EAGAIN
 }
 
-// keep appends the packet in b to s.pend, with its payload copied, or counts it as rejected.
+// keep appends the packet in b to s.pend, with its payload copied, unless the decoder rejects
+// it or holds it as a fragment.
 func (s *Sniffer) keep(b []byte) {
-	p, err := ParseIP(b)
-	if err != nil || !s.filter.Match(p) {
-		s.rejected.Add(1)
+	p, fresh, ok := s.dec.decode(b)
+	if !ok {
 		return
 	}
-	p.Payload = bytes.Clone(p.Payload)
+	if !fresh {
+		p.Payload = bytes.Clone(p.Payload)
+	}
 	s.pend = append(s.pend, p)
 }
 
@@ -379,5 +382,7 @@ func (s *Sniffer) Stats() (SourceStats, error) {
 	// PACKET_STATISTICS resets on every read; keep running totals.
 	s.received += uint64(ks.Packets)
 	s.dropped += uint64(ks.Drops)
-	return SourceStats{Received: s.received, Dropped: s.dropped, Rejected: s.rejected.Load()}, nil
+	st := SourceStats{Received: s.received, Dropped: s.dropped}
+	s.dec.stats(&st)
+	return st, nil
 }

@@ -1,5 +1,6 @@
-// Package capture delivers candidate SPA packets: sniffed passively from an interface with a
-// kernel BPF filter (the SPA port stays closed), or read from a UDP socket.
+// Package capture delivers candidate SPA packets: sniffed passively from one or more
+// interfaces with a kernel BPF filter (the SPA port stays closed), read from a UDP socket, or
+// read from a capture file.
 //
 // # Sources
 //
@@ -12,25 +13,43 @@
 //   - ResilientSniffer: a Sniffer that outlives its interface. It follows the interface's
 //     rtnetlink link events (LinkWatcher) and opens a new socket when the interface is back
 //     up, re-created, or created after the daemon started.
+//   - MultiSniffer: PCAP_INTF listing several interfaces ("eth0,wg0" or "eth0 wg0", see
+//     SplitInterfaces): one ResilientSniffer per interface, each reattaching on its own,
+//     merged into one Read; counters summed.
 //   - UDPServer (ENABLE_UDP_SERVER, -U): a plain dual-stack UDP socket; the firewall must
 //     accept the port. FromPacketConn takes a socket from systemd socket activation.
+//   - FileSource (PCAP_FILE, --pcap-file): packets from a pcap or pcapng file (Ethernet, Linux
+//     cooked v1/v2, raw IP, BSD loopback), filtered as a Sniffer filters, for "would this have
+//     opened?".
 //   - Chan (alias Fake): packets pushed by a test.
 //
 // # Counters
 //
-// Sniffer, ResilientSniffer and UDPServer implement Statser: Stats returns SourceStats, the
-// packets the kernel had for the source, those it dropped for want of room (a knock lost
-// under a flood shows there), and those Read rejected.
+// Sniffer, ResilientSniffer, MultiSniffer, FileSource and UDPServer implement Statser: Stats
+// returns SourceStats, the packets the kernel had for the source, those it dropped for want of
+// room (a knock lost under a flood shows there), those Read rejected, and the fragment
+// counters.
 //
 // # Filter
 //
-// CompileFilter accepts the PCAP_FILTER forms fwknopd configurations use: "[udp|tcp]
-// [src|dst] port N", "udp", "tcp", "icmp" (IPv4, as in pcap), "icmp6", joined with "or" and
-// optionally parenthesised. Anything else is an error that names the expression and lists
-// what is supported. The generated classic BPF program runs in the kernel and rejects, before
-// any copy to userspace: packets the host sends (unless AnyDirection), non-IP frames, IPv4
-// fragments, and packets no term matches. IPv6 is matched on the fixed header's Next Header
-// only: packets with extension headers never match.
+// CompileFilter compiles PCAP_FILTER, a pcap-filter(7) expression (and, or, not, host, net,
+// port, portrange, proto, protochain, ip, ip6, tcp, udp, icmp, icmp6 ..., less, greater and
+// header arithmetic such as "tcp[tcpflags] & tcp-syn != 0"); what needs a link-layer header
+// (ether, arp, vlan, inbound ...) is refused. Filter.Program is its classic BPF program, run in
+// the kernel before any copy to userspace; Filter.Match is its userspace twin, which Read
+// applies again to what the kernel passed and to reassembled datagrams. Both drop packets the
+// host sends (unless AnyDirection) and non-IP frames.
+//
+// # Fragments and IPv6 extension headers
+//
+// Sniffers see every packet as the UDP-server mode would: the kernel program and ParseIP walk
+// IPv6 extension headers (hop-by-hop, routing, destination options, AH; up to MaxExtHeaders)
+// to the upper-layer header, and fragmented datagrams (IPv4, or IPv6 with a Fragment header)
+// are reassembled in userspace, with the kernel's bounds (DefaultFragLimits: 30 s, 4 MiB, and
+// per-source limits). Overlapping fragments discard their datagram (RFC 5722, for IPv4 too, as
+// Linux does). The kernel program passes a fragment on what it can tell (addresses, IPv4's
+// protocol); the filter is checked on the whole datagram. ESP and chains longer than
+// MaxExtHeaders are dropped.
 //
 // # Loopback and direction
 //

@@ -19,6 +19,7 @@ type Server struct {
 
 	PcapIntf         string // PCAP_INTF (-i), default eth0
 	PcapFilter       string // PCAP_FILTER (-P), default "udp port 62201"
+	PcapFile         string // PCAP_FILE (--pcap-file): a capture file to decide offline
 	PcapAnyDirection bool   // ENABLE_PCAP_ANY_DIRECTION
 	EnableUDPServer  bool   // ENABLE_UDP_SERVER (-U)
 	UDPServPort      uint16 // UDPSERV_PORT, default 62201
@@ -246,6 +247,7 @@ func (s *Server) resolve() ([]Warning, error) {
 	}
 	s.PcapIntf = str("PCAP_INTF")
 	s.PcapFilter = str("PCAP_FILTER")
+	s.PcapFile = str("PCAP_FILE")
 	s.PcapAnyDirection = yn("ENABLE_PCAP_ANY_DIRECTION")
 	s.EnableUDPServer = yn("ENABLE_UDP_SERVER")
 	s.UDPServPort = uint16(num("UDPSERV_PORT", 1, 65535))

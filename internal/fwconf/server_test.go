@@ -133,7 +133,7 @@ func TestParseServerErrors(t *testing.T) {
 		{"ENABLE_TCP_SERVER Yes\n", ErrUnsupported, "fwknopd.conf:1: ENABLE_TCP_SERVER:"},
 		{"ENABLE_IPT_FORWARDING Y\n", ErrUnsupported, "fwknopd.conf:1: ENABLE_IPT_FORWARDING:"},
 		{"IPT_INPUT_ACCESS ACCEPT, filter, INPUT, 1, MY_CHAIN, 1\n", ErrUnsupported, "fwknopd.conf:1: IPT_INPUT_ACCESS:"},
-		{"PCAP_FILE /tmp/x.pcap\n", ErrUnsupported, "fwknopd.conf:1: PCAP_FILE: PCAP_FILE is not supported by sesame"},
+		{"AFL_PKT_FILE /tmp/x\n", ErrUnsupported, "fwknopd.conf:1: AFL_PKT_FILE: AFL_PKT_FILE is not supported by sesame"},
 		{"SESAME_GUARD_PORTS tcp/22, icmp/8\n", ErrValue, "fwknopd.conf:1: SESAME_GUARD_PORTS: \"icmp/8\": want tcp/PORT or udp/PORT"},
 		{"SESAME_GUARD_PORTS tcp/65536\n", ErrValue, "fwknopd.conf:1: SESAME_GUARD_PORTS: \"tcp/65536\": want"},
 		{"SESAME_HOST_CHAIN nft bridge filter input\n", ErrValue, "fwknopd.conf:1: SESAME_HOST_CHAIN:"},

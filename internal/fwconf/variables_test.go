@@ -34,6 +34,7 @@ var supportedSamples = map[string]sample{
 	"SESAME_TABLE": {value: "other"}, "SESAME_TABLE_OWNER": {value: "N"}, "SESAME_REPLAY_MARGIN": {value: "5"},
 	"SESAME_MD5_LISTEN":          {value: "127.0.0.1:2223", base: "SESAME_MD5_LISTEN 127.0.0.1:2222\nSESAME_MD5_UPSTREAM 127.0.0.1:22\n"},
 	"SESAME_METRICS_LISTEN":      {value: "127.0.0.1:9464"},
+	"PCAP_FILE":                  {value: "/tmp/knocks.pcap"},
 	"SESAME_MD5_UPSTREAM":        {value: "127.0.0.1:23", base: "SESAME_MD5_LISTEN 127.0.0.1:2222\nSESAME_MD5_UPSTREAM 127.0.0.1:22\n"},
 	"SESAME_FLEET_REDIS":         {value: "redis://10.0.0.9:6379", base: "SESAME_FLEET_KEY_FILE /k\n"},
 	"SESAME_FLEET_KEY_FILE":      {value: "/k2", base: fleetBase},

@@ -41,7 +41,7 @@ type Variable struct {
 var Variables = map[string]Variable{
 	// fwknopd.conf: capture.
 	"PCAP_INTF":                 {InServer, Supported, "eth0", ""},
-	"PCAP_FILE":                 {InServer, Unsupported, "", "sesame captures live traffic only"},
+	"PCAP_FILE":                 {InServer, Supported, "", "sesame decides the file's packets at their capture time and grants nothing (as with -t)"},
 	"ENABLE_PCAP_PROMISC":       {InServer, NoEffect, "N", "sesame does not put the interface in promiscuous mode"},
 	"PCAP_FILTER":               {InServer, Supported, "udp port 62201", ""},
 	"PCAP_DISPATCH_COUNT":       {InServer, NoEffect, "100", "sesame has no pcap dispatch loop"},

@@ -188,7 +188,9 @@ func TestIntegrationRelayReleasesPipes(t *testing.T) {
 	st := Pipes()
 	held := pipeFDs(t) - base
 	t.Logf("after the burst: %+v, %d pipe descriptors held for %d idle connections", st, held, conns)
-	if st.Open > IdlePipes || held != 2*st.Open || st.Open != st.Idle {
+	// Pipes other code in this process had open at base time may close meanwhile (exec'd
+	// helpers being reaped), so only more descriptors than the pool's count is a leak.
+	if st.Open > IdlePipes || held > 2*st.Open || st.Open != st.Idle {
 		t.Errorf("idle connections: %+v and %d pipe descriptors; want at most %d idle pipes, none in use", st, held, IdlePipes)
 	}
 	mu.Lock()
@@ -199,7 +201,7 @@ func TestIntegrationRelayReleasesPipes(t *testing.T) {
 	for _, f := range ts {
 		f()
 	}
-	if st, held := Pipes(), pipeFDs(t)-base; st.Open != 0 || held != 0 {
+	if st, held := Pipes(), pipeFDs(t)-base; st.Open != 0 || held > 0 {
 		t.Errorf("after %v idle: %+v, %d pipe descriptors; want none", PipeIdle, st, held)
 	}
 }

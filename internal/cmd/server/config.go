@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sesame-spa/sesame/internal/capture"
 	"github.com/sesame-spa/sesame/internal/firewall"
 	"github.com/sesame-spa/sesame/internal/fwconf"
 	"github.com/sesame-spa/sesame/internal/server"
@@ -28,6 +29,7 @@ func overrides(o *options) map[string]string {
 	set("ACCESS_FOLDER", o.accessFolder)
 	set("PCAP_INTF", o.intf)
 	set("PCAP_FILTER", o.pcapFilter)
+	set("PCAP_FILE", o.pcapFile)
 	set("DIGEST_FILE", o.digestFile)
 	set("FWKNOP_PID_FILE", o.pidFile)
 	set("FWKNOP_RUN_DIR", o.runDir)
@@ -67,6 +69,7 @@ func load(o *options, withAccess bool) (*settings, error) {
 		udpPort:           int(sc.UDPServPort),
 		pcapIntf:          sc.PcapIntf,
 		pcapFilter:        sc.PcapFilter,
+		pcapFile:          sc.PcapFile,
 		anyDirection:      sc.PcapAnyDirection,
 		digestPersistence: sc.EnableDigestPersistence,
 		digestFile:        sc.DigestFile,
@@ -90,6 +93,16 @@ func load(o *options, withAccess bool) (*settings, error) {
 	}
 	if sc.HostChain != (firewall.HostChain{}) {
 		s.hostChain = sc.HostChain.String()
+	}
+	if s.pcapFile != "" {
+		// Offline decisions only: a capture file never opens the firewall (fwknopd would).
+		s.policy.TestMode = true
+	}
+	if !s.udpServer || s.pcapFile != "" {
+		// The start compiles the filter for the kernel; so does --exit-parse-config.
+		if _, err := capture.CompileFilter(cmp.Or(s.pcapFilter, capture.DefaultFilter)); err != nil {
+			return nil, fmt.Errorf("%s: PCAP_FILTER %q: %w", sc.File, s.pcapFilter, err)
+		}
 	}
 	if s.tableName == "" {
 		s.tableName = firewall.DefaultTableName

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -59,9 +60,17 @@ func openCache(s *settings, rotate bool, log *slog.Logger) (replay.Cache, error)
 	return c, nil
 }
 
-// openSource opens the UDP socket or the sniffer. The sniffer survives its interface going
-// down and waits for one that does not exist yet (unless EXIT_AT_INTF_DOWN is Y).
+// openSource opens the capture file (PCAP_FILE), the UDP socket or the sniffer. The sniffer
+// reads every interface PCAP_INTF lists, survives each going down and waits for one that does
+// not exist yet (unless EXIT_AT_INTF_DOWN is Y).
 func openSource(s *settings, log *slog.Logger) (capture.Source, string, error) {
+	if s.pcapFile != "" {
+		src, err := capture.NewFileSource(s.pcapFile, s.pcapFilter)
+		if err != nil {
+			return nil, "", fmt.Errorf("PCAP_FILE %s: %w", s.pcapFile, err)
+		}
+		return src, fmt.Sprintf("capture file %s (%s)", s.pcapFile, src.Filter()), nil
+	}
 	if s.udpServer {
 		pc, err := listenUDP(":"+strconv.Itoa(s.udpPort), udpReadBuffer, log)
 		if err != nil {
@@ -70,7 +79,7 @@ func openSource(s *settings, log *slog.Logger) (capture.Source, string, error) {
 		src := capture.FromPacketConn(pc)
 		return src, fmt.Sprintf("udp server on %v", src.LocalAddr()), nil
 	}
-	src, err := capture.NewResilientSniffer(capture.SniffConfig{Interface: s.pcapIntf, Filter: s.pcapFilter,
+	src, err := capture.NewMultiSniffer(capture.SniffConfig{Interface: s.pcapIntf, Filter: s.pcapFilter,
 		SnapLen: s.snapLen, AnyDirection: s.anyDirection, Promiscuous: s.promiscuous, ReadBuffer: 4 << 20},
 		capture.ResilientOptions{Log: log, ExitOnDown: s.exitAtIntfDown})
 	if err != nil {
@@ -132,6 +141,9 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 	}
 	for _, w := range s.warnings {
 		log.Warn(w)
+	}
+	if s.pcapFile != "" {
+		return runOffline(s, log)
 	}
 	inst, err := lockInstance(s.tableName)
 	if err != nil {
@@ -225,8 +237,9 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 	}
 	var srv *server.Server
 	me.prepare(s, src, fl.cache(cache), fwall, fl, func() server.Stats { return srv.Stats() })
-	srv, err = server.New(server.Config{Policy: s.policy, Firewall: fwall, Cache: fl.cache(cache), Logger: log,
-		Workers: s.workers, OnGrant: me.onGrant(onGrant), ReplayTimeout: fl.replayTimeout(), Observe: me.observe()})
+	cfg := server.Config{Policy: s.policy, Firewall: fwall, Cache: fl.cache(cache), Logger: log,
+		Workers: s.workers, OnGrant: me.onGrant(onGrant), ReplayTimeout: fl.replayTimeout(), Observe: me.observe()}
+	srv, err = server.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -479,7 +492,7 @@ func logStats(log *slog.Logger, srv *server.Server, src capture.Source, fwall se
 			attrs = append(attrs, "kernel_received", cs.Received, "kernel_dropped", cs.Dropped, "filtered", cs.Rejected)
 		}
 	}
-	if r, ok := src.(*capture.ResilientSniffer); ok {
+	if r, ok := src.(*capture.MultiSniffer); ok {
 		n, attached := r.Reattachments()
 		attrs = append(attrs, "reattachments", n, "attached", attached)
 	}
@@ -517,4 +530,29 @@ func watchDrops(ctx context.Context, log *slog.Logger, src capture.Source) {
 			last = cs.Dropped
 		}
 	}
+}
+
+// runOffline decides the packets of a capture file (PCAP_FILE, --pcap-file) as the server would
+// have when they were captured, logging each verdict, and grants nothing: "would this knock have
+// opened?". It takes no lock, pid file or firewall, so it runs beside a live server; the replay
+// cache is a fresh one in memory.
+func runOffline(s *settings, log *slog.Logger) error {
+	src, desc, err := openSource(s, log)
+	if err != nil {
+		return err
+	}
+	fs := src.(*capture.FileSource)
+	p := s.policy
+	p.TestMode = true
+	srv, err := server.New(server.Config{Policy: p, Cache: replay.NewMemory(fs.Time), Logger: log, Now: fs.Time, Workers: 1})
+	if err != nil {
+		return err
+	}
+	log.Info("deciding a capture file offline (nothing is granted)", "source", desc)
+	err = srv.Run(context.Background(), src)
+	logStats(log, srv, src, nil, nil)
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
 }

@@ -15,6 +15,7 @@ type options struct {
 	foreground   bool   // -f
 	intf         string // -i
 	pcapFilter   string // -P
+	pcapFile     string // --pcap-file
 	udpServer    bool   // -U
 	digestFile   string // -d
 	pidFile      string // -p
@@ -54,6 +55,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, *pflag.FlagSet, erro
 	fs.BoolVarP(&o.foreground, "foreground", "f", false, "run in the foreground (sesame never daemonizes; use systemd)")
 	fs.StringVarP(&o.intf, "interface", "i", "", "interface to sniff (PCAP_INTF)")
 	fs.StringVarP(&o.pcapFilter, "pcap-filter", "P", "", "capture filter (PCAP_FILTER)")
+	fs.StringVar(&o.pcapFile, "pcap-file", "", "decide the packets of this capture file (pcap or pcapng) and exit; nothing is granted (PCAP_FILE)")
 	fs.BoolVarP(&o.udpServer, "udp-server", "U", false, "read SPA packets from a UDP socket instead of sniffing (ENABLE_UDP_SERVER)")
 	fs.StringVarP(&o.digestFile, "digest-file", "d", "", "replay cache file (DIGEST_FILE)")
 	fs.StringVarP(&o.pidFile, "pid-file", "p", "", "PID file (FWKNOP_PID_FILE)")

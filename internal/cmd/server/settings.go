@@ -15,6 +15,7 @@ type settings struct {
 	udpPort      int
 	pcapIntf     string
 	pcapFilter   string
+	pcapFile     string // PCAP_FILE / --pcap-file: decide the packets of a capture file (implies -t)
 	anyDirection bool
 	promiscuous  bool
 	snapLen      int
