@@ -71,14 +71,31 @@ const fdReportEvery = time.Minute
 // process, with the number of times it happened since the last line.
 var outOfFDs struct {
 	sync.Mutex
-	last   time.Time
-	missed int
+	last    time.Time
+	missed  int
+	starved bool // reported since the last recovery
+}
+
+// fdsRecovered reports, once per episode, that descriptors ran out (anywhere: accept or an
+// upstream dial) and are now below 90 % of the limit again.
+func fdsRecovered() (open int, limit uint64, ok bool) {
+	outOfFDs.Lock()
+	defer outOfFDs.Unlock()
+	if !outOfFDs.starved {
+		return 0, 0, false
+	}
+	if open, limit = Descriptors(); open < 0 || uint64(open)*10 >= limit*9 {
+		return 0, 0, false
+	}
+	outOfFDs.starved = false
+	return open, limit, true
 }
 
 // reportOutOfFDs logs msg with the descriptor counts, unless it was logged less than
 // fdReportEvery ago; then it only counts.
 func reportOutOfFDs(log *slog.Logger, msg string, args ...any) {
 	outOfFDs.Lock()
+	outOfFDs.starved = true
 	now := time.Now()
 	if !outOfFDs.last.IsZero() && now.Sub(outOfFDs.last) < fdReportEvery {
 		outOfFDs.missed++

@@ -67,7 +67,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer cancel()
 	go func() { <-ctx.Done(); s.Listener.Close() }()
 	s.freed = make(chan struct{}, 1)
-	var full, starved bool
+	var full bool
 	var refusedBefore uint64
 	for {
 		c, err := s.Listener.AcceptTCP()
@@ -80,7 +80,6 @@ func (s *Server) Serve(ctx context.Context) error {
 			case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, syscall.ECONNABORTED):
 				continue
 			case errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE):
-				starved = true
 				reportOutOfFDs(s.Log, "out of file descriptors: new connections wait in the kernel's accept queue until one ends (raise LimitNOFILE or ulimit -n, or lower --max-conns)",
 					"err", err, "conns", s.active.Load())
 				select {
@@ -92,11 +91,8 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 			return fmt.Errorf("shield: accept: %w", err)
 		}
-		if starved {
-			if open, limit := Descriptors(); open >= 0 && uint64(open)*10 < limit*9 {
-				starved = false
-				s.Log.Info("file descriptors are free again (below 90 % of the limit)", "open_fds", open, "nofile_limit", limit, "conns", s.active.Load())
-			}
+		if open, limit, ok := fdsRecovered(); ok {
+			s.Log.Info("file descriptors are free again (below 90 % of the limit)", "open_fds", open, "nofile_limit", limit, "conns", s.active.Load())
 		}
 		s.accepted.Add(1)
 		if s.MaxConns > 0 && s.active.Load() >= int64(s.MaxConns) {
