@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -80,7 +79,7 @@ func load(o *options, withAccess bool) (*settings, error) {
 		exitAtIntfDown:    sc.ExitAtIntfDown,
 		tableName:         sc.Table,
 		tableOwner:        sc.TableOwner,
-		workers:           envWorkers(),
+		workers:           defaultWorkers,
 		md5Listen:         sc.MD5Listen,
 		metricsListen:     sc.MetricsListen,
 		md5Upstream:       sc.MD5Upstream,
@@ -191,13 +190,3 @@ func captureDesc(s *settings) string {
 // rejects forged packets itself; valid packets wait on the firewall, and several waiting at
 // once are committed in one nftables transaction.
 const defaultWorkers = 64
-
-// envWorkers reads SESAME_WORKERS (a tuning knob for benchmarks; 1 handles every packet in
-// the reading goroutine).
-func envWorkers() int {
-	n, err := strconv.Atoi(os.Getenv("SESAME_WORKERS"))
-	if err != nil || n < 1 {
-		return defaultWorkers
-	}
-	return n
-}
