@@ -427,13 +427,21 @@ func detectHosts(ctx context.Context, s *settings, log *slog.Logger) ([]firewall
 func warnUnguarded(s *settings, hooks []firewall.HostChain, log *slog.Logger) {
 	for _, st := range s.unguardable {
 		if len(hooks) == 0 {
-			log.Warn("firewall: "+st+" allows any port (no OPEN_PORTS): sesame guards only "+portsList(s.guardPorts)+
+			log.Warn("firewall: "+st+" allows any port (no OPEN_PORTS): sesame guards only "+guardedText(s.guardPorts)+
 				" and no host firewall drops by default, so other ports it grants are open to everyone anyway; set OPEN_PORTS or SESAME_GUARD_PORTS", "stanza", st)
 		}
 	}
 	if len(s.guardPorts) == 0 && len(hooks) == 0 {
 		log.Warn("firewall: nothing drops any port: no OPEN_PORTS, no SESAME_GUARD_PORTS and no host firewall that drops; grants change nothing")
 	}
+}
+
+// guardedText names the guarded ports for messages ("no port" when there are none).
+func guardedText(ps []firewall.Port) string {
+	if len(ps) == 0 {
+		return "no port"
+	}
+	return portsList(ps)
 }
 
 func portsList(ps []firewall.Port) string {

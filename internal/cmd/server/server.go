@@ -65,6 +65,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		for _, w := range s.warnings {
 			fmt.Fprintf(stdout, "warning: %s\n", w)
 		}
+		for _, st := range s.unguardable {
+			fmt.Fprintf(stdout, "warning: %s allows any port (no OPEN_PORTS): sesame guards only %s; other ports it grants are guarded only by a host firewall that drops\n",
+				st, guardedText(s.guardPorts))
+		}
 		return 0
 	case o.dumpConfig:
 		fmt.Fprint(stdout, s.dump)
@@ -215,7 +219,12 @@ func fwFlush(s *settings, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "sesame server: %s; the guard stays\n", reply)
 		return nil
 	}
+	noTable := false
 	err := withFirewall(s, func(ctx context.Context, fw *firewall.Nftables) error {
+		if _, err := fw.List(ctx); errors.Is(err, firewall.ErrNoTable) {
+			noTable = true
+			return nil
+		}
 		if err := fw.RevokeAll(ctx); err != nil {
 			return fmt.Errorf("flush: %w", err)
 		}
@@ -227,7 +236,11 @@ func fwFlush(s *settings, stdout io.Writer) error {
 	if err := clearLedger(s); err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, "sesame: every grant revoked; the guard stays")
+	if noTable {
+		fmt.Fprintf(stdout, "sesame: table inet %s does not exist: no grant and no guard to keep\n", s.tableName)
+	} else {
+		fmt.Fprintln(stdout, "sesame: every grant revoked; the guard stays")
+	}
 	return fleetRevokeAll(s, stdout)
 }
 
@@ -249,7 +262,7 @@ func fwRemove(s *settings, stdout, stderr io.Writer) error {
 		return fmt.Errorf("remove: grant ledger: %w", err)
 	}
 	fmt.Fprintf(stdout, "sesame: table inet %s and its hooks removed\n", s.tableName)
-	fmt.Fprintf(stderr, "WARNING: the ports sesame guarded (%s) are now reachable by anyone your own firewall lets through\n", portsList(s.guardPorts))
+	fmt.Fprintf(stderr, "WARNING: the ports sesame guarded (%s) are now reachable by anyone your own firewall lets through\n", guardedText(s.guardPorts))
 	return nil
 }
 
