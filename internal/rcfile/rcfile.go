@@ -173,7 +173,8 @@ func Parse(r io.Reader, path string) (*File, error) {
 }
 
 // splitVar splits a "VAR value" line as fwknop 2.6.10 does (see the package doc); '=' also
-// separates, and a lone ':' between name and value is skipped ("VAR : value").
+// separates, and a lone ':' between name and value is skipped ("VAR : value"; also right before
+// a comment, so "VAR :#" has no value, as its rendering "VAR :" has none).
 func splitVar(line string) (Var, bool) {
 	isDelim := func(r rune) bool { return unicode.IsSpace(r) || r == '=' }
 	i := strings.IndexFunc(line, isDelim)
@@ -182,7 +183,7 @@ func splitVar(line string) (Var, bool) {
 	}
 	name := strings.TrimSuffix(line[:i], ":")
 	rest := strings.TrimLeftFunc(line[i:], isDelim)
-	if c, ok := strings.CutPrefix(rest, ":"); ok && (c == "" || startsSpace(c)) {
+	if c, ok := strings.CutPrefix(rest, ":"); ok && (c == "" || startsSpace(c) || c[0] == '#' || c[0] == ';') {
 		rest = strings.TrimLeftFunc(c, isDelim)
 	}
 	end := strings.IndexFunc(rest, func(r rune) bool { return unicode.IsSpace(r) || r == ';' || r == '#' })
