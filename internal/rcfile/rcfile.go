@@ -343,7 +343,13 @@ func Format(s *Stanza) string {
 	fmt.Fprintf(&b, "[%s]\n", s.Name)
 	for _, v := range s.Vars {
 		// fwknop pads to 28 columns; a longer name still needs one blank before the value.
-		fmt.Fprintf(&b, "%-27s %s\n", v.Name, v.Value)
+		// A value that is a lone ':' gets the optional ':' separator before it, as the parser
+		// skips a lone ':' between name and value.
+		sep := " "
+		if v.Value == ":" {
+			sep = " : "
+		}
+		fmt.Fprintf(&b, "%-27s%s%s\n", v.Name, sep, v.Value)
 	}
 	return b.String()
 }
