@@ -25,8 +25,11 @@ const udpBatch = 64
 
 // UDPServer is a Source reading a plain UDP socket (fwknopd's ENABLE_UDP_SERVER / -U). Unlike
 // sniffing, the firewall must accept the port. Packet.Src is the sender with IPv4-mapped IPv6
-// addresses unmapped and any zone dropped; Packet.Dst is the unspecified address of the
-// sender's family (fwknopd records 0.0.0.0) with the local port; Proto is 17.
+// addresses unmapped and any zone dropped; Packet.Dst is the datagram's destination address
+// (from IP_PKTINFO / IPV6_PKTINFO, so DESTINATION stanzas work in this mode, which fwknopd
+// could not: fwknop #289) with the local port, or, over a PacketConn that is not a
+// *net.UDPConn, the unspecified address of the sender's family (what fwknopd records,
+// 0.0.0.0); Proto is 17.
 //
 // Read must be called from one goroutine at a time; Close and Stats may be called from any
 // goroutine. Over a *net.UDPConn, Read takes up to 64 datagrams per system call (recvmmsg).
@@ -68,6 +71,11 @@ func FromPacketConn(pc net.PacketConn) *UDPServer {
 		s.msgs = make([]ipv4.Message, udpBatch)
 		for i := range s.msgs {
 			s.msgs[i].Buffers = [][]byte{make([]byte, maxDatagram)}
+		}
+		if rc, err := uc.SyscallConn(); err == nil && enablePktinfo(rc) {
+			for i := range s.msgs {
+				s.msgs[i].OOB = make([]byte, oobSize)
+			}
 		}
 	} else {
 		s.buf = make([]byte, maxDatagram)
@@ -153,10 +161,15 @@ func (s *UDPServer) Read() (Packet, error) {
 	if ua, ok := m.Addr.(*net.UDPAddr); ok {
 		src = ua.AddrPort()
 	}
-	return s.packet(src, m.Buffers[0][:m.N]), nil
+	p := s.packet(src, m.Buffers[0][:m.N])
+	if d := pktinfoDst(m.OOB[:m.NN]); d.IsValid() && d.Is4() == p.Src.Addr().Is4() {
+		p.Dst = netip.AddrPortFrom(d, s.port)
+	}
+	return p, nil
 }
 
-// packet makes the Packet for a datagram from src, copying the payload.
+// packet makes the Packet for a datagram from src, copying the payload. Its destination is
+// the unspecified address of src's family; Read puts the real one in when the kernel gave it.
 func (s *UDPServer) packet(src netip.AddrPort, payload []byte) Packet {
 	ip := src.Addr().Unmap().WithZone("")
 	dst := netip.IPv4Unspecified()

@@ -1,12 +1,16 @@
 package capture
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"net/netip"
 	"os"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sesame-spa/sesame/internal/nstest"
 )
@@ -43,7 +47,11 @@ func TestUDPServerLoopback(t *testing.T) {
 				}
 				p := r.expect(t, "a datagram")
 				port := uint16(s.LocalAddr().(*net.UDPAddr).Port)
-				want := Packet{Src: c.LocalAddr().(*net.UDPAddr).AddrPort(), Dst: netip.AddrPortFrom(netip.IPv4Unspecified(), port), Proto: ProtoUDP}
+				dst := netip.MustParseAddr("127.0.0.1") // from IP_PKTINFO
+				if name == "generic PacketConn" {
+					dst = netip.IPv4Unspecified() // no control messages: fwknopd's 0.0.0.0
+				}
+				want := Packet{Src: c.LocalAddr().(*net.UDPAddr).AddrPort(), Dst: netip.AddrPortFrom(dst, port), Proto: ProtoUDP}
 				if p.Src != want.Src || p.Dst != want.Dst || p.Proto != ProtoUDP || len(p.Payload) != len(msg) {
 					t.Fatalf("got %v -> %v proto %d %d bytes, want %v -> %v %d bytes", p.Src, p.Dst, p.Proto, len(p.Payload), want.Src, want.Dst, len(msg))
 				}
@@ -78,7 +86,8 @@ func TestUDPServerReadAllocs(t *testing.T) {
 }
 
 // TestIntegrationUDPServer: UDP-server mode on the dual-stack wildcard over IPv4 and IPv6,
-// with IPv4 senders unmapped.
+// with IPv4 senders unmapped and each datagram's own destination address (IP_PKTINFO on the
+// dual-stack socket for IPv4, IPV6_PKTINFO for IPv6).
 func TestIntegrationUDPServer(t *testing.T) {
 	srv, cli := nstest.Pair(t)
 	var s *UDPServer
@@ -90,8 +99,8 @@ func TestIntegrationUDPServer(t *testing.T) {
 	}
 	r := startReading(t, s)
 	for _, c := range []struct{ dst, unspec string }{
-		{srvAP4.String(), "0.0.0.0:62201"},
-		{srvAP6.String(), "[::]:62201"},
+		{srvAP4.String(), srvAP4.String()},
+		{srvAP6.String(), srvAP6.String()},
 	} {
 		local, _ := sendUDP(t, cli, c.dst, []byte("spa "+c.dst), 0)
 		p := r.expect(t, c.dst)
@@ -199,4 +208,52 @@ func TestUDPServerStats(t *testing.T) {
 	if st, err := w.Stats(); err != nil || st != (SourceStats{}) {
 		t.Fatalf("stats of a wrapped PacketConn %+v, %v; want zero", st, err)
 	}
+}
+
+func TestPktinfoDst(t *testing.T) {
+	v4 := make([]byte, unix.CmsgSpace(unix.SizeofInet4Pktinfo))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&v4[0]))
+	h.Level, h.Type = unix.IPPROTO_IP, unix.IP_PKTINFO
+	h.SetLen(unix.CmsgLen(unix.SizeofInet4Pktinfo))
+	copy(v4[unix.CmsgLen(0)+8:], []byte{192, 0, 2, 9})
+	v6 := make([]byte, unix.CmsgSpace(unix.SizeofInet6Pktinfo))
+	h = (*unix.Cmsghdr)(unsafe.Pointer(&v6[0]))
+	h.Level, h.Type = unix.IPPROTO_IPV6, unix.IPV6_PKTINFO
+	h.SetLen(unix.CmsgLen(unix.SizeofInet6Pktinfo))
+	a6 := netip.MustParseAddr("2001:db8::9").As16()
+	copy(v6[unix.CmsgLen(0):], a6[:])
+	mapped := bytes.Clone(v6)
+	m := netip.MustParseAddr("::ffff:192.0.2.10").As16()
+	copy(mapped[unix.CmsgLen(0):], m[:])
+	other := make([]byte, unix.CmsgSpace(4))
+	h = (*unix.Cmsghdr)(unsafe.Pointer(&other[0]))
+	h.Level, h.Type = unix.SOL_SOCKET, unix.SO_TIMESTAMP
+	h.SetLen(unix.CmsgLen(4))
+	for _, c := range []struct {
+		name string
+		oob  []byte
+		want string
+	}{
+		{"ipv4", v4, "192.0.2.9"},
+		{"ipv6", v6, "2001:db8::9"},
+		{"mapped", mapped, "192.0.2.10"},
+		{"after another message", append(bytes.Clone(other), v4...), "192.0.2.9"},
+		{"other only", other, "invalid IP"},
+		{"truncated", v4[:len(v4)-8], "invalid IP"},
+		{"empty", nil, "invalid IP"},
+	} {
+		if got := pktinfoDst(c.oob); got.String() != c.want {
+			t.Errorf("%s: %v, want %s", c.name, got, c.want)
+		}
+	}
+}
+
+func FuzzPktinfoDst(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(make([]byte, 40))
+	f.Fuzz(func(t *testing.T, oob []byte) {
+		if a := pktinfoDst(oob); a.IsValid() && a.Is4In6() {
+			t.Fatalf("mapped address %v returned", a)
+		}
+	})
 }
