@@ -345,11 +345,15 @@ func Format(s *Stanza) string {
 		// fwknop pads to 28 columns; a longer name still needs one blank before the value.
 		// A value that is a lone ':' gets the optional ':' separator before it, as the parser
 		// skips a lone ':' between name and value.
-		sep := " "
+		// A name ending in ':' gets one more, as the parser drops one ("NAME: value").
+		sep, name := " ", v.Name
 		if v.Value == ":" {
 			sep = " : "
 		}
-		fmt.Fprintf(&b, "%-27s%s%s\n", v.Name, sep, v.Value)
+		if strings.HasSuffix(name, ":") {
+			name += ":"
+		}
+		fmt.Fprintf(&b, "%-27s%s%s\n", name, sep, v.Value)
 	}
 	return b.String()
 }
