@@ -2,6 +2,7 @@ package fwconf
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -28,9 +29,7 @@ var keyVars = map[string]bool{"KEY": true, "KEY_BASE64": true, "HMAC_KEY": true,
 // %include_keys, and returns its stanzas in load order.
 func LoadAccess(path string, opts Options) ([]*Stanza, []Warning, error) {
 	ap := newAccessParser(opts)
-	if err := ap.include(pos{File: path}, path, 0); err != nil {
-		return nil, ap.warns, err
-	}
+	ap.errs.add(ap.include(pos{File: path}, path, 0))
 	return ap.done(path)
 }
 
@@ -38,9 +37,7 @@ func LoadAccess(path string, opts Options) ([]*Stanza, []Warning, error) {
 // --access-folder / ACCESS_FOLDER does.
 func LoadAccessFolder(dir string, opts Options) ([]*Stanza, []Warning, error) {
 	ap := newAccessParser(opts)
-	if err := ap.folder(pos{File: dir}, dir, 0); err != nil {
-		return nil, ap.warns, err
-	}
+	ap.errs.add(ap.folder(pos{File: dir}, dir, 0))
 	return ap.done(dir)
 }
 
@@ -69,17 +66,18 @@ func ParseAccess(name string, data []byte, opts Options) ([]*Stanza, []Warning, 
 		opts.fs = noFS{}
 	}
 	ap := newAccessParser(opts)
-	if err := ap.file(name, data, 1); err != nil {
-		return nil, ap.warns, err
-	}
+	ap.errs.add(ap.file(name, data, 1))
 	return ap.done(name)
 }
 
 type accessParser struct {
 	fsys    fileSystem
 	loc     *time.Location
+	cwd     string // the working directory, against which fwknopd resolves relative includes
 	stanzas []*Stanza
+	bad     map[*Stanza]bool // stanzas with an error in one of their lines: not finished
 	warns   []Warning
+	errs    errList
 }
 
 func newAccessParser(opts Options) *accessParser {
@@ -87,10 +85,18 @@ func newAccessParser(opts Options) *accessParser {
 	if loc == nil {
 		loc = time.Local
 	}
-	return &accessParser{fsys: opts.fsys(), loc: loc}
+	cwd := opts.cwd
+	if cwd == "" {
+		cwd, _ = os.Getwd()
+	}
+	return &accessParser{fsys: opts.fsys(), loc: loc, cwd: cwd, bad: map[*Stanza]bool{}}
 }
 
+// done returns the stanzas, or every error met (errList.err) and no stanzas.
 func (ap *accessParser) done(name string) ([]*Stanza, []Warning, error) {
+	if err := ap.errs.err(); err != nil {
+		return nil, ap.warns, err
+	}
 	if len(ap.stanzas) == 0 {
 		return nil, ap.warns, &Error{File: name, Msg: "no SOURCE stanza found", Fix: "add a stanza starting with a SOURCE line", Err: ErrStanza}
 	}
@@ -136,67 +142,93 @@ func (ap *accessParser) folder(from pos, dir string, depth int) error {
 		}
 		return from.errorf(ErrInclude, name, "", "cannot read folder %s: %v", dir, err)
 	}
+	var errs errList
 	for _, f := range files {
-		if err := ap.include(from, f, depth); err != nil {
-			return err
-		}
+		errs.add(ap.include(from, f, depth))
 	}
-	return nil
+	return errs.err()
 }
 
-// resolve makes an included path relative to the including file's directory.
-func resolve(from, path string) string {
-	if filepath.IsAbs(path) || from == "" {
+// resolve makes a relative include path relative to the including file's directory, and warns
+// when fwknopd, which opens it relative to its working directory, would read another file.
+// sesame does not follow fwknopd here on purpose: a path taken from the working directory
+// means a different file whenever the server is started from elsewhere (a shell in /tmp or a
+// home directory, systemd's /), and can name a file others may write.
+func (ap *accessParser) resolve(p pos, name, path string) string {
+	if filepath.IsAbs(path) || p.File == "" {
 		return path
 	}
-	return filepath.Join(filepath.Dir(from), path)
+	mine := filepath.Join(filepath.Dir(p.File), path)
+	if ap.cwd != "" {
+		abs := mine
+		if !filepath.IsAbs(abs) {
+			abs = filepath.Join(ap.cwd, abs)
+		}
+		if theirs := filepath.Join(ap.cwd, path); theirs != abs {
+			ap.warns = append(ap.warns, p.warn(name, "relative path %q: sesame reads %s (beside the including file); fwknopd would read %s (its working directory); write an absolute path", path, abs, theirs))
+		}
+	}
+	return mine
 }
 
-// file parses one access file at depth (1 for the top file).
+// file parses one access file at depth (1 for the top file). It returns every error met; a
+// stanza with an error in one of its lines is not finished (its other checks would only
+// repeat the error).
 func (ap *accessParser) file(path string, data []byte, depth int) error {
 	var cur *Stanza
-	err := lines(path, data, func(e entry) error {
+	var errs errList
+	finish := func() {
+		if cur != nil && !ap.bad[cur] {
+			errs.add(ap.finish(cur))
+		}
+	}
+	errs.add(lines(data, func(e entry) error {
 		p := pos{path, e.Line}
 		name := e.Name
 		if i := strings.LastIndexByte(name, ':'); i >= 0 {
 			name = name[:i] // "SOURCE:" is tolerated
 		}
+		if e.Syntax != "" { // fwknopd stops at such a line in access.conf
+			if cur != nil {
+				ap.bad[cur] = true
+			}
+			return p.errorf(ErrSyntax, name, "write 'NAME value' on one line", "%s", e.Syntax)
+		}
+		var err error
 		switch name {
 		case "%include":
-			return ap.include(p, resolve(path, e.Value), depth)
+			err = ap.include(p, ap.resolve(p, name, e.Value), depth)
 		case "%include_folder":
 			if depth >= MaxIncludeDepth {
-				return p.errorf(ErrInclude, name, "flatten the includes",
+				err = p.errorf(ErrInclude, name, "flatten the includes",
 					"refusing to nest access files more than %d deep", MaxIncludeDepth)
+			} else {
+				err = ap.folder(p, ap.resolve(p, name, e.Value), depth)
 			}
-			return ap.folder(p, resolve(path, e.Value), depth)
 		case "SOURCE":
-			if cur != nil {
-				if err := ap.finish(cur); err != nil {
-					return err
-				}
-			}
+			finish()
 			cur = &Stanza{File: path, Line: e.Line, Num: len(ap.stanzas) + 1, SourceText: e.Value,
 				Raw: map[string]string{}, Where: map[string]Origin{}}
 			ap.stanzas = append(ap.stanzas, cur)
-			return ap.set(cur, p, name, e.Value)
+			err = ap.set(cur, p, name, e.Value)
+		default:
+			if cur == nil {
+				ap.warns = append(ap.warns, p.warn(name, "appears before the first SOURCE line; ignored"))
+				return nil
+			}
+			if name == "%include_keys" {
+				err = ap.includeKeys(cur, p, ap.resolve(p, name, e.Value))
+			} else {
+				err = ap.set(cur, p, name, e.Value)
+			}
 		}
-		if cur == nil {
-			ap.warns = append(ap.warns, p.warn(name, "appears before the first SOURCE line; ignored"))
-			return nil
+		if err != nil && cur != nil && name != "%include" && name != "%include_folder" {
+			ap.bad[cur] = true
 		}
-		if name == "%include_keys" {
-			return ap.includeKeys(cur, p, resolve(path, e.Value))
-		}
-		return ap.set(cur, p, name, e.Value)
-	})
-	if err != nil {
 		return err
-	}
-	if cur != nil {
-		return ap.finish(cur)
-	}
-	return nil
+	}))
+	finish()
+	return errs.err()
 }
 
 // includeKeys takes only the key variables from a file.
@@ -205,11 +237,14 @@ func (ap *accessParser) includeKeys(cur *Stanza, from pos, path string) error {
 	if err != nil {
 		return err
 	}
-	return lines(path, data, func(e entry) error {
+	return lines(data, func(e entry) error {
 		p := pos{path, e.Line}
 		name := e.Name
 		if i := strings.LastIndexByte(name, ':'); i >= 0 {
 			name = name[:i]
+		}
+		if e.Syntax != "" {
+			return p.errorf(ErrSyntax, name, "write 'NAME value' on one line", "%s", e.Syntax)
 		}
 		if !keyVars[name] {
 			if v, ok := Variables[name]; ok && v.Support == Unsupported {

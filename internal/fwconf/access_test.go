@@ -138,6 +138,9 @@ func TestStanzaMatches(t *testing.T) {
 		if got := tc.st.Matches(tc.src, tc.dst); got != tc.want {
 			t.Errorf("%s: Matches(%v, %v) = %v, want %v", tc.name, tc.src, tc.dst, got, tc.want)
 		}
+		if both := tc.st.MatchesSource(tc.src) && tc.st.MatchesDestination(tc.dst); both != tc.want {
+			t.Errorf("%s: MatchesSource && MatchesDestination = %v, want %v", tc.name, both, tc.want)
+		}
 	}
 	// And as parsed.
 	s := parseOne(t, "SOURCE 10.0.0.0/8, 192.168.1.7/255.255.255.0, fd99::/64\nDESTINATION 10.99.0.1\n"+keys)

@@ -6,20 +6,27 @@ Package fwconf reads fwknopd.conf and access.conf as fwknopd 2.6 does, into type
 One "NAME value" per line; the value runs from the first non-blank after the name to the
 first ';', CR or LF, and trailing blanks are trimmed (as fwknopd 2.6.11 does; 2.6.10 kept
 them, so "KEY fwknoptest   " was a 13-byte key there and is a 10-byte key here). Lines that
-are empty, blank, or start with '#' or ';' are ignored. In access.conf a colon after the name
-is tolerated ("SOURCE: ANY"). In fwknopd.conf a value may start with $NAME, the value of a
-variable set on an earlier line ("$FWKNOP_RUN_DIR/digest.cache").
+are empty, blank, or start with '#' or ';' are ignored; CRLF line ends and a leading UTF-8
+byte-order mark are accepted (fwknopd 2.6.10 takes a mark for part of the first name). A name
+without a value is a warning in fwknopd.conf and an error in access.conf, as in fwknopd. In
+access.conf a colon after the name is tolerated ("SOURCE: ANY"). In fwknopd.conf a value may
+start with $NAME (A-Z and '_'), the value of a variable set on an earlier line
+("$FWKNOP_RUN_DIR/digest.cache"); a $NAME not set earlier makes the line ignored with a
+warning, as fwknopd ignores it, and '$' before anything else is kept as written.
 
 access.conf directives: "%include FILE" and "%include_folder DIR" (every *.conf in DIR, in
 name order) nest files up to MaxIncludeDepth deep; "%include_keys FILE" inside a SOURCE stanza
 takes only KEY, KEY_BASE64, HMAC_KEY and HMAC_KEY_BASE64 from FILE. Relative paths are
-resolved against the including file's directory (fwknopd uses its working directory).
+resolved against the including file's directory; fwknopd uses its working directory, which
+depends on where it was started from, so sesame warns when the two name different files.
 
 # Variables
 
 Variables lists every variable fwknopd 2.6 knows and what sesame does with it. Unknown
 variables are warnings; variables sesame does not implement are errors naming file, line and
-variable; settings without effect in sesame are warnings. Keys left at __CHANGEME__, an HMAC
+variable (every error of a load is returned at once, joined, one per line), unless set to
+fwknopd's default or, for NAT, SNAT, OUTPUT and HTTP settings, while their switch is N; settings
+without effect in sesame are warnings. FWKNOP_RUN_DIR must be absolute, as in fwknopd. Keys left at __CHANGEME__, an HMAC
 key equal to the encryption key, Rijndael keys outside 1..32 bytes and HMAC keys over 128
 bytes are refused. Files readable by group or other, or owned by another user, give warnings.
 

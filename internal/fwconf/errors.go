@@ -78,5 +78,52 @@ func (p pos) warn(name, format string, args ...any) Warning {
 	return Warning{File: p.File, Line: p.Line, Var: name, Msg: fmt.Sprintf(format, args...)}
 }
 
+// maxErrors is how many errors one load reports; further ones are counted.
+const maxErrors = 100
+
+// errList collects the errors of a load, so that one run reports every mistake (each an
+// *Error naming file, line and fix) instead of one per run.
+type errList struct {
+	errs []error
+	more int
+}
+
+// add records err (nil is ignored). An errors.Join from a nested load is flattened.
+func (l *errList) add(err error) {
+	if err == nil {
+		return
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			l.add(e)
+		}
+		return
+	}
+	if len(l.errs) < maxErrors {
+		l.errs = append(l.errs, err)
+	} else {
+		l.more++
+	}
+}
+
+func (l *errList) len() int { return len(l.errs) + l.more }
+
+// err is nil, the one error, or all of them joined (one line each, file order).
+func (l *errList) err() error {
+	switch {
+	case len(l.errs) == 0:
+		return nil
+	case len(l.errs) == 1:
+		return l.errs[0]
+	}
+	errs := l.errs
+	if l.more > 0 {
+		first := &Error{}
+		asError(errs[0], &first)
+		errs = append(errs[:len(errs):len(errs)], &Error{File: first.File, Msg: fmt.Sprintf("%d more errors not shown", l.more), Err: first.Err})
+	}
+	return errors.Join(errs...)
+}
+
 // asError is errors.As for *Error.
 func asError(err error, target **Error) bool { return errors.As(err, target) }

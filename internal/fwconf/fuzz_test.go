@@ -28,6 +28,8 @@ var serverSeeds = []string{
 	"VERBOSE Y\nPCAP_FILTER udp port 1 ; x\r\n# c\n; c\n",
 	"IPT_INPUT_ACCESS ACCEPT,filter,INPUT,1,FWKNOP_INPUT,1\nX $\n",
 	"PCAP_INTF $PCAP_INTF\n",
+	"\xef\xbb\xbfPCAP_INTF vsrv\r\nFWKNOP_RUN_DIR /r\r\nDIGEST_FILE $FWKNOP_RUN_DIR/d\r\nLOCALE $lower\r\nNFQ_CHAIN\r\n",
+	"FWKNOP_RUN_DIR run\nENABLE_IPT_LOCAL_NAT Y\nSNAT_TRANSLATE_IP x\nLOCALE $NOPE\n",
 }
 
 var accessSeeds = []string{
@@ -38,6 +40,7 @@ var accessSeeds = []string{
 	"SOURCE ANY\nKEY_BASE64 __CHANGEME__\n",
 	"%include x\nSOURCE ANY\n%include_keys y\n%include_folder z\n",
 	"SOURCE ANY\nKEY a\nREQUIRE_USERNAME bob smith\nFW_ACCESS_TIMEOUT 0\nMAX_FW_TIMEOUT 8388608\nRESTRICT_PORTS udp/0\n",
+	"\xef\xbb\xbfSOURCE: 10.0.0.0/8\r\nKEY fwknoptest\r\nHMAC_KEY hmactest\r\n\r\nSOURCE ANY\r\nKEY_BASE64 __CHANGEME__\r\nHMAC_KEY\r\n",
 }
 
 // FuzzLexLine: the line lexer never panics and its value never holds a terminator.

@@ -225,3 +225,87 @@ func TestDebianShippedFiles(t *testing.T) {
 		t.Errorf("shipped access.conf: err = %v, want the __CHANGEME__ refusal with file:line", err)
 	}
 }
+
+// TestIntegrationFwknopdSyntaxCompat pins fwknopd 2.6.10's behaviour on the points where
+// sesame follows it (a $NAME it cannot expand, a name without a value in fwknopd.conf, a
+// relative FWKNOP_RUN_DIR, CRLF line ends) and where sesame deliberately differs (relative
+// includes, a byte-order mark), next to what fwconf does.
+func TestIntegrationFwknopdSyntaxCompat(t *testing.T) {
+	nstest.Require(t, "fwknopd")
+	ns := nstest.New(t)
+	dir := writeFiles(t, map[string]string{
+		"access.conf":   "SOURCE ANY\nKEY fwknoptest\nHMAC_KEY hmactest\n",
+		"rel.conf":      "SOURCE ANY\n%include_keys sub/keys\n",
+		"sub/keys":      "KEY_BASE64 Zndrbm9wdGVzdA==\nHMAC_KEY_BASE64 aG1hY3Rlc3Q=\n",
+		"crlf.conf":     "SOURCE ANY\r\nKEY fwknoptest\r\nHMAC_KEY hmactest\r\nFW_ACCESS_TIMEOUT 15\r\n",
+		"bomacc.conf":   bom + "SOURCE ANY\nKEY fwknoptest\nHMAC_KEY hmactest\n",
+		"conf/bom.conf": bom + "PCAP_INTF vsrv\r\nMAX_SPA_PACKET_AGE 60\r\n",
+	})
+	path := func(n string) string { return filepath.Join(dir, n) }
+	write := func(name, text string) string {
+		if err := os.WriteFile(path(name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path(name)
+	}
+	access := path("access.conf")
+
+	// $NAME: fwknopd's LOCALE after the line, and fwconf's.
+	for i, v := range []string{"$FWKNOP_RUN_DIR/x", "$PCAP_INTF$PCAP_INTF", "$lower", "$/x", "$NOPE/x", "$Ab", "$_X", "$", "$ENABLE_UDP_SERVER"} {
+		conf := write(fmt.Sprintf("var%d.conf", i), "PCAP_INTF lo\nFWKNOP_RUN_DIR /r\nLOCALE "+v+"\n")
+		fw, _, ok := fwknopdDump(t, ns, conf, access)
+		srv, _, err := LoadServer(conf, Options{})
+		if !ok || err != nil || fw["LOCALE"] != srv.Raw["LOCALE"] {
+			t.Errorf("LOCALE %s: fwknopd %q (ok %v), fwconf %q (%v)", v, fw["LOCALE"], ok, srv.Raw["LOCALE"], err)
+		}
+	}
+	// A name without a value: fwknopd.conf goes on.
+	conf := write("bare.conf", "PCAP_INTF lo\nNFQ_CHAIN\nMAX_SPA_PACKET_AGE 30\n")
+	fw, _, ok := fwknopdDump(t, ns, conf, access)
+	if srv, _, err := LoadServer(conf, Options{}); !ok || err != nil || fw["MAX_SPA_PACKET_AGE"] != "30" || srv.MaxSPAPacketAge.Seconds() != 30 {
+		t.Errorf("bare name: fwknopd ok %v %v, fwconf %v", ok, fw["MAX_SPA_PACKET_AGE"], err)
+	}
+	// A relative FWKNOP_RUN_DIR: both refuse.
+	conf = write("relrun.conf", "PCAP_INTF lo\nFWKNOP_RUN_DIR run\n")
+	if _, _, ok := fwknopdDump(t, ns, conf, access); ok {
+		t.Error("fwknopd accepted a relative FWKNOP_RUN_DIR")
+	}
+	if _, _, err := LoadServer(conf, Options{}); err == nil || !strings.Contains(err.Error(), conf+":2: FWKNOP_RUN_DIR: ") {
+		t.Errorf("fwconf: %v", err)
+	}
+	// CRLF: both read it alike.
+	plain := write("plain.conf", "PCAP_INTF lo\n")
+	_, fwSt, ok := fwknopdDump(t, ns, plain, path("crlf.conf"))
+	st, _, err := LoadAccess(path("crlf.conf"), Options{})
+	if !ok || err != nil || len(fwSt) != 1 || fwSt[0]["KEY_LEN"] != "10" || fwSt[0]["FW_ACCESS_TIMEOUT"] != "15" ||
+		len(st[0].Keys.Key) != 10 || st[0].FWAccessTimeout.Seconds() != 15 {
+		t.Errorf("CRLF access.conf: fwknopd %v (ok %v), fwconf %v (%v)", fwSt, ok, st, err)
+	}
+	// A byte-order mark: fwknopd takes it for part of the first name (the line is lost, an
+	// access.conf has no SOURCE); fwconf skips it.
+	fw, _, ok = fwknopdDump(t, ns, path("conf/bom.conf"), access)
+	srv, _, err := LoadServer(path("conf/bom.conf"), Options{})
+	if !ok || fw["PCAP_INTF"] != "eth0" || fw["MAX_SPA_PACKET_AGE"] != "60" || err != nil || srv.PcapIntf != "vsrv" {
+		t.Errorf("BOM fwknopd.conf: fwknopd PCAP_INTF %q (ok %v), fwconf %v (%v)", fw["PCAP_INTF"], ok, srv, err)
+	}
+	if _, _, ok := fwknopdDump(t, ns, plain, path("bomacc.conf")); ok {
+		t.Error("fwknopd accepted an access.conf starting with a byte-order mark")
+	}
+	if _, _, err := LoadAccess(path("bomacc.conf"), Options{}); err != nil {
+		t.Errorf("fwconf: BOM access.conf: %v", err)
+	}
+	// Relative %include_keys: fwknopd opens it from its working directory, fwconf beside the
+	// including file.
+	elsewhere := t.TempDir()
+	for _, cwd := range []string{dir, elsewhere} {
+		cmd := ns.Command("fwknopd", "-c", plain, "-a", path("rel.conf"), "-D")
+		cmd.Dir = cwd
+		out, err := cmd.CombinedOutput()
+		if fwOK := err == nil && strings.Contains(string(out), "KEY_LEN:  10"); fwOK != (cwd == dir) {
+			t.Errorf("fwknopd from %s: accepted %v:\n%s", cwd, fwOK, out)
+		}
+		if st, _, err := LoadAccess(path("rel.conf"), Options{cwd: cwd}); err != nil || len(st[0].Keys.Key) != 10 {
+			t.Errorf("fwconf from %s: %v", cwd, err)
+		}
+	}
+}

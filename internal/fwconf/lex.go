@@ -4,9 +4,10 @@ import "strings"
 
 // entry is one "NAME value" line.
 type entry struct {
-	Name  string
-	Value string
-	Line  int
+	Name   string
+	Value  string
+	Line   int
+	Syntax string // not "": the line is not "NAME value" (lexLine's message); Value is ""
 }
 
 // lexLine splits one line the way fwknopd 2.6.11 does (sscanf "%s %[^;\n\r]" then trailing
@@ -34,11 +35,18 @@ func lexLine(line string) (name, value string, ok bool, err string) {
 	return name, value, true, ""
 }
 
-// lines calls fn for every entry of data, with 1-based line numbers. It stops at the first
-// error fn returns.
-func lines(file string, data []byte, fn func(e entry) error) error {
+// bom is the UTF-8 byte-order mark some editors put at the start of a file.
+const bom = "\xef\xbb\xbf"
+
+// lines calls fn for every entry of data, with 1-based line numbers, and returns every error fn
+// returned (errList.err): a file's mistakes are reported in one run. A leading UTF-8
+// byte-order mark is skipped and CRLF line ends read as LF (fwknopd 2.6.10 reads CRLF too, but
+// takes a mark for part of the first name). A line with a name but no value reaches fn with
+// Syntax set.
+func lines(data []byte, fn func(e entry) error) error {
+	var errs errList
 	n := 0
-	for s := string(data); s != ""; {
+	for s := strings.TrimPrefix(string(data), bom); s != ""; {
 		var l string
 		if i := strings.IndexByte(s, '\n'); i >= 0 {
 			l, s = s[:i], s[i+1:]
@@ -47,15 +55,10 @@ func lines(file string, data []byte, fn func(e entry) error) error {
 		}
 		n++
 		name, value, ok, msg := lexLine(l)
-		if msg != "" {
-			return pos{file, n}.errorf(ErrSyntax, name, "write 'NAME value' on one line", "%s", msg)
-		}
-		if !ok {
+		if !ok && msg == "" {
 			continue
 		}
-		if err := fn(entry{Name: name, Value: value, Line: n}); err != nil {
-			return err
-		}
+		errs.add(fn(entry{Name: name, Value: value, Line: n, Syntax: msg}))
 	}
-	return nil
+	return errs.err()
 }

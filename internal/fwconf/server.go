@@ -1,14 +1,14 @@
 package fwconf
 
 import (
-	"errors"
 	"fmt"
-	"github.com/sesame-spa/sesame/internal/firewall"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/sesame-spa/sesame/internal/firewall"
 	"github.com/sesame-spa/sesame/spa"
 )
 
@@ -112,7 +112,8 @@ type Options struct {
 	// mktime).
 	Location *time.Location
 
-	fs fileSystem // nil: the real file system
+	fs  fileSystem // nil: the real file system
+	cwd string     // "": os.Getwd (what fwknopd resolves relative includes against)
 }
 
 func (o *Options) fsys() fileSystem {
@@ -146,8 +147,14 @@ func ParseServer(name string, data []byte, opts Options) (*Server, []Warning, er
 func parseServer(name string, data []byte, opts Options) (*Server, []Warning, error) {
 	s := &Server{File: name, Raw: map[string]string{}, Where: map[string]Origin{}}
 	var warns []Warning
-	err := lines(name, data, func(e entry) error {
+	var errs errList
+	errs.add(lines(data, func(e entry) error {
 		p := pos{name, e.Line}
+		if e.Syntax != "" {
+			// fwknopd reports such a line in fwknopd.conf and goes on (access.conf: it stops).
+			warns = append(warns, p.warn(e.Name, "%s; line ignored (write 'NAME value')", e.Syntax))
+			return nil
+		}
 		v, known := Variables[e.Name]
 		if !known || v.Scope&InServer == 0 {
 			if known {
@@ -157,20 +164,15 @@ func parseServer(name string, data []byte, opts Options) (*Server, []Warning, er
 			}
 			return nil
 		}
-		val := e.Value
-		if val[0] == '$' {
-			// fwknopd expands one variable, set earlier in the file, at the start of a value.
-			i := 1
-			for i < len(val) && (val[i] >= 'A' && val[i] <= 'Z' || val[i] == '_') {
-				i++
+		val, ref, ok := expand(e.Value, s.Raw)
+		if !ok {
+			// fwknopd 2.6.10 ignores the line ("Invalid embedded variable") and goes on.
+			fix := "set " + ref + " on an earlier line or write the value out"
+			if ref == "" {
+				fix = "write $NAME with NAME set on an earlier line, or the value without '$'"
 			}
-			ref := val[1:i]
-			prev, ok := s.Raw[ref]
-			if !ok {
-				return p.errorf(ErrValue, e.Name, "set "+ref+" on an earlier line or write the path out",
-					"$%s is not set earlier in the file", ref)
-			}
-			val = prev + val[i:]
+			warns = append(warns, p.warn(e.Name, "$%s is not set earlier in the file; line ignored, as fwknopd does; %s", ref, fix))
+			return nil
 		}
 		if o, dup := s.Where[e.Name]; dup {
 			warns = append(warns, p.warn(e.Name, "also set on line %d; this later value wins", o.Line))
@@ -178,20 +180,43 @@ func parseServer(name string, data []byte, opts Options) (*Server, []Warning, er
 		s.Raw[e.Name] = val
 		s.Where[e.Name] = Origin{name, e.Line}
 		return nil
-	})
-	if err != nil {
-		return nil, warns, err
-	}
+	}))
 	for _, k := range sortedKeys(opts.Overrides) {
 		v, known := Variables[k]
 		if !known || v.Scope&InServer == 0 {
-			return nil, warns, &Error{File: "command line", Var: k, Msg: "unknown fwknopd.conf variable", Err: ErrValue}
+			errs.add(&Error{File: "command line", Var: k, Msg: "unknown fwknopd.conf variable", Err: ErrValue})
+			continue
 		}
 		s.Raw[k] = opts.Overrides[k]
 		s.Where[k] = Origin{File: "command line"}
 	}
 	w, err := s.resolve()
-	return s, append(warns, w...), err
+	errs.add(err)
+	return s, append(warns, w...), errs.err()
+}
+
+// expand applies fwknopd 2.6's one variable reference: a value starting with '$' and an
+// upper-case letter or '_' begins with the name (letters A-Z and '_') of a variable set on an
+// earlier line, which is replaced by that variable's value; the rest is kept ("$FWKNOP_RUN_DIR/x").
+// A value that is just "$" or names a variable not set is invalid (ok false, ref the name);
+// '$' followed by anything else is kept as written, as fwknopd keeps it.
+func expand(val string, set map[string]string) (out, ref string, ok bool) {
+	if val == "" || val[0] != '$' {
+		return val, "", true
+	}
+	if len(val) > 1 && !(val[1] >= 'A' && val[1] <= 'Z' || val[1] == '_') {
+		return val, "", true
+	}
+	i := 1
+	for i < len(val) && (val[i] >= 'A' && val[i] <= 'Z' || val[i] == '_') {
+		i++
+	}
+	ref = val[1:i]
+	prev, found := set[ref]
+	if !found {
+		return "", ref, false
+	}
+	return prev + val[i:], ref, true
 }
 
 // value returns the effective value of a variable (set or default) and where it came from.
@@ -218,16 +243,25 @@ func defaultOf(s *Server, name string) string {
 // resolve checks support for every set variable and fills the typed fields.
 func (s *Server) resolve() ([]Warning, error) {
 	var warns []Warning
+	var errs []error
 	for _, k := range sortedKeys(s.Raw) {
+		if sw, ok := needs[k]; ok && Variables[k].Support != Supported {
+			if on, _ := parseYN(str0(s, sw)); !on {
+				// fwknopd ignores it while its switch is off, whatever it says.
+				if !sameValue(s.Raw[k], Variables[k].Default) {
+					warns = append(warns, pos(s.Where[k]).warn(k, "has no effect in sesame while %s is N (%s)", sw, Variables[k].Note))
+				}
+				continue
+			}
+		}
 		w, err := checkSupport(pos(s.Where[k]), k, s.Raw[k], Variables[k])
 		if err != nil {
-			return warns, err
+			errs = append(errs, err)
 		}
 		if w != nil {
 			warns = append(warns, *w)
 		}
 	}
-	var errs []error
 	str := func(name string) string { v, _ := s.value(name); return v }
 	yn := func(name string) bool {
 		v, p := s.value(name)
@@ -299,14 +333,20 @@ func (s *Server) resolve() ([]Warning, error) {
 			errs = append(errs, p.errorf(ErrValue, name, "", "must not be empty"))
 		}
 	}
-	switch len(errs) {
-	case 0:
-		return warns, nil
-	case 1:
-		return warns, errs[0]
+	if v, p := s.value("FWKNOP_RUN_DIR"); strings.TrimSpace(v) != "" && !filepath.IsAbs(v) {
+		// fwknopd: "Path '...' is not absolute." (the only path it requires absolute).
+		errs = append(errs, p.errorf(ErrValue, "FWKNOP_RUN_DIR", "write an absolute path, e.g. /run/fwknop",
+			"%q is not an absolute path", v))
 	}
-	return warns, errors.Join(errs...) // one line per error: every mistake of the file in one run
+	var all errList // one line per error: every mistake of the file in one run
+	for _, e := range errs {
+		all.add(e)
+	}
+	return warns, all.err()
 }
+
+// str0 is the effective value of a variable (set or default).
+func str0(s *Server, name string) string { v, _ := s.value(name); return v }
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))

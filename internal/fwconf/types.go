@@ -73,9 +73,18 @@ func (s *Stanza) Expired(now time.Time) bool {
 // match as IPv4. An invalid dst (UDP-server mode, where the destination is not known) is
 // 0.0.0.0, as fwknopd compares it: it matches only a DESTINATION that holds 0.0.0.0.
 func (s *Stanza) Matches(src, dst netip.Addr) bool {
-	if !s.SourceAny && !matchAny(s.Source, src) {
-		return false
-	}
+	return s.MatchesSource(src) && s.MatchesDestination(dst)
+}
+
+// MatchesSource reports whether SOURCE is ANY or a prefix holds src (the first half of
+// Matches).
+func (s *Stanza) MatchesSource(src netip.Addr) bool {
+	return s.SourceAny || matchAny(s.Source, src)
+}
+
+// MatchesDestination reports whether DESTINATION is unset or a prefix holds dst (the second
+// half of Matches; an invalid dst is 0.0.0.0).
+func (s *Stanza) MatchesDestination(dst netip.Addr) bool {
 	if len(s.Destination) == 0 {
 		return true
 	}

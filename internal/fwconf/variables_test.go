@@ -203,13 +203,9 @@ func TestVariablesAgreeWithCode(t *testing.T) {
 					if c := changedFields(baseline.typed, got.typed); len(c) > 0 {
 						t.Errorf("DefaultOnly, but the default changes %v", c)
 					}
-					if got := variant("", name+" "+nonDefault(v)); !errors.Is(got.err, ErrUnsupported) {
-						t.Errorf("DefaultOnly, but %s %s gives %v, want ErrUnsupported", name, nonDefault(v), got.err)
-					}
+					checkRefused(t, variant, name, nonDefault(v))
 				case Unsupported:
-					if got := variant("", name+" x"); !errors.Is(got.err, ErrUnsupported) {
-						t.Errorf("Unsupported, but %s x gives %v, want ErrUnsupported", name, got.err)
-					}
+					checkRefused(t, variant, name, "x")
 				}
 			})
 		}
@@ -224,6 +220,27 @@ func TestVariablesAgreeWithCode(t *testing.T) {
 			t.Errorf("fwconf's code names %s, which is %s: the parser must not act on it", name,
 				[...]string{Supported: "Supported", NoEffect: "NoEffect", DefaultOnly: "DefaultOnly", Unsupported: "Unsupported"}[v.Support])
 		}
+	}
+}
+
+// checkRefused checks that name set to val is refused with ErrUnsupported naming it; for a
+// variable in needs, only while its switch is on: with the switch off it is a warning.
+func checkRefused(t *testing.T, variant func(base, line string) parsed, name, val string) {
+	t.Helper()
+	sw, dep := needs[name]
+	base := ""
+	if dep {
+		base = sw + " Y\n"
+		got := variant("", name+" "+val)
+		if got.err != nil || !slices.ContainsFunc(got.warns, func(w Warning) bool {
+			return w.Var == name && strings.Contains(w.Msg, "has no effect in sesame while "+sw+" is N")
+		}) {
+			t.Errorf("%s %s with %s off: err %v, warnings %v; want only a warning", name, val, sw, got.err, got.warns)
+		}
+	}
+	got := variant(base, name+" "+val)
+	if !errors.Is(got.err, ErrUnsupported) || !strings.Contains(got.err.Error(), ": "+name+": ") {
+		t.Errorf("%s %s (base %q) gives %v, want ErrUnsupported naming %s", name, val, base, got.err, name)
 	}
 }
 
@@ -327,13 +344,13 @@ func collectReads(n ast.Node, into map[string]bool) {
 }
 
 // namesInCode returns the upper-case string literals of fwconf's code outside the Variables
-// table: the variables the parser refers to by name.
+// and needs tables: the variables the parser refers to by name.
 func namesInCode(t *testing.T) []string {
 	_, files := moduleFiles(t)
 	var names []string
 	for _, f := range files[fwconfDir] {
 		ast.Inspect(f, func(n ast.Node) bool {
-			if vs, ok := n.(*ast.ValueSpec); ok && len(vs.Names) == 1 && vs.Names[0].Name == "Variables" {
+			if vs, ok := n.(*ast.ValueSpec); ok && len(vs.Names) == 1 && (vs.Names[0].Name == "Variables" || vs.Names[0].Name == "needs") {
 				return false
 			}
 			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {

@@ -61,7 +61,7 @@ var Variables = map[string]Variable{
 	"ENABLE_UDP_SERVER":         {InServer, Supported, "N", ""},
 	"UDPSERV_PORT":              {InServer, Supported, "62201", ""},
 	"UDPSERV_SELECT_TIMEOUT":    {InServer, NoEffect, "500000", "sesame does not poll"},
-	"ENABLE_NFQ_CAPTURE":        {InServer, DefaultOnly, "N", "NFQUEUE capture is not implemented"},
+	"ENABLE_NFQ_CAPTURE":        {InServer, NoEffect, "N", "NFQUEUE builds only (Debian's fwknopd ignores it too); sesame captures on PCAP_INTF"},
 	"NFQ_INTERFACE":             {InServer, NoEffect, "", "NFQUEUE capture is not implemented"},
 	"NFQ_PORT":                  {InServer, NoEffect, "62201", "NFQUEUE capture is not implemented"},
 	"NFQ_TABLE":                 {InServer, NoEffect, "mangle", "NFQUEUE capture is not implemented"},
@@ -186,7 +186,7 @@ var Variables = map[string]Variable{
 	"CMD_EXEC_GROUP":              {InAccess, Unsupported, "", "running commands as another group is not implemented"},
 	"CMD_CYCLE_OPEN":              {InAccess, Unsupported, "", "command cycles are not implemented; sesame grants through nftables sets with timeouts"},
 	"CMD_CYCLE_CLOSE":             {InAccess, Unsupported, "", "command cycles are not implemented"},
-	"CMD_CYCLE_TIMER":             {InAccess, Unsupported, "", "command cycles are not implemented"},
+	"CMD_CYCLE_TIMER":             {InAccess, DefaultOnly, "0", "command cycles are not implemented"},
 	"REQUIRE_USERNAME":            {InAccess, Supported, "", ""},
 	"REQUIRE_SOURCE_ADDRESS":      {InAccess, Supported, "N", ""},
 	"REQUIRE_SOURCE":              {InAccess, Supported, "N", ""},
@@ -207,6 +207,24 @@ var Variables = map[string]Variable{
 	"FORWARD_ALL":                 {InAccess, DefaultOnly, "N", "forwarding is not implemented"},
 	"SESAME_REQUIRE_SOURCE_MATCH": {InAccess, Supported, "N", ""},
 	"SESAME_MD5":                  {InAccess, Supported, "N", ""},
+}
+
+// needs maps fwknopd.conf variables that sesame refuses to the Y/N switch that makes them
+// matter: while the switch is N they change nothing in sesame (fwknopd reads the chain specs
+// and SNAT_TRANSLATE_IP only with their switch on; local NAT needs forwarding in sesame, and
+// sesame refuses NAT requests anyway), so they are a warning unless at their default. With the
+// switch on (itself refused) they are checked as usual.
+var needs = map[string]string{
+	"ENABLE_IPT_LOCAL_NAT":   "ENABLE_IPT_FORWARDING",
+	"IPT_FORWARD_ACCESS":     "ENABLE_IPT_FORWARDING",
+	"IPT_DNAT_ACCESS":        "ENABLE_IPT_FORWARDING",
+	"ENABLE_IPT_SNAT":        "ENABLE_IPT_FORWARDING",
+	"SNAT_TRANSLATE_IP":      "ENABLE_IPT_SNAT",
+	"IPT_SNAT_ACCESS":        "ENABLE_IPT_SNAT",
+	"IPT_MASQUERADE_ACCESS":  "ENABLE_IPT_SNAT",
+	"IPT_OUTPUT_ACCESS":      "ENABLE_IPT_OUTPUT",
+	"ENABLE_X_FORWARDED_FOR": "ENABLE_SPA_OVER_HTTP",
+	"ALLOW_ANY_USER_AGENT":   "ENABLE_SPA_OVER_HTTP",
 }
 
 // checkSupport applies the table to one setting: an error for unsupported uses, a warning for

@@ -28,8 +28,9 @@ type Cache interface {
 	// forever), and returns true. Of several concurrent calls with one digest at most one is
 	// fresh. When it returns true the entry is visible to every later call; for persistent
 	// caches it has also been handed to the kernel, so it survives the process being killed
-	// (see File for the fsync policy). An error (ctx done, a closed cache, a bad digest, a
-	// failed write) means the caller must treat the packet as not fresh: fail closed.
+	// (see File for the fsync policy), with the packet's addresses ctx carries (WithPacket).
+	// An error (ctx done, a closed cache, a bad digest, a failed write) means the caller must
+	// treat the packet as not fresh: fail closed.
 	CheckAndAdd(ctx context.Context, digest string, now time.Time, keep time.Duration) (fresh bool, err error)
 	// Seen reports whether digest is held and unexpired by the cache's clock, without
 	// recording anything (fwknopd -t checks for replays but records nothing).

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -57,9 +58,11 @@ type LoadStats struct {
 //
 //	<digest> <proto> <src_ip> <src_port> <dst_ip> <dst_port> <time> <expires>
 //
-// The first seven fields are fwknopd 2.6's digest.cache format (sesame writes 0 0.0.0.0 0
-// 0.0.0.0 0 for the unknown packet fields), and fwknopd ignores the eighth, so each program can
-// read the other's file. expires is Unix seconds, 0 for never; a line without it (written by
+// The first seven fields are fwknopd 2.6's digest.cache format, and fwknopd ignores the eighth,
+// so each program can read the other's file (`fwknopd --exit-parse-digest-cache` counts
+// sesame's lines). The packet fields come from the context given to CheckAndAdd (WithPacket):
+// IPv4 addresses as they are, IPv6 ones as 0.0.0.0 (fwknopd drops a line with an IPv6
+// address), zeros when the context carries none. expires is Unix seconds, 0 for never; a line without it (written by
 // fwknopd) expires LegacyKeep after its time field. Corrupt lines are skipped and counted. The
 // file is rewritten (to a temporary file, fsynced, renamed) when dead lines pile up. Every open
 // goes through package safefile: the directory must be safe, and a link or a hard link at path
@@ -151,7 +154,7 @@ func (c *File) CheckAndAdd(ctx context.Context, digest string, now time.Time, ke
 	if err != nil || !fresh {
 		return false, err
 	}
-	c.buf = appendLine(c.buf[:0], digest, now.Unix(), expiry(now, keep))
+	c.buf = appendLine(c.buf[:0], digest, PacketFrom(ctx), now.Unix(), expiry(now, keep))
 	if _, err := c.f.Write(c.buf); err != nil {
 		return false, fmt.Errorf("replay: append to %s: %w", c.path, err)
 	}
@@ -201,23 +204,59 @@ func (c *File) Close() error {
 // dead is the number of lines in the file that hold no live entry.
 func (c *File) dead() int { return c.fileLines - c.mem.Len() }
 
-// compactLocked rewrites the file with the live entries (safefile.WriteAtomicFunc: a new file
-// renamed over the old one, never through a link) and reopens it for appending.
+// compactLocked rewrites the file with one line per live entry (safefile.WriteAtomicFunc: a
+// new file renamed over the old one, never through a link) and reopens it for appending. An
+// entry keeps its own line from the current file, so the packet fields and time survive; an
+// entry without one (its append failed, or the file cannot be read safely) gets a line with
+// zero packet fields.
 func (c *File) compactLocked() error {
+	// The old lines are read through safefile like every open: a link planted at path is not
+	// read (its entries then get zero packet fields, as they would without a file).
+	prev, release, err := readMapped(c.path)
+	defer release()
+	if err != nil {
+		prev = nil
+	}
 	n := 0
-	err := safefile.WriteAtomicFunc(c.path, 0o600, func(w io.Writer) error {
+	err = safefile.WriteAtomicFunc(c.path, 0o600, func(w io.Writer) error {
 		io.WriteString(w, fileHeader)
-		var line []byte
 		c.mem.mu.Lock()
 		defer c.mem.mu.Unlock()
-		c.mem.forEachLocked(func(d string, exp int64) {
-			// The added time is not kept in memory; write the expiry's second (or 0) instead.
-			added := int64(0)
-			if exp != never {
-				added = exp / 1e9
+		t := &c.mem.t
+		written := make(map[key]bool, t.len())
+		for data := prev; len(data) > 0; {
+			var line []byte
+			if i := bytes.IndexByte(data, '\n'); i >= 0 {
+				line, data = data[:i], data[i+1:]
+			} else {
+				line, data = data, nil
 			}
-			line = appendLine(line[:0], d, added, exp)
+			line = bytes.TrimSuffix(line, []byte{'\r'})
+			if len(line) == 0 || line[0] == '#' {
+				continue
+			}
+			digest, exp, _, ok := parseLine(line, c.opts.LegacyKeep)
+			if !ok {
+				continue
+			}
+			k, _ := keyOf(digest)
+			live, ok := t.get(k)
+			if !ok || written[k] || expSecond(live) != expSecond(exp) {
+				continue // gone, copied already, or an older line of a digest added again
+			}
+			written[k] = true
 			w.Write(line) // a buffered writer: its error returns from the final flush
+			w.Write([]byte{'\n'})
+			n++
+		}
+		var line []byte
+		t.each(func(k key, exp int64) {
+			if written[k] {
+				return
+			}
+			// The added time is not kept in memory; write the expiry's second (or 0) instead.
+			line = appendLine(line[:0], c.mem.text(k), Packet{}, expSecond(exp), exp)
+			w.Write(line)
 			n++
 		})
 		return nil
@@ -243,15 +282,25 @@ func (c *File) compactLocked() error {
 }
 
 // appendLine formats one cache line. exp is Unix ns or never.
-func appendLine(b []byte, digest string, added, exp int64) []byte {
+func appendLine(b []byte, digest string, p Packet, added, exp int64) []byte {
 	b = append(b, digest...)
-	b = append(b, " 0 0.0.0.0 0 0.0.0.0 0 "...)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, uint64(p.Proto), 10)
+	b = append(b, ' ')
+	b = appendAddr(b, p.Src)
+	b = append(b, ' ')
+	b = appendAddr(b, p.Dst)
+	b = append(b, ' ')
 	b = strconv.AppendInt(b, added, 10)
 	b = append(b, ' ')
-	if exp == never {
-		b = append(b, '0')
-	} else {
-		b = strconv.AppendInt(b, (exp+1e9-1)/1e9, 10) // round up to the second
-	}
+	b = strconv.AppendInt(b, expSecond(exp), 10)
 	return append(b, '\n')
+}
+
+// expSecond is the expires field of an expiry in Unix ns: rounded up to the second, 0 for never.
+func expSecond(exp int64) int64 {
+	if exp == never {
+		return 0
+	}
+	return (exp + 1e9 - 1) / 1e9
 }

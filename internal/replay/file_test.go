@@ -222,7 +222,7 @@ func BenchmarkLoad1M(b *testing.B) {
 	var buf []byte
 	buf = append(buf, fileHeader...)
 	for i := 0; i < 1_000_000; i++ {
-		buf = appendLine(buf, digestN(i), now.Unix(), now.Add(time.Hour).UnixNano())
+		buf = appendLine(buf, digestN(i), Packet{}, now.Unix(), now.Add(time.Hour).UnixNano())
 	}
 	if err := os.WriteFile(path, buf, 0o600); err != nil {
 		b.Fatal(err)

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -72,13 +73,31 @@ func TestIntegrationFwknopdDigestCache(t *testing.T) {
 	if seen, _ := c.Seen(ctx, d); !seen {
 		t.Errorf("digest %s of the accepted packet not found in fwknopd's cache:\n%s", d, data)
 	}
-	if _, err := c.CheckAndAdd(ctx, digestN(1), time.Now(), time.Hour); err != nil {
+	// sesame's lines carry the packet (an IPv6 one with 0.0.0.0 addresses) and survive a
+	// compaction, which also keeps fwknopd's own line as it wrote it.
+	p4 := Packet{Proto: 17, Src: netip.MustParseAddrPort("127.0.0.1:40000"), Dst: netip.MustParseAddrPort("127.0.0.1:62201")}
+	p6 := Packet{Proto: 17, Src: netip.MustParseAddrPort("[fd99::2]:40001"), Dst: netip.MustParseAddrPort("[fd99::1]:62201")}
+	if _, err := c.CheckAndAdd(WithPacket(ctx, p4), digestN(1), time.Now(), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CheckAndAdd(ctx, digestN(2), time.Now(), 0); err != nil {
+	if _, err := c.CheckAndAdd(WithPacket(ctx, p6), digestN(2), time.Now(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Compact(); err != nil {
 		t.Fatal(err)
 	}
 	closeT(t, c)
+	after, _ := os.ReadFile(cache)
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if !strings.HasPrefix(l, "#") && !strings.Contains(string(after), l+"\n") {
+			t.Errorf("compaction lost fwknopd's line %q:\n%s", l, after)
+		}
+	}
+	for _, w := range []string{digestN(1) + " 17 127.0.0.1 40000 127.0.0.1 62201 ", digestN(2) + " 17 0.0.0.0 40001 0.0.0.0 62201 "} {
+		if !strings.Contains(string(after), w) {
+			t.Errorf("no line %q in\n%s", w, after)
+		}
+	}
 
 	want := strings.Count(string(data), " 17 127.0.0.1 ") + 2
 	cmd := ns.Command("fwknopd", "-c", conf, "-a", access, "-d", cache, "--exit-parse-digest-cache", "-f", "-v")

@@ -21,8 +21,9 @@
 //     SignerNotValid, SignerNotAllowed) are decoding failures. A failure moves on to the next
 //     stanza;
 //  4. once a stanza decodes the packet: the replay check, one atomic CheckAndAdd on the
-//     replay cache with a deadline (before any policy check, as fwknopd does, so a rejected
-//     packet cannot be retried); a cache error rejects the packet;
+//     replay cache with a deadline and the packet's protocol and addresses
+//     (replay.WithPacket, for fwknopd's digest file fields), before any policy check, as
+//     fwknopd does, so a rejected packet cannot be retried; a cache error rejects the packet;
 //  5. per stanza policy: packet age, allow-IP (0.0.0.0 and REQUIRE_SOURCE_ADDRESS,
 //     SESAME_REQUIRE_SOURCE_MATCH), REQUIRE_USERNAME, message type (command and NAT messages
 //     are refused), the access message (spa.ParseAccess), RESTRICT_PORTS and OPEN_PORTS
@@ -38,7 +39,9 @@
 //
 // A packet that no stanza grants is rejected with one log line carrying src=, reason= and
 // stanza= (the stanza that got furthest), so fail2ban can match it, and counted per reason in
-// Stats. No packet can make the pipeline panic or grant without passing every check; a panic
+// Stats. When no stanza could open it, stanzas= lists every stanza that matched ("1,3":
+// each was tried, or was expired); when none matched although a SOURCE did, detail= names the
+// DESTINATION rules that failed. No packet can make the pipeline panic or grant without passing every check; a panic
 // all the same is recovered, logged with its stack and counted as InternalError.
 //
 // sesame extensions: IPv6 everywhere (sources, allow-IPs, prefixes, grants), and the access

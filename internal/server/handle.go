@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sesame-spa/sesame/internal/capture"
 	"github.com/sesame-spa/sesame/internal/firewall"
+	"github.com/sesame-spa/sesame/internal/replay"
 	"github.com/sesame-spa/sesame/spa"
 )
 
@@ -19,7 +22,7 @@ func (s *Server) handle(ctx context.Context, pkt capture.Packet) Result {
 	now := s.now()
 	if err := spa.CheckWire(wire); err != nil {
 		res := Result{Reason: Malformed, Err: err}
-		s.logReject(ctx, slog.LevelInfo, pkt, now, res, "")
+		s.logReject(ctx, slog.LevelInfo, nil, pkt, now, res, "")
 		return res
 	}
 
@@ -38,7 +41,7 @@ func (s *Server) handle(ctx context.Context, pkt capture.Packet) Result {
 	for i := range p.stanzas {
 		st := &p.stanzas[i]
 		if !st.Matches(src, dst) {
-			continue
+			continue // a DESTINATION that failed is named by logReject
 		}
 		if st.Expired(now) {
 			consider(Result{Reason: StanzaExpired, Stanza: st.Num}, st.expiredDetail)
@@ -46,14 +49,18 @@ func (s *Server) handle(ctx context.Context, pkt capture.Packet) Result {
 		}
 		m, r, err := s.decode(st, wire, src, now)
 		if r != Granted {
-			consider(Result{Reason: r, Stanza: st.Num, Err: err}, "")
+			detail := ""
+			if r == WrongMode && err == nil {
+				detail = modeDetail(len(wire) >= gnupgLen)
+			}
+			consider(Result{Reason: r, Stanza: st.Num, Err: err}, detail)
 			continue
 		}
 		if !checkedReplay {
 			checkedReplay = true
-			if r, err := s.checkReplay(ctx, wire, now, p); r != Granted {
+			if r, err := s.checkReplay(ctx, pkt, now, p); r != Granted {
 				res := Result{Reason: r, Stanza: st.Num, Err: err}
-				s.reject(pkt, now, res, "")
+				s.reject(p, pkt, now, res, "")
 				return res
 			}
 		}
@@ -67,7 +74,7 @@ func (s *Server) handle(ctx context.Context, pkt capture.Packet) Result {
 		}
 		return s.grant(ctx, p, st, pkt, now, m, o)
 	}
-	s.reject(pkt, now, best, bestDetail)
+	s.reject(p, pkt, now, best, bestDetail)
 	return best
 }
 
@@ -81,7 +88,7 @@ func (s *Server) cheap(ctx context.Context, pkt capture.Packet) (Result, bool) {
 	now := s.now()
 	if err := spa.CheckWire(wire); err != nil {
 		res := Result{Reason: Malformed, Err: err}
-		s.logReject(ctx, slog.LevelInfo, pkt, now, res, "")
+		s.logReject(ctx, slog.LevelInfo, nil, pkt, now, res, "")
 		return res, true
 	}
 	long := len(wire) >= gnupgLen
@@ -130,7 +137,7 @@ func (s *Server) cheap(ctx context.Context, pkt capture.Packet) (Result, bool) {
 			best, bestDetail = Result{Reason: BadHMAC, Stanza: st.Num, Err: err}, ""
 		}
 	}
-	s.reject(pkt, now, best, bestDetail)
+	s.reject(p, pkt, now, best, bestDetail)
 	return best, true
 }
 
@@ -139,20 +146,21 @@ const gnupgLen = 400
 
 // decode runs one stanza's Opener on wire: the GnuPG one for 400 characters or more (within
 // the decryption budget when the stanza has no HMAC key), else the Rijndael one. It returns
-// the message, or the reason and error of the failure.
+// the message, or the reason and error of the failure (WrongMode without an error when the
+// stanza has no Opener for the packet's length: modeDetail says why).
 func (s *Server) decode(st *stanza, wire []byte, src netip.Addr, now time.Time) (*spa.Message, Reason, error) {
 	long := len(wire) >= gnupgLen
 	var o Opener = st.open
 	if long {
 		if st.gpg == nil {
-			return nil, WrongMode, errors.New(modeDetail(true))
+			return nil, WrongMode, nil // the detail is modeDetail(true)
 		}
 		if !st.gpg.HasHMAC() && !s.budget.allow(src, now, true) {
 			return nil, Throttled, errors.New("GnuPG stanza without HMAC key: decryption budget exhausted")
 		}
 		o = st.gpg
 	} else if o == nil {
-		return nil, WrongMode, errors.New(modeDetail(false))
+		return nil, WrongMode, nil // the detail is modeDetail(false)
 	}
 	m, err := o.Decode(wire)
 	if err != nil {
@@ -165,9 +173,9 @@ func (s *Server) decode(st *stanza, wire []byte, src netip.Addr, now time.Time) 
 // encryption type").
 func modeDetail(long bool) string {
 	if long {
-		return "a packet of 400 characters or more is GnuPG and the stanza has no GnuPG keys"
+		return "a packet of 400 characters or more is GnuPG and no matching stanza tried has GnuPG keys"
 	}
-	return "a packet under 400 characters is Rijndael and the stanza has only GnuPG keys"
+	return "a packet under 400 characters is Rijndael and no matching stanza tried has a KEY"
 }
 
 // grant opens the firewall for an accepted packet (unless in test mode) and logs it.
@@ -176,7 +184,7 @@ func (s *Server) grant(ctx context.Context, p *compiled, st *stanza, pkt capture
 	if !p.TestMode {
 		if err := s.commit(ctx, res.Grants); err != nil {
 			res := Result{Reason: FirewallError, Stanza: st.Num, Err: err}
-			s.reject(pkt, now, res, "")
+			s.reject(p, pkt, now, res, "")
 			return res
 		}
 		s.stats.grants.Add(uint64(len(res.Grants)))
@@ -214,14 +222,16 @@ func (s *Server) commit(ctx context.Context, gs []firewall.Grant) error {
 	return nil
 }
 
-// checkReplay records the packet's digest in one atomic step (in test mode it only looks) and
-// returns Granted when the packet is fresh, Replay when it is not. The call has a deadline
+// checkReplay records the packet's digest, with its protocol and addresses for the digest
+// file (replay.WithPacket), in one atomic step (in test mode it only looks) and returns
+// Granted when the packet is fresh, Replay when it is not. The call has a deadline
 // (Config.ReplayTimeout); any cache failure fails closed (InternalError).
-func (s *Server) checkReplay(ctx context.Context, wire []byte, now time.Time, p *compiled) (Reason, error) {
+func (s *Server) checkReplay(ctx context.Context, pkt capture.Packet, now time.Time, p *compiled) (Reason, error) {
 	if s.cache == nil {
 		return Granted, nil
 	}
-	d := spa.ReplayDigest(wire)
+	d := spa.ReplayDigest(pkt.Payload)
+	ctx = replay.WithPacket(ctx, replay.Packet{Proto: pkt.Proto, Src: pkt.Src, Dst: pkt.Dst})
 	ctx, cancel := context.WithTimeout(ctx, s.replayTimeout)
 	defer cancel()
 	var fresh bool
@@ -278,22 +288,38 @@ func portsString(ps []spa.ProtoPort) string {
 }
 
 // reject logs a rejection at warning level (rate-limited per source).
-func (s *Server) reject(pkt capture.Packet, now time.Time, res Result, detail string) {
-	s.logReject(context.Background(), slog.LevelWarn, pkt, now, res, detail)
+func (s *Server) reject(p *compiled, pkt capture.Packet, now time.Time, res Result, detail string) {
+	s.logReject(context.Background(), slog.LevelWarn, p, pkt, now, res, detail)
 }
 
-// logReject logs one rejection line with src=, reason=, stanza= (and detail=, err=,
+// logReject logs one rejection line with src=, reason=, stanza= (and detail=, stanzas=, err=,
 // suppressed= when set), unless the per-source limiter (at now) suppresses it: then it
-// allocates nothing.
-func (s *Server) logReject(ctx context.Context, level slog.Level, pkt capture.Packet, now time.Time, res Result, detail string) {
+// allocates nothing. p is the policy that decided (nil before any stanza was looked at). When
+// no matching stanza could open the packet, stanzas= lists every stanza whose SOURCE and
+// DESTINATION matched (each was tried, or was expired). When no stanza matched but some
+// stanza's SOURCE did, detail= names those stanzas' DESTINATION rules (fwknopd logs only "No
+// access data found for source IP").
+func (s *Server) logReject(ctx context.Context, level slog.Level, p *compiled, pkt capture.Packet, now time.Time, res Result, detail string) {
 	src := pkt.Src.Addr().Unmap()
 	ok, suppressed := s.limiter.allow(src, now)
 	if !ok {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 7)
+	var tried string
+	if p != nil {
+		switch {
+		case res.Reason == UnknownSource && detail == "":
+			detail = destinationDetail(p, src, pkt.Dst.Addr().Unmap())
+		case res.Reason >= StanzaExpired && res.Reason <= BadPlaintext:
+			tried = triedStanzas(p, src, pkt.Dst.Addr().Unmap())
+		}
+	}
+	attrs := make([]slog.Attr, 0, 8)
 	attrs = append(attrs, slog.String("src", src.String()), slog.String("reason", res.Reason.String()),
 		slog.Int("stanza", res.Stanza))
+	if tried != "" {
+		attrs = append(attrs, slog.String("stanzas", tried))
+	}
 	if detail != "" {
 		attrs = append(attrs, slog.String("detail", detail))
 	}
@@ -304,4 +330,56 @@ func (s *Server) logReject(ctx context.Context, level slog.Level, pkt capture.Pa
 		attrs = append(attrs, slog.Int("suppressed", suppressed))
 	}
 	s.log.LogAttrs(ctx, level, "SPA packet rejected", attrs...)
+}
+
+// triedStanzas lists, comma-separated, the numbers of the stanzas whose SOURCE and
+// DESTINATION match src and dst.
+func triedStanzas(p *compiled, src, dst netip.Addr) string {
+	var b []byte
+	for i := range p.stanzas {
+		if st := &p.stanzas[i]; st.Matches(src, dst) {
+			if len(b) > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, int64(st.Num), 10)
+		}
+	}
+	return string(b)
+}
+
+// destinationDetail names the DESTINATION of every stanza whose SOURCE matches src but whose
+// DESTINATION does not hold dst (an invalid dst, in UDP-server mode, is shown as 0.0.0.0); ""
+// when there is none.
+func destinationDetail(p *compiled, src, dst netip.Addr) string {
+	if !dst.IsValid() {
+		dst = netip.IPv4Unspecified()
+	}
+	var b strings.Builder
+	n := 0
+	for i := range p.stanzas {
+		st := &p.stanzas[i]
+		if !st.MatchesSource(src) || st.MatchesDestination(dst) {
+			continue
+		}
+		if n == 0 {
+			fmt.Fprintf(&b, "SOURCE matches, but destination %s is not in", dst)
+		} else {
+			b.WriteByte(';')
+		}
+		n++
+		rule := st.Raw["DESTINATION"]
+		if rule == "" {
+			rule = prefixesString(st.Destination)
+		}
+		fmt.Fprintf(&b, " DESTINATION %s of stanza #%d (%s:%d)", rule, st.Num, st.File, st.Line)
+	}
+	return b.String()
+}
+
+func prefixesString(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
 }

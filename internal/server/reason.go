@@ -11,7 +11,7 @@ type Reason uint8
 const (
 	Granted          Reason = iota
 	Malformed               // failed the cheap wire checks; not an SPA packet
-	UnknownSource           // no stanza's SOURCE/DESTINATION matches the packet
+	UnknownSource           // no stanza's SOURCE and DESTINATION match the packet (the log names DESTINATION rules that failed)
 	StanzaExpired           // every matching stanza is past ACCESS_EXPIRE
 	WrongMode               // a GnuPG packet (400+ characters) for a Rijndael-only stanza, or the reverse
 	BadHMAC                 // HMAC mismatch (wrong HMAC key or tampered packet)
