@@ -61,6 +61,50 @@ type Spec struct {
 // generation alone takes seconds).
 func NewHomes(t testing.TB, specs ...Spec) []*Home {
 	t.Helper()
+	return newHomes(t, t.Cleanup, specs)
+}
+
+// shared holds the homes of SharedHomes.
+var shared struct {
+	sync.Mutex
+	homes    map[string][]*Home
+	cleanups []func()
+}
+
+// SharedHomes is NewHomes done once per test binary for name: the first call generates the
+// keys and runs setup (imports, signatures; nil for none), later calls from any test return
+// the same homes, which tests must not change. Key generation is slow; this keeps it to
+// once. The homes are removed by CleanupShared, which TestMain calls after m.Run.
+func SharedHomes(t testing.TB, name string, setup func(t testing.TB, h []*Home), specs ...Spec) []*Home {
+	t.Helper()
+	shared.Lock()
+	defer shared.Unlock()
+	if h, ok := shared.homes[name]; ok {
+		return h
+	}
+	h := newHomes(t, func(f func()) { shared.cleanups = append(shared.cleanups, f) }, specs)
+	if setup != nil {
+		setup(t, h)
+	}
+	if shared.homes == nil {
+		shared.homes = map[string][]*Home{}
+	}
+	shared.homes[name] = h
+	return h
+}
+
+// CleanupShared removes the homes SharedHomes made and stops their agents.
+func CleanupShared() {
+	shared.Lock()
+	defer shared.Unlock()
+	for i := len(shared.cleanups) - 1; i >= 0; i-- {
+		shared.cleanups[i]()
+	}
+	shared.cleanups, shared.homes = nil, nil
+}
+
+func newHomes(t testing.TB, cleanup func(func()), specs []Spec) []*Home {
+	t.Helper()
 	nstest.Require(t, "gpg", "gpgconf")
 	homes := make([]*Home, len(specs))
 	errs := make([]error, len(specs))
@@ -70,7 +114,7 @@ func NewHomes(t testing.TB, specs ...Spec) []*Home {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() {
+		cleanup(func() {
 			exec.Command("gpgconf", "--homedir", dir, "--kill", "gpg-agent").Run()
 			os.RemoveAll(dir)
 		})
@@ -89,6 +133,11 @@ func NewHomes(t testing.TB, specs ...Spec) []*Home {
 // generate makes the home's key pair.
 func (h *Home) generate(uid string) error {
 	if err := os.Chmod(h.Dir, 0o700); err != nil {
+		return err
+	}
+	// A cheap passphrase hash (gpg-agent calibrates ~100 ms of CPU per unlock): a test
+	// passphrase protects nothing, and every export and decryption pays the count.
+	if err := os.WriteFile(filepath.Join(h.Dir, "gpg-agent.conf"), []byte("s2k-count 65536\n"), 0o600); err != nil {
 		return err
 	}
 	algo, sub := "rsa2048", "rsa2048"

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sesame-spa/sesame/internal/gpgkeys"
 	"github.com/sesame-spa/sesame/internal/rcfile"
 	"github.com/sesame-spa/sesame/spa"
 )
@@ -50,6 +51,11 @@ type Env struct {
 	// StdinKey and StdinHMACKey are keys read with --stdin/--fd. They are used when no other
 	// source gives that key.
 	StdinKey, StdinHMACKey string
+	// GnuPG reads the keys of a GnuPG-mode knock from a GnuPG home; gpgkeys.LoadClient.
+	GnuPG func(ctx context.Context, s gpgkeys.ClientSpec) (*gpgkeys.ClientKeys, error)
+	// Passphrase asks the user for the GnuPG signer's passphrase (on the terminal, without
+	// echo). nil: nobody to ask, a protected signer key is then an error.
+	Passphrase func(prompt string) (string, error)
 }
 
 // Packet is a built SPA packet.
@@ -64,6 +70,8 @@ type Packet struct {
 	// Warnings are things the user should fix that did not stop the build (a key file others
 	// can read, a -R URL that is not HTTPS).
 	Warnings []string
+	// GnuPG is set for a GnuPG-mode packet (-g).
+	GnuPG *GnuPGPacket
 }
 
 // Build turns o into an encoded SPA packet.
@@ -83,14 +91,27 @@ func Build(ctx context.Context, o *Options, env Env) (*Packet, error) {
 	if env.Run == nil {
 		env.Run = RunClean
 	}
+	if env.GnuPG == nil {
+		env.GnuPG = defaultGnuPG
+	}
 	if o.Server == "" {
 		return nil, fmt.Errorf("%w: give -D HOST (or SPA_SERVER in the rc stanza)", ErrNoServer)
 	}
 	if err := o.checkTransport(); err != nil {
 		return nil, err
 	}
+	if err := o.checkGnuPG(); err != nil {
+		return nil, err
+	}
 	p := &Packet{}
-	keys, err := o.keys(env, &p.Warnings)
+	var keys spa.Keys
+	var err error
+	if o.UseGPG {
+		keys = spa.Keys{HMACType: o.HMAC}
+		err = o.hmacKey(env, &p.Warnings, &keys)
+	} else {
+		keys, err = o.keys(env, &p.Warnings)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -131,11 +152,14 @@ func Build(ctx context.Context, o *Options, env Env) (*Packet, error) {
 		m.Message = allow + "," + access
 	}
 
-	wire, err := spa.Encode(&m, keys, env.Rand)
-	if err != nil {
+	if o.UseGPG {
+		if err := o.encodeGnuPG(ctx, &m, keys, env, p); err != nil {
+			return nil, err
+		}
+	} else if p.Wire, err = spa.Encode(&m, keys, env.Rand); err != nil {
 		return nil, fmt.Errorf("build SPA packet: %w", err)
 	}
-	p.Msg, p.Keys, p.Wire = m, keys, wire
+	p.Msg, p.Keys = m, keys
 	p.DestPort = o.Port
 	if p.DestPort == 0 {
 		p.DestPort = DefaultPort
@@ -361,30 +385,8 @@ func (o *Options) keys(env Env, warn *[]string) (spa.Keys, error) {
 	if len(k.Key) < 1 || len(k.Key) > 32 {
 		return k, fmt.Errorf("%w: the Rijndael key is %d bytes, it must be 1..32 (make one with: sesame knock -k)", ErrKeyLength, len(k.Key))
 	}
-	switch {
-	case o.HMACKey != "":
-		k.HMACKey = []byte(o.HMACKey)
-	case o.HMACKeyBase64 != "":
-		if k.HMACKey, err = spa.DecodeKey(o.HMACKeyBase64, true); err != nil {
-			return k, fmt.Errorf("%w: --key-base64-hmac/HMAC_KEY_BASE64 is not base64", ErrBadOption)
-		}
-	case o.HMACKeyFile != "":
-		// An unreadable HMAC key file is an error: fwknop then sends no HMAC, which the
-		// server drops (the knock fails silently), so sesame never sends less than asked.
-		s, err := rcfile.LookupKey(o.HMACKeyFile, o.Server)
-		if err != nil {
-			return k, fmt.Errorf("%w: --get-hmac-key/HMAC_KEY_FILE: %v", ErrNoKey, err)
-		}
-		keyFileMode(o.HMACKeyFile, warn)
-		k.HMACKey = []byte(s)
-	case env.StdinHMACKey != "":
-		k.HMACKey = []byte(env.StdinHMACKey)
-	case o.UseHMAC:
-		return k, fmt.Errorf("%w: HMAC is on (--use-hmac, USE_HMAC or --hmac-digest-type) but no HMAC key is given: "+
-			"give --key-hmac, --key-base64-hmac, --get-hmac-key or --stdin", ErrNoKey)
-	}
-	if len(k.HMACKey) > maxHMACKey {
-		return k, fmt.Errorf("%w: the HMAC key is %d bytes, at most %d are allowed", ErrKeyLength, len(k.HMACKey), maxHMACKey)
+	if err := o.hmacKey(env, warn, &k); err != nil {
+		return k, err
 	}
 	if k.HMACKey != nil && string(k.HMACKey) == string(k.Key) {
 		return k, fmt.Errorf("%w: the Rijndael and HMAC keys are identical; fwknopd refuses that, use two keys", ErrBadOption)
@@ -392,10 +394,41 @@ func (o *Options) keys(env Env, warn *[]string) (spa.Keys, error) {
 	if k.HMACKey != nil && k.Mode == spa.Legacy {
 		return k, fmt.Errorf("%w: -M legacy cannot be combined with HMAC (as in fwknop)", ErrBadOption)
 	}
+	return k, nil
+}
+
+// hmacKey sets k's HMAC key from the HMAC options (none: k.HMACType is cleared).
+func (o *Options) hmacKey(env Env, warn *[]string, k *spa.Keys) error {
+	var err error
+	switch {
+	case o.HMACKey != "":
+		k.HMACKey = []byte(o.HMACKey)
+	case o.HMACKeyBase64 != "":
+		if k.HMACKey, err = spa.DecodeKey(o.HMACKeyBase64, true); err != nil {
+			return fmt.Errorf("%w: --key-base64-hmac/HMAC_KEY_BASE64 is not base64", ErrBadOption)
+		}
+	case o.HMACKeyFile != "":
+		// An unreadable HMAC key file is an error: fwknop then sends no HMAC, which the
+		// server drops (the knock fails silently), so sesame never sends less than asked.
+		s, err := rcfile.LookupKey(o.HMACKeyFile, o.Server)
+		if err != nil {
+			return fmt.Errorf("%w: --get-hmac-key/HMAC_KEY_FILE: %v", ErrNoKey, err)
+		}
+		keyFileMode(o.HMACKeyFile, warn)
+		k.HMACKey = []byte(s)
+	case env.StdinHMACKey != "":
+		k.HMACKey = []byte(env.StdinHMACKey)
+	case o.UseHMAC:
+		return fmt.Errorf("%w: HMAC is on (--use-hmac, USE_HMAC or --hmac-digest-type) but no HMAC key is given: "+
+			"give --key-hmac, --key-base64-hmac, --get-hmac-key or --stdin", ErrNoKey)
+	}
+	if len(k.HMACKey) > maxHMACKey {
+		return fmt.Errorf("%w: the HMAC key is %d bytes, at most %d are allowed", ErrKeyLength, len(k.HMACKey), maxHMACKey)
+	}
 	if k.HMACKey == nil {
 		k.HMACType = 0
 	}
-	return k, nil
+	return nil
 }
 
 // keyFileMode warns about a key file others can read (fwknop reads it silently).

@@ -257,7 +257,7 @@ func TestStanzaRoundTrip(t *testing.T) {
 }
 
 func TestApplyErrors(t *testing.T) {
-	for _, text := range []string{"[s]\nUSE_GPG Y\n", "[s]\nSPA_SERVER_PORT 70000\n", "[s]\nENCRYPTION_MODE pcbc\n",
+	for _, text := range []string{"[s]\nGPG_SIGNING_PW_BASE64 !!\n", "[s]\nSPA_SERVER_PORT 70000\n", "[s]\nENCRYPTION_MODE pcbc\n",
 		"[s]\nDIGEST_TYPE sha7\n", "[s]\nTIME_OFFSET 5x\n", "[s]\nFOO bar\n", "[s]\nVERBOSE 5\n", "[s]\nVERBOSE -1\n",
 		"[s]\nSPA_SERVER_PROTO invalid\n", "[s]\nALLOW_IP 10.0.0\n", "[s]\nKEY_BASE64 !!\n", "[s]\nHMAC_KEY_BASE64 !!\n",
 		"[s]\nSPOOF_SOURCE_IP ::1\n", "[s]\nFW_TIMEOUT 65537\n"} {

@@ -1,6 +1,6 @@
 // Package knock is sesame's SPA client library. [Build] turns fwknop client options
 // ([Options], from the command line and ~/.fwknoprc through package rcfile) into an
-// encoded SPA packet (via spa.Encode), and a [Sender] sends it over UDP, TCP, HTTP, ICMP, raw
+// encoded SPA packet (via spa.Encode, or spa/gnupg in GnuPG mode, -g: see gnupg.go), and a [Sender] sends it over UDP, TCP, HTTP, ICMP, raw
 // UDP or a raw TCP SYN, raw packets optionally from a spoofed IPv4 source (-Q) ([NetSender] is
 // the real one). [Knock] does both. -R learns the allow-IP over HTTPS with sesame's own client,
 // over plain HTTP (--resolve-http-only), or by running wget as fwknop does (-w,

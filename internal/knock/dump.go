@@ -56,11 +56,30 @@ func Dump(w io.Writer, p *Packet) error {
 		{"HMAC Type", fmt.Sprintf("%d (%s)", hmacType, hmacName)},
 		{"Encryption Type", "1 (Rijndael)"},
 		{"Encryption Mode", fmt.Sprintf("%d (%s)", int(mode), mode)},
+	}
+	if g := p.GnuPG; g != nil {
+		rows[len(rows)-2].v = "2 (GPG)"
+		rows[len(rows)-1].v = fmt.Sprintf("%d (%s)", int(spa.Asymmetric), spa.Asymmetric)
+		// The signature rows are what fwknop prints for a packet it built: nothing verified.
+		rows = append(rows, []struct{ k, v string }{
+			{"GPG signer", null(g.Signer)},
+			{"GPG recipient", g.Recipient},
+			{"GPG sig verify", "Yes"},
+			{"GPG ignore sig", "No"},
+			{"GPG sig ID", "<NULL>"},
+			{"GPG sig fpr", "<NULL>"},
+			{"GPG sig summary", "-1"},
+			{"GPG sig status", "-1"},
+			{"GPG home dir", g.HomeDir},
+			{"GPG exe", g.Exe},
+		}...)
+	}
+	rows = append(rows, []struct{ k, v string }{
 		{"Encoded Data", encoded},
 		{"SPA Data Digest", m.Digest},
 		{"HMAC", hmac},
 		{"Final SPA Data", p.Wire},
-	}
+	}...)
 	var b strings.Builder
 	b.WriteString("\nSPA Field Values:\n=================\n")
 	for _, r := range rows {

@@ -53,7 +53,19 @@ type Options struct {
 
 	Digest spa.DigestType // -m, DIGEST_TYPE
 	HMAC   spa.DigestType // --hmac-digest-type, HMAC_DIGEST_TYPE
-	Mode   spa.Mode       // -M, ENCRYPTION_MODE
+	Mode   spa.Mode       // -M, ENCRYPTION_MODE (spa.Asymmetric only with UseGPG)
+
+	// GnuPG mode (see gnupg.go). In it the "key" options (Key, KeyBase64, KeyFile, --stdin)
+	// give the signer's passphrase, as in fwknop, which keeps both in one place.
+	UseGPG             bool   // -g and every --gpg-* option, USE_GPG
+	GPGAgent           bool   // --gpg-agent, USE_GPG_AGENT (see gnupg.go: sesame cannot use the agent)
+	GPGNoSigningPW     bool   // --gpg-no-signing-pw, GPG_NO_SIGNING_PW: the signer key has no passphrase
+	GPGRecipient       string // --gpg-recipient-key, GPG_RECIPIENT: the server's key
+	GPGSigner          string // --gpg-signer-key, GPG_SIGNER: the client's key ("" sends unsigned)
+	GPGHomeDir         string // --gpg-home-dir, GPG_HOMEDIR ("" is $GNUPGHOME, else ~/.gnupg)
+	GPGExe             string // --gpg-exe, GPG_EXE: the gpg run once to read the keys
+	GPGSigningPW       string // GPG_SIGNING_PW: the signer's passphrase (rc file only)
+	GPGSigningPWBase64 string // GPG_SIGNING_PW_BASE64
 
 	FWTimeout   int    // -f, FW_TIMEOUT
 	NATAccess   string // -N host[:port], NAT_ACCESS
@@ -76,17 +88,13 @@ type Options struct {
 
 // Variable names of ~/.fwknoprc, in the order fwknop 2.6.10 writes them.
 var rcOrder = []string{"DIGEST_TYPE", "SPA_SERVER_PROTO", "SPA_SERVER_PORT", "SPA_SOURCE_PORT",
-	"FW_TIMEOUT", "ALLOW_IP", "TIME_OFFSET", "ENCRYPTION_MODE", "SPOOF_USER", "SPOOF_SOURCE_IP",
+	"FW_TIMEOUT", "ALLOW_IP", "TIME_OFFSET", "ENCRYPTION_MODE", "USE_GPG", "USE_GPG_AGENT", "GPG_RECIPIENT",
+	"GPG_SIGNER", "GPG_HOMEDIR", "GPG_EXE", "GPG_SIGNING_PW", "GPG_SIGNING_PW_BASE64", "GPG_NO_SIGNING_PW",
+	"SPOOF_USER", "SPOOF_SOURCE_IP",
 	"ACCESS", "SPA_SERVER", "RAND_PORT", "KEY", "KEY_BASE64", "HMAC_DIGEST_TYPE", "HMAC_KEY",
 	"HMAC_KEY_BASE64", "USE_HMAC", "USE_WGET_USER_AGENT", "KEY_FILE", "HMAC_KEY_FILE", "NAT_ACCESS",
 	"HTTP_USER_AGENT", "RESOLVE_URL", "HTTP_PROXY", "NAT_LOCAL", "NAT_RAND_PORT", "NAT_PORT",
 	"VERBOSE", "RESOLVE_HTTP_ONLY", "WGET_CMD", "NO_SAVE_ARGS"}
-
-// GnuPG settings: fwknop ignores them unless USE_GPG is Y (or ENCRYPTION_MODE asymmetric),
-// which sesame refuses.
-var rcGPG = map[string]bool{"USE_GPG_AGENT": true, "GPG_RECIPIENT": true, "GPG_SIGNER": true,
-	"GPG_HOMEDIR": true, "GPG_EXE": true, "GPG_SIGNING_PW": true, "GPG_SIGNING_PW_BASE64": true,
-	"GPG_NO_SIGNING_PW": true}
 
 // ParamError is an rc file variable that fwknop would not accept either ("Parameter error"):
 // an unknown name or a bad value. It names the file, line and variable.
@@ -192,10 +200,10 @@ func (o *Options) applyVar(name, v string) error {
 	case "USE_WGET_USER_AGENT":
 		o.UseWgetUA = yes(v)
 	case "KEY":
-		o.Key, o.KeyBase64 = v, ""
+		o.Key, o.KeyBase64, o.GPGSigningPW, o.GPGSigningPWBase64 = v, "", "", ""
 	case "KEY_BASE64":
 		b64(&o.KeyBase64)
-		o.Key = ""
+		o.Key, o.GPGSigningPW, o.GPGSigningPWBase64 = "", "", ""
 	case "KEY_FILE":
 		o.KeyFile = v
 	case "HMAC_KEY":
@@ -252,13 +260,25 @@ func (o *Options) applyVar(name, v string) error {
 	case "NO_SAVE_ARGS":
 		o.NoSaveArgs = yes(v)
 	case "USE_GPG":
-		if yes(v) {
-			return fmt.Errorf("%w: GnuPG mode is not supported by sesame; use Rijndael keys (KEY_BASE64)", spa.ErrUnsupported)
-		}
+		o.UseGPG = yes(v)
+	case "USE_GPG_AGENT":
+		o.GPGAgent = yes(v)
+	case "GPG_NO_SIGNING_PW":
+		o.GPGNoSigningPW = yes(v)
+	case "GPG_RECIPIENT":
+		o.GPGRecipient = v
+	case "GPG_SIGNER":
+		o.GPGSigner = v
+	case "GPG_HOMEDIR":
+		o.GPGHomeDir = v
+	case "GPG_EXE":
+		o.GPGExe = v
+	case "GPG_SIGNING_PW": // the same setting as KEY in fwknop: the last line counts
+		o.GPGSigningPW, o.GPGSigningPWBase64, o.Key, o.KeyBase64 = v, "", "", ""
+	case "GPG_SIGNING_PW_BASE64":
+		b64(&o.GPGSigningPWBase64)
+		o.GPGSigningPW, o.Key, o.KeyBase64 = "", "", ""
 	default:
-		if rcGPG[name] {
-			return nil // ignored without USE_GPG Y, as in fwknop
-		}
 		return fmt.Errorf("%w; check the spelling against fwknop(8)", ErrUnknownVar)
 	}
 	return err
@@ -285,13 +305,17 @@ func ParseSpoofSource(v string) (string, error) {
 	return a.Unmap().String(), nil
 }
 
-// ParseMode parses -M / ENCRYPTION_MODE; GnuPG ("asymmetric") is refused as unsupported.
+// ParseMode parses -M / ENCRYPTION_MODE. "asymmetric" (GnuPG) is accepted; Build refuses it
+// without GnuPG mode, as fwknop does.
 func ParseMode(v string) (spa.Mode, error) {
+	if strings.EqualFold(v, "asymmetric") {
+		return spa.Asymmetric, nil
+	}
 	m, err := spa.ParseMode(v)
 	if err != nil {
 		return 0, fmt.Errorf("encryption mode %q (want cbc, ctr, cfb, ofb, ecb or legacy): %w", v, err)
 	}
-	if m == spa.Asymmetric || m == spa.PCBC {
+	if m == spa.PCBC {
 		return 0, fmt.Errorf("encryption mode %q is not supported; use cbc: %w", v, spa.ErrUnsupported)
 	}
 	return m, nil
@@ -364,6 +388,15 @@ func (o *Options) Stanza(name string) *rcfile.Stanza {
 			vals[name] = "Y"
 		}
 	}
+	yesNo("USE_GPG", o.UseGPG)
+	yesNo("USE_GPG_AGENT", o.GPGAgent)
+	set("GPG_RECIPIENT", o.GPGRecipient)
+	set("GPG_SIGNER", o.GPGSigner)
+	set("GPG_HOMEDIR", o.GPGHomeDir)
+	set("GPG_EXE", o.GPGExe)
+	set("GPG_SIGNING_PW", o.GPGSigningPW)
+	set("GPG_SIGNING_PW_BASE64", o.GPGSigningPWBase64)
+	yesNo("GPG_NO_SIGNING_PW", o.GPGNoSigningPW)
 	set("SPOOF_USER", o.User)
 	set("SPOOF_SOURCE_IP", o.SpoofSource)
 	set("ACCESS", o.Access)

@@ -43,20 +43,8 @@ type flags struct {
 	verbose                                              int
 	lastCmd, showLast, noSaveArgs, noHomeDir             bool
 	argsFile                                             string
-}
-
-// unsupported are fwknop options sesame does not implement, with the reason.
-var unsupported = []struct {
-	long, short, why string
-	isBool           bool
-}{
-	{"gpg-encryption", "g", "GnuPG mode", true},
-	{"gpg-recipient-key", "", "GnuPG mode", false},
-	{"gpg-signer-key", "", "GnuPG mode", false},
-	{"gpg-home-dir", "", "GnuPG mode", false},
-	{"gpg-exe", "", "GnuPG mode", false},
-	{"gpg-agent", "", "GnuPG mode", true},
-	{"gpg-no-signing-pw", "", "GnuPG mode", true},
+	gpg, gpgAgent, gpgNoPW                               bool
+	gpgRecipient, gpgSigner, gpgHome, gpgExe             string
 }
 
 func newFlags() *flags {
@@ -126,16 +114,18 @@ func newFlags() *flags {
 	fs.BoolVarP(&f.v4, "ipv4", "4", false, "use IPv4 only to reach the server")
 	fs.BoolVarP(&f.v6, "ipv6", "6", false, "use IPv6 only to reach the server")
 	fs.Bool("server-resolve-ipv4", false, "same as -4")
+	fs.BoolVarP(&f.gpg, "gpg-encryption", "g", false, "GnuPG mode: encrypt to --gpg-recipient-key, sign with --gpg-signer-key (every --gpg-* option turns it on)")
+	fs.StringVar(&f.gpgRecipient, "gpg-recipient-key", "", "GnuPG mode: the server's key (ID, fingerprint or name)")
+	fs.StringVar(&f.gpgSigner, "gpg-signer-key", "", "GnuPG mode: your signing key (omit: unsigned, which fwknopd refuses by default); "+
+		"its passphrase is asked on the terminal, or read by --stdin, or GPG_SIGNING_PW_BASE64")
+	fs.BoolVar(&f.gpgNoPW, "gpg-no-signing-pw", false, "GnuPG mode: the signing key has no passphrase")
+	fs.StringVar(&f.gpgHome, "gpg-home-dir", "", "GnuPG mode: the GnuPG home holding the keys (default $GNUPGHOME or ~/.gnupg)")
+	fs.BoolVar(&f.gpgAgent, "gpg-agent", false, "GnuPG mode: accepted for fwknop, but sesame cannot sign through gpg-agent: "+
+		"a passphrase-protected signing key is refused (drop it to be asked for the passphrase)")
+	fs.StringVar(&f.gpgExe, "gpg-exe", "", "GnuPG mode: the gpg sesame runs once to read the keys (default gpg on PATH); "+
+		"packets are built in-process, never by gpg")
 	fs.BoolVarP(&f.version, "version", "V", false, "print the version")
 	fs.BoolVarP(&f.help, "help", "h", false, "print this help")
-	for _, u := range unsupported {
-		if u.isBool {
-			fs.BoolP(u.long, u.short, false, "not supported ("+u.why+")")
-		} else {
-			fs.StringP(u.long, u.short, "", "not supported ("+u.why+")")
-		}
-		fs.MarkHidden(u.long)
-	}
 	fs.MarkHidden("spoof-src")
 	return f
 }
@@ -231,7 +221,9 @@ func (f *flags) apply(o *knock.Options) error {
 	str("destination", &o.Server, f.server)
 	boolean("use-hmac", &o.UseHMAC, f.useHMAC)
 	if ch("key-rijndael") || ch("key-base64-rijndael") || ch("get-key") {
+		// In GnuPG mode these give the signing passphrase, the one GPG_SIGNING_PW gives.
 		o.Key, o.KeyBase64, o.KeyFile = f.key, f.keyB64, f.keyFile
+		o.GPGSigningPW, o.GPGSigningPWBase64 = "", ""
 	}
 	if ch("key-hmac") || ch("key-base64-hmac") || ch("get-hmac-key") {
 		o.HMACKey, o.HMACKeyBase64, o.HMACKeyFile = f.hmacKey, f.hmacKeyB64, f.hmacFile
@@ -296,6 +288,22 @@ func (f *flags) apply(o *knock.Options) error {
 			return fmt.Errorf("--time-offset-minus: %w", err)
 		}
 		o.TimeOffset = -d
+	}
+	// Every GnuPG option turns GnuPG mode on, as in fwknop.
+	for _, n := range []string{"gpg-encryption", "gpg-recipient-key", "gpg-signer-key", "gpg-home-dir", "gpg-exe", "gpg-agent", "gpg-no-signing-pw"} {
+		if ch(n) {
+			o.UseGPG = true
+		}
+	}
+	str("gpg-recipient-key", &o.GPGRecipient, f.gpgRecipient)
+	str("gpg-signer-key", &o.GPGSigner, f.gpgSigner)
+	str("gpg-home-dir", &o.GPGHomeDir, strings.TrimSuffix(f.gpgHome, "/")) // fwknop drops one trailing '/'
+	str("gpg-exe", &o.GPGExe, f.gpgExe)
+	if f.gpgAgent {
+		o.GPGAgent = true
+	}
+	if f.gpgNoPW {
+		o.GPGNoSigningPW = true
 	}
 	if ch("verbose") {
 		o.Verbose = f.verbose

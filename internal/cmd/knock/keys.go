@@ -18,14 +18,14 @@ import (
 const maxKeyLine = 4096
 
 // readKey implements --stdin and --fd N: as fwknop, one line is read, and it is the key that
-// no other option gives: the Rijndael key, else (with HMAC on) the HMAC key. code is -1 to go
-// on.
+// no other option gives: the Rijndael key (in GnuPG mode the signing passphrase), else (with
+// HMAC on) the HMAC key. code is -1 to go on.
 func (c *cli) readKey(f *flags, o *knock.Options, env *knock.Env) int {
 	src := "--stdin"
 	if f.fs.Changed("fd") {
 		src = fmt.Sprintf("--fd %d", f.fd)
 	}
-	needKey := !o.KeySet() && c.env.StdinKey == ""
+	needKey := o.KeyWanted() && c.env.StdinKey == ""
 	needHMAC := o.HMACOn() && !o.HMACKeySet() && c.env.StdinHMACKey == ""
 	if !needKey && !needHMAC {
 		return -1 // every key is given elsewhere: nothing to read
@@ -53,7 +53,11 @@ func (c *cli) readKey(f *flags, o *knock.Options, env *knock.Env) int {
 	}
 	if needKey {
 		if needHMAC {
-			return c.errorf("%s reads one key, the Rijndael key; give the HMAC key with --key-hmac, --key-base64-hmac or --get-hmac-key", src)
+			what := "the Rijndael key"
+			if o.UseGPG {
+				what = "the signing passphrase"
+			}
+			return c.errorf("%s reads one key, %s; give the HMAC key with --key-hmac, --key-base64-hmac or --get-hmac-key", src, what)
 		}
 		env.StdinKey = line
 	} else {

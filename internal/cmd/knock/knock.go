@@ -17,7 +17,6 @@ import (
 
 	"github.com/sesame-spa/sesame/internal/knock"
 	"github.com/sesame-spa/sesame/internal/rcfile"
-	"github.com/sesame-spa/sesame/spa"
 )
 
 // Version is printed by -V.
@@ -25,7 +24,7 @@ const Version = "sesame knock (fwknop client 2.6.10 compatible, FKO protocol ver
 
 // Main runs the subcommand with its arguments and returns the process exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, sender: knock.NetSender{}}
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, sender: knock.NetSender{}, env: knock.Env{Passphrase: ttyPassphrase}}
 	return c.run(context.Background(), args)
 }
 
@@ -84,11 +83,6 @@ func (c *cli) runArgs(ctx context.Context, args []string, fresh bool) int {
 	if f.fs.NArg() > 0 {
 		fmt.Fprintf(c.stderr, "sesame knock: unexpected argument %q (see sesame knock -h)\n", f.fs.Arg(0))
 		return 2
-	}
-	for _, u := range unsupported {
-		if f.fs.Changed(u.long) {
-			return c.errorf("--%s is not supported yet (%s); use Rijndael keys and the options in sesame knock -h", u.long, u.why)
-		}
 	}
 	switch {
 	case f.help:
@@ -263,7 +257,7 @@ func (c *cli) knock(ctx context.Context, f *flags, opts *knock.Options) int {
 		}
 	}
 	if f.test {
-		if _, err := spa.Decode([]byte(p.Wire), p.Keys); err != nil {
+		if _, err := knock.SelfCheck(p); err != nil {
 			return c.errorf("self-check: the packet does not decode: %v", err)
 		}
 		fmt.Fprintln(c.stdout, "\ntest mode enabled, SPA packet not actually sent.")

@@ -179,7 +179,7 @@ func TestErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--no-rc-file", "--gpg-encryption"}, "--gpg-encryption is not supported yet (GnuPG mode)"},
+		{[]string{"--no-rc-file", "-D", "10.99.0.1", "-a", "10.0.0.1", "--gpg-encryption"}, "needs --gpg-recipient-key"},
 		{[]string{"--no-rc-file", "-D", "10.99.0.1", "-a", "10.0.0.1", "-A", "tcp/22", "--key-rijndael", "k", "-Q", "1.2.3.4"}, "-Q/SPOOF_SOURCE_IP needs -P udpraw"},
 		{[]string{"--no-rc-file", "-D", "10.99.0.1", "-A", "tcp/22", "--key-rijndael", "k"}, "-a IP"},
 		{[]string{"--no-rc-file", "-D", "10.99.0.1", "-a", "10.0.0.1", "-A", "tcp/22", "--key-rijndael", strings.Repeat("k", 33)}, "1..32"},
