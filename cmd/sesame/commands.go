@@ -8,6 +8,7 @@ import (
 	"github.com/sesame-spa/sesame/internal/cmd/server"
 	"github.com/sesame-spa/sesame/internal/cmd/shield"
 	"github.com/sesame-spa/sesame/internal/cmd/sshproxy"
+	"github.com/sesame-spa/sesame/internal/demo"
 )
 
 func init() {
@@ -17,5 +18,6 @@ func init() {
 	register("server", "the SPA server (fwknopd)", server.Main)
 	register("shield", "put a TCP-MD5 signature requirement in front of a service", shield.Main)
 	register("connect", "TCP-MD5 client: relay stdio or forward a local port", connect.Main)
+	register("demo", "a narrated knock-and-connect tour in throwaway network namespaces (root)", demo.Main)
 	register("ssh-proxy", "knock, then relay stdio to the opened port (ssh ProxyCommand)", sshproxy.Main)
 }

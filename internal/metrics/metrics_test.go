@@ -102,7 +102,7 @@ func TestLint(t *testing.T) {
 				t.Errorf("%s: metric %s has no help", name, n)
 			}
 		}
-		want := map[string]int{"server": 16, "shield": 7}[name]
+		want := map[string]int{"server": 16, "shield": 9}[name]
 		if own != want {
 			t.Errorf("%s: %d sesame metrics, want %d", name, own, want)
 		}
@@ -307,7 +307,7 @@ func TestServeShield(t *testing.T) {
 		`sesame_tcpmd5_dropped_segments_total{reason="unexpected_signature"}`: 0,
 	})
 	f.mu.Lock()
-	f.conns = ConnStats{Active: 2, Peak: 5, Accepted: 9, Refused: 1}
+	f.conns = ConnStats{Active: 2, Peak: 5, Accepted: 9, Refused: 1, Relayed: 7, Failed: 1}
 	f.md5 = MD5Counters{NotFound: 4, Failure: 3, Unexpected: 1}
 	f.mu.Unlock()
 	expect(t, scrape(t, url), map[string]float64{
@@ -315,6 +315,8 @@ func TestServeShield(t *testing.T) {
 		`sesame_shield_connections_peak`:                                      5,
 		`sesame_shield_connections_accepted_total`:                            9,
 		`sesame_shield_connections_refused_total`:                             1,
+		`sesame_shield_connections_relayed_total`:                             7,
+		`sesame_shield_connections_failed_total`:                              1,
 		`sesame_tcpmd5_dropped_segments_total{reason="no_signature"}`:         4,
 		`sesame_tcpmd5_dropped_segments_total{reason="wrong_signature"}`:      3,
 		`sesame_tcpmd5_dropped_segments_total{reason="unexpected_signature"}`: 1,

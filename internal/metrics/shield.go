@@ -17,10 +17,11 @@ type ShieldSources struct {
 	MD5 func() (MD5Counters, error)
 }
 
-// ConnStats mirror shield.ConnStats.
+// ConnStats mirror shield.ConnStats and shield.Tally.
 type ConnStats struct {
 	Active, Peak      int64  // handlers running now, and most at once
 	Accepted, Refused uint64 // connections accepted (refused ones included), and reset at MaxConns
+	Relayed, Failed   uint64 // passed on to the upstream or a program, and reset because it was not reached
 }
 
 // MD5Counters mirror shield.Counters: the TcpExt counters TCPMD5NotFound, TCPMD5Failure and
@@ -47,7 +48,11 @@ func shieldCollector(src ShieldSources) funcCollector {
 			counter("shield_connections_accepted_total", "Signed connections accepted, refused ones included.", nil,
 				func() uint64 { return f().Accepted }),
 			counter("shield_connections_refused_total", "Connections reset on arrival because --max-conns were being served.", nil,
-				func() uint64 { return f().Refused }))
+				func() uint64 { return f().Refused }),
+			counter("shield_connections_relayed_total", "Signed connections passed on: the upstream accepted the dial, or the --exec program started.", nil,
+				func() uint64 { return f().Relayed }),
+			counter("shield_connections_failed_total", "Signed connections reset because the upstream could not be reached or the --exec program not started.", nil,
+				func() uint64 { return f().Failed }))
 	}
 	if n := src.MaxConns; n > 0 {
 		c = append(c, gauge("shield_connections_max", "The cap on connections served at once (--max-conns).", nil,

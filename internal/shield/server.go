@@ -136,7 +136,7 @@ const DefaultDialTimeout = 10 * time.Second
 // cannot be reached, the failure is logged with the upstream and the client's address,
 // and the client's connection is reset (RST), so the client sees a refusal rather than
 // a clean, empty session; a failure in mid-session resets both sides the same way. Both
-// connections are closed when ctx ends.
+// connections are closed when ctx ends. The handler counts into ctx's Tally (WithTally).
 func Forward(upstream string, dial func(ctx context.Context, network, addr string) (net.Conn, error), log *slog.Logger) Handler {
 	if dial == nil {
 		dial = (&net.Dialer{Timeout: DefaultDialTimeout}).DialContext
@@ -151,15 +151,18 @@ func Forward(upstream string, dial func(ctx context.Context, network, addr strin
 				log.Warn("upstream unreachable: resetting the client's connection", "upstream", upstream, "peer", c.RemoteAddr().String(), "err", err)
 			}
 			Reset(c)
+			count(ctx, false)
 			return
 		}
 		uc, ok := u.(halfCloser)
 		if !ok {
 			u.Close()
 			Reset(c)
+			count(ctx, false)
 			log.Error("upstream connection cannot half-close", "type", fmt.Sprintf("%T", u))
 			return
 		}
+		count(ctx, true)
 		stop := context.AfterFunc(ctx, func() { c.Close(); uc.Close() })
 		defer stop()
 		in, out, err := Relay(c, uc)
@@ -183,7 +186,8 @@ const DefaultGrace = 10 * time.Second
 // Server.MaxConns). The program leads a process group of its own. When ctx ends, the
 // program, its group and all its descendants get SIGTERM, and grace later (<= 0:
 // DefaultGrace) SIGKILL; the handler returns once the program is reaped. Descendants
-// that outlive the program itself are reparented, and only a Reaper gets them back.
+// that outlive the program itself are reparented, and only a Reaper gets them back. The
+// handler counts into ctx's Tally (WithTally).
 func Exec(argv []string, stderr io.Writer, log *slog.Logger, grace time.Duration) Handler {
 	if grace <= 0 {
 		grace = DefaultGrace
@@ -193,6 +197,7 @@ func Exec(argv []string, stderr io.Writer, log *slog.Logger, grace time.Duration
 		f, err := c.File() // a dup in blocking mode, for the child
 		if err != nil {
 			Reset(c)
+			count(ctx, false)
 			log.Error("exec: socket file", "err", err)
 			return
 		}
@@ -210,9 +215,11 @@ func Exec(argv []string, stderr io.Writer, log *slog.Logger, grace time.Duration
 		if err != nil {
 			f.Close()
 			Reset(c)
+			count(ctx, false)
 			log.Error("exec failed: resetting the client's connection", "program", argv[0], "peer", peer, "err", err)
 			return
 		}
+		count(ctx, true)
 		c.Close()
 		f.Close() // the child holds its own copy
 		pid := cmd.Process.Pid

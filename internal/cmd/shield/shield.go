@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/sesame-spa/sesame/internal/metrics"
 	"github.com/sesame-spa/sesame/internal/shield"
 	"github.com/sesame-spa/sesame/tcpmd5"
 )
@@ -38,13 +39,15 @@ live listener; a table the kernel cannot hold leaves the previous keys in force.
 
 Connections beyond --max-conns are reset as they arrive. With --exec, at shutdown each
 program and everything it started get SIGTERM, then SIGKILL after --exec-grace.
-SIGUSR1 logs the connection and descriptor counts.
+SIGUSR1 logs the connection and descriptor counts. --metrics-listen serves them, and the
+kernel's TCP-MD5 drop counters, to Prometheus at http://ADDR/metrics.
 
 flags:
 `
 
 type options struct {
 	listen, upstream, keyFile, logLevel string
+	metricsListen                       string
 	exec                                bool
 	probeEvery, grace, dialTimeout      time.Duration
 	maxConns                            int
@@ -54,8 +57,8 @@ type options struct {
 // DefaultExecConns is --max-conns with --exec: systemd's MaxConnections= default.
 const DefaultExecConns = 64
 
-func parse(args []string, stderr io.Writer) (*options, error) {
-	var o options
+// flagSet defines shield's flags on o; --help writes the usage to stderr.
+func flagSet(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("sesame shield", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
@@ -68,6 +71,13 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.dialTimeout, "connect-timeout", shield.DefaultDialTimeout, "how long to wait for the upstream to accept a connection")
 	fs.DurationVar(&o.probeEvery, "probe-interval", time.Minute, "how often to log the kernel's MD5 drop counters, which count for the whole network namespace, not this port, and the descriptor use when it changed (0: never)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics (host:port, e.g. 127.0.0.1:9763)")
+	return fs
+}
+
+func parse(args []string, stderr io.Writer) (*options, error) {
+	var o options
+	fs := flagSet(&o, stderr)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -130,6 +140,13 @@ func run(o *options, log *slog.Logger, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	var metricsLn net.Listener
+	if o.metricsListen != "" {
+		if metricsLn, err = metrics.Listen(ctx, o.metricsListen); err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		defer metricsLn.Close()
+	}
 
 	var l *tcpmd5.Listener
 	if o.listen != "" {
@@ -155,6 +172,11 @@ func run(o *options, log *slog.Logger, stderr io.Writer) error {
 		}
 	}
 	srv := &shield.Server{Listener: l, Handler: h, Log: log, MaxConns: o.maxConns}
+	var tally shield.Tally
+	if metricsLn != nil {
+		ep := metrics.StartListener(ctx, metricsLn, metrics.NewShield(shieldSources(srv, &tally)), log)
+		log.Info("metrics served", "addr", ep.Addr().String(), "path", "/metrics")
+	}
 	usage := &fdLog{logger: log, srv: srv}
 	if o.probeEvery > 0 {
 		t := time.NewTicker(o.probeEvery)
@@ -190,13 +212,29 @@ func run(o *options, log *slog.Logger, stderr io.Writer) error {
 	}()
 	_, nofile := shield.Descriptors()
 	log.Info("shield listening", "addr", l.Addr().String(), "rules", len(l.Keys()), "max_conns", o.maxConns, "nofile_limit", nofile)
-	err = srv.Serve(ctx)
+	err = srv.Serve(shield.WithTally(ctx, &tally))
 	stop() // after a failed accept too: the reaper's shutdown starts when ctx ends
 	if reaper != nil {
 		reaper.Finish()
 	}
 	usage.log()
 	return err
+}
+
+// shieldSources adapts the server's counters and the kernel's MD5 counters for metrics.
+func shieldSources(srv *shield.Server, tally *shield.Tally) metrics.ShieldSources {
+	return metrics.ShieldSources{
+		Conns: func() metrics.ConnStats {
+			st := srv.Stats()
+			return metrics.ConnStats{Active: st.Active, Peak: st.Peak, Accepted: st.Accepted, Refused: st.Refused,
+				Relayed: tally.Relayed(), Failed: tally.Failed()}
+		},
+		MaxConns: srv.MaxConns,
+		MD5: func() (metrics.MD5Counters, error) {
+			c, err := shield.ReadCounters()
+			return metrics.MD5Counters{NotFound: c.NotFound, Failure: c.Failure, Unexpected: c.Unexpected}, err
+		},
+	}
 }
 
 // timeoutDialer dials with timeout and says so when the upstream did not answer in time.
