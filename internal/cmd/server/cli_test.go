@@ -54,9 +54,15 @@ func TestFlagsAndConfig(t *testing.T) {
 		t.Errorf("--exit-parse-config: %d %q %q", code, out, errOut)
 	}
 	code, out, _ = run("-c", conf, "-a", access, "-D")
+	if code != 0 || !strings.Contains(out, "SOURCE (1):  10.0.0.0/8\n") || !strings.Contains(out, " 19. ENABLE_UDP_SERVER            =  'Y'\n") ||
+		strings.Contains(out, "hmacsecret") || strings.Contains(out, "udp:62201") {
+		t.Errorf("-D: %d %q", code, out)
+	}
+	// -v -D adds sesame's own view: what it derives, and the files as it would write them.
+	code, out, _ = run("-c", conf, "-a", access, "-D", "-v")
 	if code != 0 || !strings.Contains(out, "SOURCE 10.0.0.0/8") || !strings.Contains(out, "udp:62201") ||
 		strings.Contains(out, "hmacsecret") {
-		t.Errorf("-D: %d %q", code, out)
+		t.Errorf("-v -D: %d %q", code, out)
 	}
 	// -i overrides PCAP_INTF and -U forces UDP mode, as in fwknopd.
 	o := &options{configFile: conf, accessFile: access, intf: "eth9"}

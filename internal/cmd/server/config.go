@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/sesame-spa/sesame/internal/capture"
 	"github.com/sesame-spa/sesame/internal/firewall"
 	"github.com/sesame-spa/sesame/internal/fwconf"
+	"github.com/sesame-spa/sesame/internal/logging"
 	"github.com/sesame-spa/sesame/internal/server"
 	"github.com/sesame-spa/sesame/spa"
 )
@@ -32,10 +34,61 @@ func overrides(o *options) map[string]string {
 	set("DIGEST_FILE", o.digestFile)
 	set("FWKNOP_PID_FILE", o.pidFile)
 	set("FWKNOP_RUN_DIR", o.runDir)
+	set("GPG_HOME_DIR", o.gpgHomeDir)
+	set("GPG_EXE", o.gpgExe)
+	set("SUDO_EXE", o.sudoExe)
 	if o.udpServer {
 		m["ENABLE_UDP_SERVER"] = "Y"
 	}
+	if o.anyDirection {
+		m["ENABLE_PCAP_ANY_DIRECTION"] = "Y"
+	}
 	return m
+}
+
+// overrideFiles reads the -O files (comma-separated, as fwknopd) in order and returns the
+// variables they set, later files winning. Each file is read and checked on its own (a value
+// may not refer with $VAR to a variable of fwknopd.conf). A missing file is an error, as in
+// fwknopd.
+func overrideFiles(list string) (map[string]string, error) {
+	m := map[string]string{}
+	if list == "" {
+		return m, nil
+	}
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		sc, _, err := fwconf.LoadServer(f, fwconf.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("-O/--override-config %s: %w", f, err)
+		}
+		for k, v := range sc.Raw {
+			m[k] = v
+		}
+	}
+	return m, nil
+}
+
+// checkPaths refuses, as fwknopd does before it starts, --gpg-home-dir, --gpg-exe or
+// --sudo-exe naming nothing. (A relative FWKNOP_RUN_DIR is refused by fwconf.)
+func checkPaths(o *options) error {
+	for _, p := range []struct{ flag, path, what string }{
+		{"--gpg-home-dir", o.gpgHomeDir, "directory"}, {"--gpg-exe", o.gpgExe, "program"}, {"--sudo-exe", o.sudoExe, "program"},
+	} {
+		if p.path == "" {
+			continue
+		}
+		st, err := os.Stat(p.path)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w: name an existing %s", p.flag, p.path, err, p.what)
+		}
+		if p.what == "directory" && !st.IsDir() {
+			return fmt.Errorf("%s %s: not a directory", p.flag, p.path)
+		}
+		if p.what == "program" && (st.IsDir() || st.Mode().Perm()&0o111 == 0) {
+			return fmt.Errorf("%s %s: not an executable file", p.flag, p.path)
+		}
+	}
+	return nil
 }
 
 // loadSettings reads fwknopd.conf and the access stanzas it names, with the command line's
@@ -45,9 +98,19 @@ func loadSettings(o *options) (*settings, error) { return load(o, true) }
 // load reads fwknopd.conf and, if withAccess, the access stanzas. Control commands (-S, -K,
 // -R, --fw-list, --fw-flush) need only fwknopd.conf.
 func load(o *options, withAccess bool) (*settings, error) {
-	opts := fwconf.Options{Overrides: overrides(o)}
+	ov, err := overrideFiles(o.overrideConfig)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range overrides(o) { // the command line wins over -O files, as in fwknopd
+		ov[k] = v
+	}
+	opts := fwconf.Options{Overrides: ov}
 	sc, warns, err := fwconf.LoadServer(o.configFile, opts)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkPaths(o); err != nil {
 		return nil, err
 	}
 	var stanzas []*fwconf.Stanza
@@ -83,6 +146,12 @@ func load(o *options, withAccess bool) (*settings, error) {
 		md5Listen:         sc.MD5Listen,
 		metricsListen:     sc.MetricsListen,
 		md5Upstream:       sc.MD5Upstream,
+		locale:            cmp.Or(o.locale, sc.Raw["LOCALE"]),
+		syslogIdentity:    cmp.Or(sc.Raw["SYSLOG_IDENTITY"], "fwknopd"),
+		syslogFacility:    cmp.Or(sc.Raw["SYSLOG_FACILITY"], "LOG_DAEMON"),
+	}
+	if _, err := logging.ParseFacility(s.syslogFacility); err != nil {
+		return nil, fmt.Errorf("%s: SYSLOG_FACILITY: %w", sc.File, err)
 	}
 	if s.udpPort == 0 {
 		s.udpPort = defaultUDPPort
@@ -151,13 +220,15 @@ func load(o *options, withAccess bool) (*settings, error) {
 	for _, w := range append(warns, awarns...) {
 		s.warnings = append(s.warnings, w.String())
 	}
+	s.sc = sc
 	s.dump = dump(sc, s)
 	return s, nil
 }
 
-// dump is the -D output: what sesame derives from the files (capture, replay keep, guarded
-// ports, ...) as comments, then the effective fwknopd.conf and access stanzas as
-// fwconf.DumpServer and fwconf.DumpAccess write them (keys hidden), which parse back.
+// dump is the second part of -v -D (after dumpFwknopd): what sesame derives from the files
+// (capture, replay keep, guarded ports, ...) as comments, then the effective fwknopd.conf and
+// access stanzas as fwconf.DumpServer and fwconf.DumpAccess write them (keys hidden), which
+// parse back.
 func dump(sc *fwconf.Server, s *settings) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# effective: capture=%s replay-keep=%v digest-file=%s pid-file=%s guard=%v host-chain=%q flush-at-exit=%v\n",

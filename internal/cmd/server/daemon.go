@@ -35,9 +35,18 @@ func newFirewall(s *settings) (*firewall.Nftables, error) {
 	fw, err := firewall.NewNftables(firewall.Config{TableName: s.tableName, GuardPorts: s.guardPorts,
 		GuardLoopback: s.guardLoopback, HostChain: s.hostChain, NoOwner: !s.tableOwner})
 	if err != nil {
-		return nil, fmt.Errorf("firewall: %w", err)
+		return nil, privHint(fmt.Errorf("firewall: %w", err), "CAP_NET_ADMIN", "nftables needs it")
 	}
 	return fw, nil
+}
+
+// privHint adds to an EPERM error the capability that is missing and how to grant it.
+func privHint(err error, capability, why string) error {
+	if !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.EACCES) {
+		return err
+	}
+	return fmt.Errorf("%w: missing privilege %s (%s): run as root, or give the service AmbientCapabilities=%s (see packaging/systemd/sesame-server.service)",
+		err, capability, why, capability)
 }
 
 // openCache opens the replay cache: the DIGEST_FILE with persistence on, memory otherwise.
@@ -79,11 +88,24 @@ func openSource(s *settings, log *slog.Logger) (capture.Source, string, error) {
 		src := capture.FromPacketConn(pc)
 		return src, fmt.Sprintf("udp server on %v", src.LocalAddr()), nil
 	}
+	if s.exitAtIntfDown {
+		// As fwknopd (whose default this is): a missing interface is an error at start. With
+		// EXIT_AT_INTF_DOWN N the sniffer waits for it instead.
+		for _, name := range capture.SplitInterfaces(s.pcapIntf) {
+			if name == capture.AnyInterface {
+				continue
+			}
+			if _, err := net.InterfaceByName(name); err != nil {
+				return nil, "", fmt.Errorf("capture: interface %q (-i/PCAP_INTF) does not exist in this network namespace: name an existing one (ip link), or set EXIT_AT_INTF_DOWN N to wait for it", name)
+			}
+		}
+	}
 	src, err := capture.NewMultiSniffer(capture.SniffConfig{Interface: s.pcapIntf, Filter: s.pcapFilter,
 		SnapLen: s.snapLen, AnyDirection: s.anyDirection, Promiscuous: s.promiscuous, ReadBuffer: 4 << 20},
 		capture.ResilientOptions{Log: log, ExitOnDown: s.exitAtIntfDown})
 	if err != nil {
-		return nil, "", fmt.Errorf("capture (PCAP_INTF %s): %w", s.pcapIntf, err)
+		return nil, "", privHint(fmt.Errorf("capture (-i/PCAP_INTF %s): %w", s.pcapIntf, err), "CAP_NET_RAW",
+			"sniffing needs it; ENABLE_UDP_SERVER Y does not")
 	}
 	return src, fmt.Sprintf("sniffing on %s (%s)", s.pcapIntf, src.Filter()), nil
 }
@@ -111,16 +133,17 @@ func listenUDP(addr string, rcvbuf int, log *slog.Logger) (net.PacketConn, error
 	return pc, nil
 }
 
-// limitSource stops after n packets (fwknopd -C).
+// limitSource ends the source after n packets (fwknopd -C): the read after the n-th fails with
+// errLimit, and the server's Run returns only once the packets already read are handled in
+// full, so the n-th packet is granted before the server exits. It never cancels the context
+// (that would abort the n-th packet's grant).
 type limitSource struct {
 	capture.Source
-	n      int
-	cancel context.CancelFunc
+	n int
 }
 
 func (l *limitSource) Read() (capture.Packet, error) {
 	if l.n <= 0 {
-		l.cancel()
 		return capture.Packet{}, fmt.Errorf("packet limit reached: %w", errLimit)
 	}
 	l.n--
@@ -135,9 +158,17 @@ var errLimit = errors.New("done")
 // table, the pid file, the replay cache, the capture source, overlapping tables) is checked
 // before the firewall is touched, and nothing on the way out removes the guard or the hooks.
 // Grants stay unless FLUSH_IPT_AT_EXIT is Y.
-func runDaemon(o *options, s *settings, log *slog.Logger) error {
-	if !o.foreground {
-		log.Info("sesame server does not daemonize: running in the foreground (use systemd to background it)")
+//
+// link is the readiness pipe of a detached child (nil otherwise): it is told "ready" where
+// systemd is notified.
+func runDaemon(o *options, s *settings, log *slog.Logger, link *readyLink) error {
+	if !o.foreground && link == nil {
+		log.Info("sesame server does not daemonize: running in the foreground (invoked as fwknopd it detaches; use systemd to background it)")
+	}
+	if s.locale != "" {
+		// fwknopd calls setlocale; sesame's messages are English only, but the programs it
+		// runs (gpg) get the locale.
+		os.Setenv("LC_ALL", s.locale)
 	}
 	for _, w := range s.warnings {
 		log.Warn(w)
@@ -246,7 +277,7 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 	me.start(ctx, log)
 	var source capture.Source = src
 	if o.packetLimit > 0 {
-		source = &limitSource{Source: src, n: o.packetLimit, cancel: cancel}
+		source = &limitSource{Source: src, n: o.packetLimit}
 	}
 
 	sigs := make(chan os.Signal, 4)
@@ -259,6 +290,7 @@ func runDaemon(o *options, s *settings, log *slog.Logger) error {
 	log.Info("sesame server started", "source", desc, "stanzas", len(s.policy.Stanzas), "pid", os.Getpid(),
 		"test", o.test)
 	sd.SdNotify(false, sd.SdNotifyReady)
+	link.ready()
 	ran = true
 
 	for {
@@ -302,7 +334,7 @@ func startFirewall(ctx context.Context, s *settings, log *slog.Logger) (*keeper.
 	peers, err := fw.PeerTables(ctx)
 	if err != nil {
 		closeFW()
-		return nil, nil, fmt.Errorf("firewall: %w", err)
+		return nil, nil, privHint(fmt.Errorf("firewall: %w", err), "CAP_NET_ADMIN", "nftables needs it")
 	}
 	if err := checkOverlap(s, peers); err != nil {
 		closeFW()
@@ -328,7 +360,7 @@ func startFirewall(ctx context.Context, s *settings, log *slog.Logger) (*keeper.
 		if errors.Is(err, firewall.ErrOwned) {
 			return nil, nil, fmt.Errorf("firewall: %w: another process owns table inet %s (a second sesame server? see SESAME_TABLE)", err, s.tableName)
 		}
-		return nil, nil, fmt.Errorf("firewall init: %w", err)
+		return nil, nil, privHint(fmt.Errorf("firewall init: %w", err), "CAP_NET_ADMIN", "nftables needs it")
 	}
 	if s.flushAtInit {
 		log.Info("firewall: grants revoked at start (FLUSH_IPT_AT_INIT Y); the guard stays")

@@ -55,9 +55,9 @@ func TestFleetConfig(t *testing.T) {
 		f.Timeout != 300*time.Millisecond || f.Gateway != "gw-a" || len(f.Key) != 32 || f.TLS != nil {
 		t.Errorf("fleet config %+v", f)
 	}
-	code, out, _ = run("-c", conf, "-a", access, "-D")
+	code, out, _ = run("-c", conf, "-a", access, "-D", "-v")
 	if code != 0 || !strings.Contains(out, "# effective: fleet redis=redis://gw:xxxxx@10.0.0.9:6379/1 group=edge on-error=local") ||
-		strings.Contains(out, "s3cret") {
+		!strings.Contains(out, "SESAME_FLEET_REDIS           =  'redis://gw:xxxxx@10.0.0.9:6379/1'") || strings.Contains(out, "s3cret") {
 		t.Errorf("-D: %d\n%s", code, out)
 	}
 

@@ -2,7 +2,8 @@
 // fwknopd.conf and access.conf, takes fwknopd's command-line options, and grants access through
 // sesame's nftables table. See internal/server for the packet pipeline.
 //
-// Lifecycle: it never daemonizes (-f is accepted; run it under systemd, Type=notify). One server
+// Lifecycle: "sesame server" runs in the foreground (run it under systemd, Type=notify); invoked
+// as fwknopd without -f it detaches as fwknopd does, for Type=forking units (detach.go). One server
 // runs per table (SESAME_TABLE): a second one refuses to start, naming the first one's pid,
 // before it touches anything; the PID file is locked, so a stale one never blocks a start.
 // SIGHUP re-reads the configuration and keeps the live grants; SIGTERM/SIGINT stop it and leave
@@ -30,14 +31,26 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// Main runs the subcommand with its arguments and returns the process exit code.
+// Main runs the subcommand with its arguments and returns the process exit code. Invoked as
+// fwknopd (argv[0]) without -f, the server detaches like fwknopd (see detach.go).
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return mainAs(os.Args[0], childLink(), args, stdout, stderr)
+}
+
+// mainAs is Main for a process invoked as argv0; link is the readiness pipe of a detached child
+// (nil otherwise).
+func mainAs(argv0 string, link *readyLink, args []string, stdout, stderr io.Writer) int {
 	o, fs, err := parseFlags(args, stderr)
 	if errors.Is(err, pflag.ErrHelp) {
 		return 0
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "sesame server: %v\n", err)
+		link.fail(err)
+		var oe *optionError
+		if errors.As(err, &oe) {
+			return 1
+		}
 		return 2
 	}
 	switch {
@@ -50,28 +63,23 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case o.keyGen:
 		return exit(stderr, keyGen(o, stdout))
 	}
-	log := newLogger(stderr, o.verbose)
 
 	control := o.kill || o.restart || o.status || o.fwList || o.fwListAll || o.fwFlush || o.fwRemove
 	// --fw-list and --fw-remove need the stanzas too: their OPEN_PORTS are guarded ports.
 	s, err := load(o, !control || o.fwList || o.fwListAll || o.fwRemove)
 	if err != nil {
 		fmt.Fprintf(stderr, "sesame server: %v\n", err)
+		link.fail(err)
 		return 1
 	}
+	// The order is fwknopd's: -D, then the control options (each acts and exits, whatever
+	// --exit-parse-config says), then --exit-parse-*.
 	switch {
-	case o.exitParse:
-		fmt.Fprintf(stdout, "configuration OK: %d access stanza(s)\n", len(s.policy.Stanzas))
-		for _, w := range s.warnings {
-			fmt.Fprintf(stdout, "warning: %s\n", w)
-		}
-		for _, st := range s.unguardable {
-			fmt.Fprintf(stdout, "warning: %s allows any port (no OPEN_PORTS): sesame guards only %s; other ports it grants are guarded only by a host firewall that drops\n",
-				st, guardedText(s.guardPorts))
-		}
-		return 0
 	case o.dumpConfig:
-		fmt.Fprint(stdout, s.dump)
+		dumpFwknopd(stdout, o, s.sc, s)
+		if o.verbose > 0 {
+			fmt.Fprint(stdout, s.dump)
+		}
 		return 0
 	case o.kill:
 		pid, err := signalServer(s, syscall.SIGTERM)
@@ -97,13 +105,32 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "Detected sesame server is running (pid=%d).\n", pid)
 		return 0
 	case o.fwList || o.fwListAll:
-		return exit(stderr, fwList(s, stdout))
+		return exit(stderr, fwList(s, o.fwListAll, stdout))
 	case o.fwFlush:
 		return exit(stderr, fwFlush(s, stdout))
 	case o.fwRemove:
 		return exit(stderr, fwRemove(s, stdout, stderr))
+	case o.exitDigest:
+		return exit(stderr, parseDigestCache(s, o.verbose, stdout))
+	case o.exitParse:
+		fmt.Fprintf(stdout, "configuration OK: %d access stanza(s)\n", len(s.policy.Stanzas))
+		for _, w := range s.warnings {
+			fmt.Fprintf(stdout, "warning: %s\n", w)
+		}
+		for _, st := range s.unguardable {
+			fmt.Fprintf(stdout, "warning: %s allows any port (no OPEN_PORTS): sesame guards only %s; other ports it grants are guarded only by a host firewall that drops\n",
+				st, guardedText(s.guardPorts))
+		}
+		return 0
 	}
-	return exit(stderr, runDaemon(o, s, log))
+	if link == nil && argv0Detaches(argv0) && !o.foreground && s.pcapFile == "" {
+		return exit(stderr, detach(argv0, args, stderr))
+	}
+	log, closeLog := newDaemonLogger(o, s, link, stderr)
+	defer closeLog()
+	err = runDaemon(o, s, log, link)
+	link.fail(err) // a no-op once ready was sent
+	return exit(stderr, err)
 }
 
 func exit(stderr io.Writer, err error) int {
@@ -114,15 +141,46 @@ func exit(stderr io.Writer, err error) int {
 	return 0
 }
 
-// newLogger logs text to stderr: info by default (every rejection, malformed packets
-// included, rate-limited per source), debug with -v. Under systemd each line carries its
-// journald priority (internal/logging).
+// newLogger logs text to w: info by default (every rejection, malformed packets included,
+// rate-limited per source), debug with -v. Under systemd each line carries its journald
+// priority (internal/logging).
 func newLogger(w io.Writer, verbose int) *slog.Logger {
-	level := slog.LevelInfo
+	return logging.New(w, logLevel(verbose))
+}
+
+func logLevel(verbose int) slog.Level {
 	if verbose > 0 {
-		level = slog.LevelDebug
+		return slog.LevelDebug
 	}
-	return logging.New(w, level)
+	return slog.LevelInfo
+}
+
+// syslogNet and syslogAddr locate the syslog daemon ("", "": /dev/log); tests change them.
+var syslogNet, syslogAddr = "", ""
+
+// newDaemonLogger is the server's logger. In the foreground it writes to stderr, and with
+// --syslog-enable to syslog (/dev/log) too; a detached child (link != nil) logs to syslog
+// only, as fwknopd does, and warns its parent when there is no syslog socket (its log is then
+// lost: run with -f). SYSLOG_IDENTITY and SYSLOG_FACILITY tag the messages.
+func newDaemonLogger(o *options, s *settings, link *readyLink, stderr io.Writer) (*slog.Logger, func()) {
+	if link == nil && !o.syslogEnable {
+		return newLogger(stderr, o.verbose), func() {}
+	}
+	opts := &slog.HandlerOptions{Level: logLevel(o.verbose)}
+	sl, err := logging.DialSyslog(syslogNet, syslogAddr, s.syslogIdentity, s.syslogFacility)
+	if link != nil {
+		if err != nil {
+			link.warn(fmt.Sprintf("%v: the detached server's log is discarded (start it with -f to log to stderr)", err))
+			return slog.New(slog.DiscardHandler), func() {}
+		}
+		return slog.New(sl.Handler(opts)), func() { sl.Close() }
+	}
+	log := newLogger(stderr, o.verbose)
+	if err != nil {
+		log.Warn("--syslog-enable: no syslog; logging to stderr only", "err", err)
+		return log, func() {}
+	}
+	return slog.New(slog.NewMultiHandler(log.Handler(), sl.Handler(opts))), func() { sl.Close() }
 }
 
 // runningPID returns the pid of the server running with s's table, 0 if none. The instance
@@ -164,8 +222,10 @@ func withFirewall(s *settings, fn func(context.Context, *firewall.Nftables) erro
 
 // fwList prints sesame's live grants (fwknopd --fw-list), read from the kernel (reading is
 // allowed while the server owns the table), and what guards them; with a fleet, the fleet's
-// live grants in Redis follow as comment lines.
-func fwList(s *settings, stdout io.Writer) error {
+// live grants in Redis follow as comment lines. With all (--fw-list-all) it also names the
+// table's objects and the host chains hooked. It is not a full `nft list table` (package
+// firewall has no listing of rules).
+func fwList(s *settings, all bool, stdout io.Writer) error {
 	return withFirewall(s, func(ctx context.Context, fw *firewall.Nftables) error {
 		es, err := fw.List(ctx)
 		if err != nil {
@@ -185,6 +245,9 @@ func fwList(s *settings, stdout io.Writer) error {
 		if err == nil && len(missing) > 0 {
 			fmt.Fprintf(stdout, "# WARNING: missing from the ruleset: %s\n", strings.Join(missing, ", "))
 		}
+		if all && err == nil && len(missing) == 0 {
+			fmt.Fprintf(stdout, "# table inet %s is complete: its guard and mark chains, its grant sets (IPv4, IPv6) and guarded-port set are in place\n", s.tableName)
+		}
 		if len(s.guardPorts) > 0 {
 			fmt.Fprintf(stdout, "# guarded by table inet %s: %s\n", s.tableName, portsList(s.guardPorts))
 		}
@@ -194,6 +257,14 @@ func fwList(s *settings, stdout io.Writer) error {
 		}
 		for _, f := range rep.Findings {
 			fmt.Fprintf(stdout, "# host firewall: %s\n", f)
+		}
+		if all {
+			hooks := append(fw.HostChains(), rep.Hooks()...)
+			if len(hooks) == 0 {
+				fmt.Fprintln(stdout, "# hooks: none (no host chain drops by default)")
+			} else {
+				fmt.Fprintf(stdout, "# hooks: sesame's grants are accepted in %s\n", hostList(hooks))
+			}
 		}
 		for _, st := range s.unguardable {
 			if len(rep.Hooks()) == 0 {

@@ -3,6 +3,7 @@ package server
 import (
 	"github.com/sesame-spa/sesame/internal/firewall"
 	"github.com/sesame-spa/sesame/internal/fleet"
+	"github.com/sesame-spa/sesame/internal/fwconf"
 	"github.com/sesame-spa/sesame/internal/server"
 )
 
@@ -49,6 +50,15 @@ type settings struct {
 	// fleet is the fleet's configuration (SESAME_FLEET_*, key and TLS files read), without
 	// Local and Log; nil without SESAME_FLEET_REDIS.
 	fleet *fleet.Config
+
+	// locale is -l or LOCALE: exported as LC_ALL to the programs the server runs.
+	locale string
+	// syslogIdentity and syslogFacility are SYSLOG_IDENTITY and SYSLOG_FACILITY (fwknopd's
+	// defaults "fwknopd" and "LOG_DAEMON").
+	syslogIdentity, syslogFacility string
+
+	// sc is the effective fwknopd.conf, for -D.
+	sc *fwconf.Server
 
 	// dump is the text printed by -D.
 	dump string
