@@ -9,13 +9,74 @@ import (
 	"time"
 )
 
-// Grant is access for one source address to one protocol and port, for Timeout from now.
+// Grant is access for one source address to one protocol and port, for Timeout from now. The
+// zero Kind is Access; Forward and LocalNAT grants (fwknopd's NAT message types) also use the
+// NAT fields, see Kind. A grant's identity (what Revoke, the ledger and the kernel's elements
+// key on) is Src, Proto, Port, Kind, NATAddr, NATPort and ForwardAll; SNAT, Masquerade and
+// DisableDNAT are values that a later grant of the same identity replaces.
 type Grant struct {
 	Src     netip.Addr    // the address allowed (IPv4 or IPv6)
-	Proto   uint8         // 6 (tcp) or 17 (udp)
-	Port    uint16        // destination port
+	Proto   uint8         // 6 (tcp) or 17 (udp); 0 for ForwardAll
+	Port    uint16        // destination port on this host (the access port of a NAT grant); 0 for ForwardAll
 	Timeout time.Duration // how long from now
 	Stanza  int           // the access.conf stanza that granted it (0: none); recorded, not sent to the kernel
+
+	Kind        Kind
+	NATAddr     netip.Addr // Forward: the host forwarded to; LocalNAT: this host's address to DNAT to
+	NATPort     uint16     // the port on NATAddr
+	SNAT        netip.Addr // Forward: rewrite the forwarded flow's source to this address
+	Masquerade  bool       // Forward: rewrite the source to the outgoing interface's address
+	DisableDNAT bool       // Forward: no DNAT; the client connects to NATAddr:NATPort itself (Port must equal NATPort)
+	ForwardAll  bool       // Forward: forward everything from Src (no Proto, Port or NAT target)
+}
+
+// Kind is what a Grant opens.
+type Kind uint8
+
+const (
+	// Access (fwknopd message types 1 and 3) lets Src reach Proto/Port on this host.
+	Access Kind = iota
+	// Forward (types 2 and 4, ENABLE_IPT_FORWARDING) lets Src's packets to Proto/Port on this host
+	// be DNATed to NATAddr:NATPort (unless DisableDNAT) and forwarded there, optionally with
+	// their source rewritten (SNAT or Masquerade). With ForwardAll it forwards everything from
+	// Src instead (FORWARD_ALL), with no DNAT.
+	Forward
+	// LocalNAT (types 5 and 6, ENABLE_IPT_LOCAL_NAT) DNATs Src's packets for Proto/Port to
+	// NATAddr:NATPort on this host and lets them in there (only through that DNAT).
+	LocalNAT
+)
+
+// String returns "access", "forward" or "local-nat".
+func (k Kind) String() string {
+	switch k {
+	case Access:
+		return "access"
+	case Forward:
+		return "forward"
+	case LocalNAT:
+		return "local-nat"
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// ParseKind parses what Kind.String returns.
+func ParseKind(s string) (Kind, bool) {
+	for k := Access; k <= LocalNAT; k++ {
+		if k.String() == s {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// Ident returns g's identity: g without its timeout, stanza and values (SNAT, Masquerade,
+// DisableDNAT), with Src unmapped. Two grants with the same Ident are the same grant.
+func (g Grant) Ident() Grant {
+	g.Src = g.Src.Unmap().WithZone("")
+	g.NATAddr = g.NATAddr.Unmap().WithZone("")
+	g.Timeout, g.Stanza = 0, 0
+	g.SNAT, g.Masquerade, g.DisableDNAT = netip.Addr{}, false, false
+	return g
 }
 
 // Entry is a live grant as read back from the firewall.
@@ -68,8 +129,11 @@ var ErrNotInitialized = errors.New("firewall not initialized")
 const MaxTimeout = 24 * time.Hour
 
 // Validate reports whether g can be granted: a valid address (an IPv4-mapped IPv6 address
-// counts as IPv4), TCP or UDP, a non-zero port, and a timeout from 1 ms to MaxTimeout.
-// Revoke ignores the timeout.
+// counts as IPv4), TCP or UDP, a non-zero port, and a timeout from 1 ms to MaxTimeout. NAT
+// kinds also need: a NATAddr of Src's family and a non-zero NATPort (Forward without
+// ForwardAll, LocalNAT); Port == NATPort with DisableDNAT; no Proto, Port or NAT target with
+// ForwardAll; SNAT of Src's family and not with Masquerade (Forward only). Revoke ignores the
+// timeout and the values.
 func (g Grant) Validate() error {
 	if err := g.validateKey(); err != nil {
 		return err
@@ -84,6 +148,12 @@ func (g Grant) validateKey() error {
 	if !g.Src.IsValid() {
 		return fmt.Errorf("%w: no source address", ErrInvalidGrant)
 	}
+	if err := g.validateNAT(); err != nil {
+		return err
+	}
+	if g.ForwardAll {
+		return nil
+	}
 	if g.Proto != ProtoTCP && g.Proto != ProtoUDP {
 		return fmt.Errorf("%w: protocol %d is not tcp (6) or udp (17)", ErrInvalidGrant, g.Proto)
 	}
@@ -93,9 +163,85 @@ func (g Grant) validateKey() error {
 	return nil
 }
 
-// String formats g as "src proto/port".
+// validateNAT checks the NAT fields against the kind.
+func (g Grant) validateNAT() error {
+	bad := func(why string) error { return fmt.Errorf("%w: %s grant: %s", ErrInvalidGrant, g.Kind, why) }
+	v4 := isV4(g.Src)
+	switch g.Kind {
+	case Access:
+		if g.NATAddr.IsValid() || g.NATPort != 0 || g.SNAT.IsValid() || g.Masquerade || g.DisableDNAT || g.ForwardAll {
+			return bad("NAT fields set")
+		}
+		return nil
+	case Forward, LocalNAT:
+	default:
+		return fmt.Errorf("%w: unknown kind %d", ErrInvalidGrant, g.Kind)
+	}
+	if g.Kind == LocalNAT && (g.SNAT.IsValid() || g.Masquerade || g.DisableDNAT || g.ForwardAll) {
+		return bad("SNAT, Masquerade, DisableDNAT or ForwardAll set")
+	}
+	if g.SNAT.IsValid() {
+		a := g.SNAT.Unmap()
+		if a.Is4() != v4 || a.IsUnspecified() || a == allOnes(v4) {
+			return bad("SNAT address " + g.SNAT.String() + " is not a usable address of the source's family")
+		}
+		if g.Masquerade {
+			return bad("both SNAT and Masquerade")
+		}
+	}
+	if g.ForwardAll {
+		if g.Proto != 0 || g.Port != 0 || g.NATAddr.IsValid() || g.NATPort != 0 || g.DisableDNAT {
+			return bad("ForwardAll with a protocol, port or NAT target")
+		}
+		return nil
+	}
+	if !g.NATAddr.IsValid() || g.NATAddr.Unmap().Is4() != v4 || g.NATAddr.IsUnspecified() {
+		return bad("NAT address " + g.NATAddr.String() + " missing or not of the source's family")
+	}
+	if g.NATPort == 0 {
+		return bad("NAT port 0")
+	}
+	if g.DisableDNAT && g.Port != g.NATPort {
+		return bad("DisableDNAT with a port other than the NAT port")
+	}
+	return nil
+}
+
+// allOnes is 255.255.255.255 or ffff:...:ffff, the SNAT value that means masquerade.
+func allOnes(v4 bool) netip.Addr {
+	if v4 {
+		return netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	}
+	var b [16]byte
+	for i := range b {
+		b[i] = 0xff
+	}
+	return netip.AddrFrom16(b)
+}
+
+// String formats g as "src proto/port", with the kind and NAT target for NAT grants
+// ("src tcp/55000 forward 10.0.0.5:22 masquerade").
 func (g Grant) String() string {
-	return fmt.Sprintf("%s %s/%d", g.Src.Unmap(), protoName(g.Proto), g.Port)
+	s := fmt.Sprintf("%s %s/%d", g.Src.Unmap(), protoName(g.Proto), g.Port)
+	if g.Kind == Access {
+		return s
+	}
+	if g.ForwardAll {
+		s = g.Src.Unmap().String() + " forward all"
+	} else {
+		s += " " + g.Kind.String() + " " + netip.AddrPortFrom(g.NATAddr.Unmap(), g.NATPort).String()
+	}
+	switch {
+	case g.DisableDNAT:
+		s += " no-dnat"
+	}
+	switch {
+	case g.Masquerade:
+		s += " masquerade"
+	case g.SNAT.IsValid():
+		s += " snat " + g.SNAT.Unmap().String()
+	}
+	return s
 }
 
 func protoName(p uint8) string {

@@ -3,6 +3,7 @@ package firewall
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -184,6 +185,15 @@ type Config struct {
 	// Mark is the packet-mark bits set on granted packets (default DefaultMark). The host hook
 	// accepts packets with mark&Mark == Mark.
 	Mark uint32
+	// NAT adds the NAT and forwarding sets and chains (package doc, "NAT and forwarding"), so
+	// Forward and LocalNAT grants can be made (ENABLE_IPT_FORWARDING, ENABLE_IPT_LOCAL_NAT).
+	// Without it such grants fail with ErrNATDisabled, and Init removes NAT objects a previous
+	// run left. It needs Linux 6.3 (ErrNATUnsupported).
+	NAT bool
+	// ForwardGuard (with NAT) drops forwarded new connections to these destinations unless
+	// granted (a Forward grant marks them), in sesame's chain fwd_guard: without it, whether
+	// ungranted traffic is forwarded to a NAT target directly is the host's forwarding policy.
+	ForwardGuard []netip.Prefix
 	// NetNSFd, if non-zero, is an open network-namespace file descriptor to work in instead of
 	// the caller's namespace (for netlink and for the iptables binaries).
 	NetNSFd int
@@ -202,6 +212,11 @@ func (c Config) withDefaults() (Config, []HostChain, error) {
 	for _, p := range c.GuardPorts {
 		if (p.Proto != ProtoTCP && p.Proto != ProtoUDP) || p.Port == 0 {
 			return c, nil, fmt.Errorf("%w: guard port %v", ErrBadConfig, p)
+		}
+	}
+	for _, p := range c.ForwardGuard {
+		if !p.IsValid() || p.Addr().Is4In6() || p.Addr().Zone() != "" || !c.NAT {
+			return c, nil, fmt.Errorf("%w: forward guard %v (needs a valid prefix and NAT)", ErrBadConfig, p)
 		}
 	}
 	h, err := ParseHostChain(c.HostChain)

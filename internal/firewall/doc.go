@@ -95,6 +95,77 @@
 // flowing after the grant expires through the established rule (sesame's guard chain, or the
 // host's own), as with fwknopd; new connections are refused.
 //
+// # NAT and forwarding
+//
+// With Config.NAT, Init also creates the objects for fwknopd's NAT message types (Grant.Kind
+// Forward: types 2 and 4 with ENABLE_IPT_FORWARDING; LocalNAT: types 5 and 6 with
+// ENABLE_IPT_LOCAL_NAT). Every NAT grant is one or two elements with the grant's timeout, so it
+// expires in the kernel and survives the daemon like an access grant:
+//
+//	map dnat4    { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags timeout; }
+//	map fwd4     { type ipv4_addr . inet_proto . inet_service . ipv4_addr . inet_service : ipv4_addr; flags timeout; }
+//	map fwdall4  { type ipv4_addr : ipv4_addr; flags timeout; }
+//	set lnat4    { type ipv4_addr . inet_proto . inet_service . ipv4_addr . inet_service; flags timeout; }
+//	set fwdguard4 { type ipv4_addr; flags interval; }                # Config.ForwardGuard
+//	(and dnat6, fwd6, fwdall6, lnat6, fwdguard6 with ipv6_addr)
+//	chain nat_pre {
+//		type nat hook prerouting priority dstnat; policy accept;
+//		dnat ip to ip saddr . meta l4proto . th dport map @dnat4
+//		dnat ip6 to ip6 saddr . meta l4proto . th dport map @dnat6
+//	}
+//	chain forward {
+//		type filter hook forward priority mangle; policy accept;
+//		ip saddr . meta l4proto . ct original proto-dst . ip daddr . th dport @fwd4 meta mark set meta mark | 0x10000000
+//		ip saddr @fwdall4 meta mark set meta mark | 0x10000000
+//		(and ip6 likewise)
+//	}
+//	chain fwd_guard {
+//		type filter hook forward priority filter - 10; policy accept;
+//		ct state established,related accept
+//		meta mark & 0x10000000 == 0x10000000 accept
+//		ip daddr @fwdguard4 drop
+//		ip6 daddr @fwdguard6 drop
+//	}
+//	chain nat_post {
+//		type nat hook postrouting priority srcnat; policy accept;
+//		FWDKEY map @fwd4 == 255.255.255.255 masquerade             # FWDKEY: as in chain forward
+//		FWDKEY map @fwd4 != 0.0.0.0 snat ip to FWDKEY map @fwd4
+//		ip saddr map @fwdall4 == 255.255.255.255 masquerade
+//		ip saddr map @fwdall4 != 0.0.0.0 snat ip to ip saddr map @fwdall4
+//		(and ip6 likewise)
+//	}
+//	chain mark { ...; ip saddr . meta l4proto . ct original proto-dst . ip daddr . th dport @lnat4 meta mark set ... }
+//
+// A Forward grant (src, proto, port -> natAddr:natPort) is the fwd element src . proto . port .
+// natAddr . natPort, whose value is the SNAT address, 0.0.0.0 for none or 255.255.255.255 for
+// masquerade, plus (unless DisableDNAT) the dnat element src . proto . port : natAddr . natPort.
+// `ct original proto-dst` is the port the client asked for before the DNAT, so the forward key is
+// the grant's whole identity. ForwardAll is the fwdall element src : snat. A LocalNAT grant is the
+// dnat element plus the lnat element, which the input mark chain matches: the client reaches the
+// local port only through the DNAT of its grant, not directly. NAT map values cannot be changed
+// in place, so a NAT grant destroys and re-adds its elements (NFT_MSG_DESTROYSETELEM, Linux 6.3;
+// Init fails with ErrNATUnsupported before). Check and Heal cover the NAT objects, RevokeAll
+// flushes their grants, Remove and the unowned-table swap (which re-adds live NAT elements) take
+// them along, and an Init without Config.NAT deletes NAT objects an earlier run left.
+//
+// What is guaranteed, fail closed as far as sesame's table goes:
+//   - DNAT exists only for granted sources: a packet is rewritten only when its source,
+//     protocol and port have a live dnat element, and the element expires in the kernel.
+//   - Forwarded packets of a live grant are marked (Config.Mark) before any filter chain; they
+//     are accepted by sesame, not let through over a host's drop. A host whose forward policy
+//     drops must accept the mark (as set-up 2 above, in its forward chain; Config.HostChain hooks
+//     INPUT only).
+//   - Whether ungranted traffic reaches a NAT target by routing through this host directly
+//     (without the DNAT) is the host's forwarding policy, not sesame's, unless
+//     Config.ForwardGuard lists the targets' prefixes: then fwd_guard drops new forwarded
+//     connections to them unless marked. Packets of connections opened while granted keep
+//     flowing after expiry (established), as with fwknopd.
+//   - The kernel forwards nothing while net.ipv4.ip_forward (net.ipv6.conf.all.forwarding) is
+//     0; ForwardingOff reports it so the daemon can warn.
+//
+// One source has one DNAT target per protocol and port: a second grant for another target
+// replaces the DNAT (and revoking either removes it), while the forward elements stay apart.
+//
 // # Refreshing a grant
 //
 // Grant must restart the timeout of an existing element, but a plain re-add of an existing

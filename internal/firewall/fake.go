@@ -8,14 +8,17 @@ import (
 	"time"
 )
 
-// Fake is an in-memory Backend for callers' unit tests. Grants expire by its clock, which is
-// time.Now unless Now is set. It is safe for concurrent use; the zero value is ready (but, like
+// Fake is an in-memory Backend for callers' unit tests. It keeps every Kind of grant, one per
+// identity (Grant.Ident). Grants expire by its clock, which is time.Now unless Now is set. It is safe for concurrent use; the zero value is ready (but, like
 // the real backend, refuses grants until Init).
 type Fake struct {
 	// Now is the clock; nil means time.Now. Set it before use.
 	Now func() time.Time
 	// Err, if set, is returned by every method (to test callers' error paths).
 	Err error
+	// NoNAT makes Forward and LocalNAT grants fail with ErrNATDisabled, as Nftables does
+	// without Config.NAT.
+	NoNAT bool
 
 	mu      sync.Mutex
 	inited  bool
@@ -25,15 +28,12 @@ type Fake struct {
 	Calls map[string]int
 }
 
-type fakeKey struct {
-	src   netip.Addr
-	proto uint8
-	port  uint16
-}
+// fakeKey is a grant's identity (Grant.Ident).
+type fakeKey = Grant
 
 type fakeVal struct {
-	timeout time.Duration
-	at      time.Time // expiry
+	g  Grant     // the grant as last made (its values and timeout)
+	at time.Time // expiry
 }
 
 var _ Backend = (*Fake)(nil)
@@ -96,7 +96,10 @@ func (f *Fake) Grant(ctx context.Context, g Grant) error {
 	if err := g.Validate(); err != nil {
 		return err
 	}
-	f.expires[fakeKey{g.Src.Unmap(), g.Proto, g.Port}] = fakeVal{g.Timeout, f.now().Add(g.Timeout)}
+	if g.Kind != Access && f.NoNAT {
+		return ErrNATDisabled
+	}
+	f.expires[g.Ident()] = fakeVal{g, f.now().Add(g.Timeout)}
 	return nil
 }
 
@@ -124,11 +127,11 @@ func (f *Fake) Revoke(ctx context.Context, g Grant) error {
 	if err := g.validateKey(); err != nil {
 		return err
 	}
-	delete(f.expires, fakeKey{g.Src.Unmap(), g.Proto, g.Port})
+	delete(f.expires, g.Ident())
 	return nil
 }
 
-// List returns the live grants, sorted by address, protocol and port.
+// List returns the live grants, sorted by address, protocol, port, kind and NAT target.
 func (f *Fake) List(ctx context.Context) ([]Entry, error) {
 	defer f.mu.Unlock()
 	if err := f.enter("List"); err != nil {
@@ -138,7 +141,9 @@ func (f *Fake) List(ctx context.Context) ([]Entry, error) {
 	now := f.now()
 	out := make([]Entry, 0, len(f.expires))
 	for k, v := range f.expires {
-		out = append(out, Entry{Grant: Grant{Src: k.src, Proto: k.proto, Port: k.port, Timeout: v.timeout}, Expires: v.at.Sub(now)})
+		g := k
+		g.Timeout, g.SNAT, g.Masquerade, g.DisableDNAT = v.g.Timeout, v.g.SNAT.Unmap(), v.g.Masquerade, v.g.DisableDNAT
+		out = append(out, Entry{Grant: g, Expires: v.at.Sub(now)})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
@@ -148,19 +153,37 @@ func (f *Fake) List(ctx context.Context) ([]Entry, error) {
 		if a.Proto != b.Proto {
 			return a.Proto < b.Proto
 		}
-		return a.Port < b.Port
+		if a.Port != b.Port {
+			return a.Port < b.Port
+		}
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		if c := a.NATAddr.Compare(b.NATAddr); c != 0 {
+			return c < 0
+		}
+		return a.NATPort < b.NATPort
 	})
 	return out, nil
 }
 
 // Allowed reports whether a packet from src to proto/port would pass now, as the kernel would
-// decide it from the grant sets.
+// decide it from the access grant sets.
 func (f *Fake) Allowed(src netip.Addr, proto uint8, port uint16) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.expire()
-	_, ok := f.expires[fakeKey{src.Unmap(), proto, port}]
+	_, ok := f.expires[Grant{Src: src.Unmap(), Proto: proto, Port: port}]
 	return ok
+}
+
+// Live returns the live grant with g's identity (Grant.Ident) and its values, if any.
+func (f *Fake) Live(g Grant) (Grant, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.expire()
+	v, ok := f.expires[g.Ident()]
+	return v.g, ok
 }
 
 // RevokeAll removes all grants.

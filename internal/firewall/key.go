@@ -70,3 +70,116 @@ func portKey(p Port) []byte {
 	binary.BigEndian.PutUint16(k[4:], p.Port)
 	return k
 }
+
+// NAT keys and values (package doc, "NAT and forwarding"), padded like grant keys:
+//
+//	dnat:   src . proto . port                          -> natAddr . natPort
+//	fwd:    src . proto . port . natAddr . natPort      -> snat (lnat: same key, no value)
+//	fwdall: src                                         -> snat
+//
+// The snat value is the SNAT address, all zeros for none and all ones for masquerade.
+
+// addrBytes returns a's 4 or 16 bytes (IPv4-mapped as IPv4).
+func addrBytes(a netip.Addr) []byte {
+	a = a.Unmap()
+	if a.Is4() {
+		b := a.As4()
+		return b[:]
+	}
+	b := a.As16()
+	return b[:]
+}
+
+// padded appends the 1-byte proto or 2-byte port field in its 4-byte register.
+func appendProto(k []byte, p uint8) []byte { return append(k, p, 0, 0, 0) }
+func appendPort(k []byte, p uint16) []byte {
+	return append(k, byte(p>>8), byte(p), 0, 0)
+}
+
+// dnatVal is the DNAT map's value for g: natAddr . natPort.
+func dnatVal(g Grant) []byte { return appendPort(addrBytes(g.NATAddr), g.NATPort) }
+
+// fwdKey is the key of g's fwd (Forward) or lnat (LocalNAT) element.
+func fwdKey(g Grant) []byte {
+	k := appendPort(appendProto(addrBytes(g.Src), g.Proto), g.Port)
+	return appendPort(append(k, addrBytes(g.NATAddr)...), g.NATPort)
+}
+
+// snatVal is the fwd/fwdall maps' value for g.
+func snatVal(g Grant) []byte {
+	v4 := isV4(g.Src)
+	switch {
+	case g.Masquerade:
+		return addrBytes(allOnes(v4))
+	case g.SNAT.IsValid():
+		return addrBytes(g.SNAT)
+	case v4:
+		return make([]byte, 4)
+	}
+	return make([]byte, 16)
+}
+
+// parseSnat sets g's SNAT or Masquerade from a value read back.
+func parseSnat(g *Grant, v []byte) error {
+	var a netip.Addr
+	switch len(v) {
+	case 4:
+		a = netip.AddrFrom4([4]byte(v))
+	case 16:
+		a = netip.AddrFrom16([16]byte(v))
+	default:
+		return fmt.Errorf("snat value of %d bytes", len(v))
+	}
+	switch {
+	case a.IsUnspecified():
+	case a == allOnes(a.Is4()):
+		g.Masquerade = true
+	default:
+		g.SNAT = a
+	}
+	return nil
+}
+
+// parseFwdKey decodes a fwd or lnat key into g's Src, Proto, Port, NATAddr and NATPort.
+func parseFwdKey(k []byte) (Grant, error) {
+	n := 4
+	if len(k) == 44 {
+		n = 16
+	} else if len(k) != 20 {
+		return Grant{}, fmt.Errorf("forward key of %d bytes, want 20 or 44", len(k))
+	}
+	g, err := parseKey(k[:n+8])
+	if err != nil {
+		return Grant{}, err
+	}
+	rest := k[n+8:]
+	if n == 4 {
+		g.NATAddr = netip.AddrFrom4([4]byte(rest[:4]))
+	} else {
+		g.NATAddr = netip.AddrFrom16([16]byte(rest[:16]))
+	}
+	p := rest[n:]
+	if p[2]|p[3] != 0 {
+		return Grant{}, fmt.Errorf("forward key %x: non-zero padding", k)
+	}
+	g.NATPort = binary.BigEndian.Uint16(p)
+	return g, nil
+}
+
+// parseDnat decodes a DNAT element into its key grant (Src, Proto, Port) and target.
+func parseDnat(k, v []byte) (Grant, netip.AddrPort, error) {
+	g, err := parseKey(k)
+	if err != nil {
+		return Grant{}, netip.AddrPort{}, err
+	}
+	var a netip.Addr
+	switch len(v) {
+	case 8:
+		a = netip.AddrFrom4([4]byte(v[:4]))
+	case 20:
+		a = netip.AddrFrom16([16]byte(v[:16]))
+	default:
+		return Grant{}, netip.AddrPort{}, fmt.Errorf("dnat value of %d bytes", len(v))
+	}
+	return g, netip.AddrPortFrom(a, binary.BigEndian.Uint16(v[len(v)-4:])), nil
+}

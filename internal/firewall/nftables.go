@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -139,13 +140,19 @@ func (n *Nftables) init(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("nftables init: %w", err)
 	}
-	err = n.build(flags, false, nil, time.Time{})
+	var stale []string // NAT sets and chains a run with Config.NAT left, to delete without it
+	if tbl != nil && !n.cfg.NAT {
+		if stale, err = n.staleNAT(); err != nil {
+			return fmt.Errorf("nftables init: %w", err)
+		}
+	}
+	err = n.build(flags, false, nil, time.Time{}, stale)
 	if err != nil && tbl != nil && !isPerm(err) {
 		// The table exists with other flags (unowned from an older sesame or the fallback, or
 		// owned from a run with ownership): swap it in one transaction, live grants included.
 		var live []Entry
 		if live, err = n.list(); err == nil {
-			err = n.build(flags, true, live, time.Now())
+			err = n.build(flags, true, live, time.Now(), nil)
 		}
 	}
 	if isPerm(err) {
@@ -153,6 +160,11 @@ func (n *Nftables) init(ctx context.Context) error {
 	}
 	if err != nil {
 		return fmt.Errorf("nftables init: table inet %s: %w", n.cfg.TableName, err)
+	}
+	if n.cfg.NAT {
+		if err := n.probeDestroy(); err != nil {
+			return fmt.Errorf("nftables init: %w", err)
+		}
 	}
 	n.fast = false
 	if !n.noFast {
@@ -195,7 +207,7 @@ func (n *Nftables) table() (*nftables.Table, error) {
 // (listed) to the swap has surely passed for all of them (with 100,000 grants, seconds), so it
 // is taken off. What passed during the dump is not: a grant may outlive its time by up to the
 // dump's duration, but never ends early.
-func (n *Nftables) build(flags uint32, swap bool, live []Entry, listed time.Time) error {
+func (n *Nftables) build(flags uint32, swap bool, live []Entry, listed time.Time, stale []string) error {
 	o := n.obj
 	c := n.s.rec
 	var head []netlink.Message
@@ -227,10 +239,20 @@ func (n *Nftables) build(flags uint32, swap bool, live []Entry, listed time.Time
 			return fmt.Errorf("guard ports: %w", err)
 		}
 	}
+	if n.cfg.NAT {
+		if err := addNAT(c, o, n.cfg.Mark, n.cfg.ForwardGuard); err != nil {
+			return fmt.Errorf("nat: %w", err)
+		}
+	}
 	c.AddChain(o.mark)
 	c.FlushChain(o.mark)
 	c.AddRule(&nftables.Rule{Table: o.table, Chain: o.mark, Exprs: markRule4(o, n.cfg.Mark)})
 	c.AddRule(&nftables.Rule{Table: o.table, Chain: o.mark, Exprs: markRule6(o, n.cfg.Mark)})
+	if n.cfg.NAT {
+		for _, e := range markNAT(o, n.cfg.Mark) {
+			c.AddRule(&nftables.Rule{Table: o.table, Chain: o.mark, Exprs: e})
+		}
+	}
 	// The guard chain is always there: with no guarded ports its drop rule matches nothing, and a
 	// chain that always exists makes a missing one an unambiguous sign of tampering.
 	c.AddChain(o.guard)
@@ -241,6 +263,7 @@ func (n *Nftables) build(flags uint32, swap bool, live []Entry, listed time.Time
 	}
 	c.AddRule(&nftables.Rule{Table: o.table, Chain: o.guard, Exprs: markAccept(n.cfg.Mark)})
 	c.AddRule(&nftables.Rule{Table: o.table, Chain: o.guard, Exprs: guardDrop(o)})
+	deleteStale(c, o, stale)
 	body, err := n.s.take()
 	if err != nil {
 		return err
@@ -266,6 +289,20 @@ func (n *Nftables) build(flags uint32, swap bool, live []Entry, listed time.Time
 				msgs = append(msgs, m)
 			}
 		}
+		if n.cfg.NAT {
+			order, bs := bySet(n.liveNAT(live))
+			for _, s := range order {
+				for elems := bs[s]; len(elems) > 0; {
+					chunk := elems[:min(len(elems), grantsPerBatch)]
+					elems = elems[len(chunk):]
+					m, err := expiringMsg(s, chunk)
+					if err != nil {
+						return err
+					}
+					msgs = append(msgs, m)
+				}
+			}
+		}
 	}
 	return n.s.send(msgs)
 }
@@ -273,7 +310,7 @@ func (n *Nftables) build(flags uint32, swap bool, live []Entry, listed time.Time
 // liveElements turns listed entries into elements that keep their timeout and time left.
 func liveElements(es []Entry) (v4, v6 []nftables.SetElement) {
 	for _, e := range es {
-		if e.Expires < time.Millisecond {
+		if e.Expires < time.Millisecond || e.Kind != Access {
 			continue
 		}
 		el := nftables.SetElement{Key: grantKey(e.Grant), Timeout: max(e.Timeout, e.Expires), Expires: e.Expires}
@@ -306,7 +343,7 @@ const grantsPerBatch = 1000
 // again, which leaves every element with a fresh timeout on every kernel.
 func (n *Nftables) GrantMany(ctx context.Context, gs []Grant) error {
 	for _, g := range gs {
-		if err := g.Validate(); err != nil {
+		if err := n.validate(g, g.Validate); err != nil {
 			return err
 		}
 	}
@@ -329,9 +366,24 @@ func (n *Nftables) GrantMany(ctx context.Context, gs []Grant) error {
 }
 
 func (n *Nftables) grantChunk(chunk []Grant) error {
-	v4, v6 := elements(chunk, true)
-	d4, d6 := elements(chunk, false)
-	var extra []netlink.Message
+	var nat []setElem
+	access := chunk
+	for i, g := range chunk {
+		if g.Kind != Access {
+			if len(nat) == 0 {
+				access = append([]Grant(nil), chunk[:i]...)
+			}
+			nat = append(nat, n.elementsOf(g)...)
+		} else if len(nat) > 0 {
+			access = append(access, g)
+		}
+	}
+	extra, err := natMsgs(nat, false)
+	if err != nil {
+		return err
+	}
+	v4, v6 := elements(access, true)
+	d4, d6 := elements(access, false)
 	for _, fam := range []struct {
 		set        *nftables.Set
 		elems, del []nftables.SetElement
@@ -376,16 +428,28 @@ func elements(gs []Grant, withTimeout bool) (v4, v6 []nftables.SetElement) {
 	return v4, v6
 }
 
-// Revoke removes g (its Timeout is ignored). It is idempotent: the element is added with a
-// short timeout and deleted in one transaction, so a missing element is no error.
+// Revoke removes g (its Timeout and values are ignored). It is idempotent: an access element is
+// added with a short timeout and deleted in one transaction, NAT elements are destroyed
+// (NFT_MSG_DESTROYSETELEM), so a missing element is no error. Revoking a Forward or LocalNAT
+// grant removes its source's DNAT for that protocol and port, whatever its target.
 func (n *Nftables) Revoke(ctx context.Context, g Grant) error {
-	if err := g.validateKey(); err != nil {
+	if err := n.validate(g, g.validateKey); err != nil {
 		return err
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
 		return ErrClosed
+	}
+	if g.Kind != Access {
+		msgs, err := natMsgs(n.elementsOf(g), true)
+		if err == nil {
+			err = n.s.send(msgs)
+		}
+		if err != nil {
+			return fmt.Errorf("nftables revoke %v: %w", g, err)
+		}
+		return nil
 	}
 	set := n.obj.grants6
 	if isV4(g.Src) {
@@ -404,7 +468,7 @@ func (n *Nftables) Revoke(ctx context.Context, g Grant) error {
 	return nil
 }
 
-// RevokeAll removes every grant (FLUSH_IPT_AT_INIT/EXIT Y, --fw-flush). The guard and the hooks
+// RevokeAll removes every grant, NAT grants included (FLUSH_IPT_AT_INIT/EXIT Y, --fw-flush). The guard and the hooks
 // stay, so the guarded ports are closed to everyone afterwards.
 func (n *Nftables) RevokeAll(ctx context.Context) error {
 	n.mu.Lock()
@@ -419,6 +483,11 @@ func (n *Nftables) RevokeAll(ctx context.Context) error {
 	}
 	n.s.rec.FlushSet(n.obj.grants4)
 	n.s.rec.FlushSet(n.obj.grants6)
+	if n.cfg.NAT {
+		for _, s := range n.obj.nat.sets() {
+			n.s.rec.FlushSet(s)
+		}
+	}
 	if err := n.write(); err != nil {
 		if isPerm(err) {
 			err = ErrOwned
@@ -428,7 +497,8 @@ func (n *Nftables) RevokeAll(ctx context.Context) error {
 	return nil
 }
 
-// List returns the live grants with their time left, IPv4 first, in kernel order. It fails
+// List returns the live grants with their time left: access grants (IPv4 first, in kernel
+// order), then with Config.NAT the Forward and LocalNAT grants read back from the NAT sets. It fails
 // with ErrNoTable if sesame's table does not exist.
 //
 // List dumps the sets over netlink, and the kernel restarts its walk of a hash set from the
@@ -449,6 +519,18 @@ func (n *Nftables) List(ctx context.Context) ([]Entry, error) {
 }
 
 func (n *Nftables) list() ([]Entry, error) {
+	out, err := n.listAccess()
+	if err != nil || !n.cfg.NAT {
+		return out, err
+	}
+	if ok, err := n.hasNATSets(); err != nil || !ok {
+		return out, err // a table from a run without NAT
+	}
+	nat, err := n.listNAT()
+	return append(out, nat...), err
+}
+
+func (n *Nftables) listAccess() ([]Entry, error) {
 	var out []Entry
 	for _, s := range []*nftables.Set{n.obj.grants4, n.obj.grants6} {
 		elems, err := n.s.lib.GetSetElements(s)
@@ -521,4 +603,72 @@ func (n *Nftables) Close() error {
 	}
 	n.closed = true
 	return n.s.close()
+}
+
+// validate runs check (Validate or validateKey) and refuses NAT kinds without Config.NAT.
+func (n *Nftables) validate(g Grant, check func() error) error {
+	if err := check(); err != nil {
+		return err
+	}
+	if g.Kind != Access && !n.cfg.NAT {
+		return fmt.Errorf("grant %v: %w", g, ErrNATDisabled)
+	}
+	return nil
+}
+
+// hasNATSets reports whether sesame's table has the NAT sets.
+func (n *Nftables) hasNATSets() (bool, error) {
+	sets, err := n.s.lib.GetSets(n.obj.table)
+	if err != nil {
+		return false, fmt.Errorf("list sets: %w", err)
+	}
+	for _, s := range sets {
+		if s.Name == setDnat4 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// staleNAT names the NAT chains and sets in sesame's table (which exists).
+func (n *Nftables) staleNAT() ([]string, error) {
+	var names []string
+	chains, err := n.s.lib.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("list chains: %w", err)
+	}
+	for _, c := range chains {
+		for _, nc := range n.obj.nat.chains() {
+			if c.Table.Name == n.obj.table.Name && c.Name == nc.Name {
+				names = append(names, "chain "+c.Name)
+			}
+		}
+	}
+	sets, err := n.s.lib.GetSets(n.obj.table)
+	if err != nil {
+		return nil, fmt.Errorf("list sets: %w", err)
+	}
+	for _, s := range sets {
+		for _, ns := range n.obj.nat.allSets() {
+			if s.Name == ns.Name {
+				names = append(names, "set "+s.Name)
+			}
+		}
+	}
+	return names, nil
+}
+
+// deleteStale queues the deletion of the named NAT chains (first: their rules use the sets) and
+// sets.
+func deleteStale(c *nftables.Conn, o objects, stale []string) {
+	for _, ch := range o.nat.chains() {
+		if slices.Contains(stale, "chain "+ch.Name) {
+			c.DelChain(ch)
+		}
+	}
+	for _, s := range o.nat.allSets() {
+		if slices.Contains(stale, "set "+s.Name) {
+			c.DelSet(s)
+		}
+	}
 }

@@ -24,7 +24,7 @@ func nfgen(family uint8, resID uint16) []byte {
 
 // expiringMsg builds an add of elems to set in which every element carries
 // NFTA_SET_ELEM_TIMEOUT (its Timeout) and NFTA_SET_ELEM_EXPIRATION (its Expires, or its Timeout
-// if Expires is zero), so existing elements restart their timeout (on kernels that support
+// if Expires is zero) and, in a map, NFTA_SET_ELEM_DATA (its Val), so existing elements restart their timeout (on kernels that support
 // updates) and new ones start with Expires left. In nft syntax:
 //
 //	add element inet sesame grants4 { 192.0.2.7 . tcp . 22 timeout 30s expires 30s }
@@ -39,11 +39,19 @@ func expiringMsg(set *nftables.Set, elems []nftables.SetElement) (netlink.Messag
 		if e.Expires != 0 {
 			expires = e.Expires
 		}
-		item, err := netlink.MarshalAttributes([]netlink.Attribute{
+		attrs := []netlink.Attribute{
 			{Type: unix.NLA_F_NESTED | unix.NFTA_SET_ELEM_KEY, Data: key},
 			{Type: unix.NFTA_SET_ELEM_TIMEOUT, Data: binary.BigEndian.AppendUint64(nil, uint64(e.Timeout.Milliseconds()))},
 			{Type: unix.NFTA_SET_ELEM_EXPIRATION, Data: binary.BigEndian.AppendUint64(nil, uint64(expires.Milliseconds()))},
-		})
+		}
+		if len(e.Val) > 0 { // a map element's value
+			val, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NFTA_DATA_VALUE, Data: e.Val}})
+			if err != nil {
+				return netlink.Message{}, err
+			}
+			attrs = append(attrs, netlink.Attribute{Type: unix.NLA_F_NESTED | unix.NFTA_SET_ELEM_DATA, Data: val})
+		}
+		item, err := netlink.MarshalAttributes(attrs)
 		if err != nil {
 			return netlink.Message{}, err
 		}

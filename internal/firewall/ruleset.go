@@ -41,12 +41,14 @@ type objects struct {
 	guarded *nftables.Set
 	mark    *nftables.Chain
 	guard   *nftables.Chain
+	nat     natObjects // used with Config.NAT
 }
 
 func newObjects(tableName string) objects {
 	t := &nftables.Table{Name: tableName, Family: nftables.TableFamilyINet}
 	return objects{
 		table: t,
+		nat:   newNatObjects(t),
 		grants4: &nftables.Set{Table: t, Name: setGrants4, KeyType: keyType4, HasTimeout: true,
 			Concatenation: true, Comment: "sesame grants (kernel-expired)"},
 		grants6: &nftables.Set{Table: t, Name: setGrants6, KeyType: keyType6, HasTimeout: true,

@@ -101,8 +101,9 @@ func (s *sock) take() ([]netlink.Message, error) {
 
 // send sends msgs as one transaction on the owning socket and waits for the kernel's verdict.
 // Every message asks for an acknowledgement and none for an echo, so the kernel answers each
-// with exactly one ack or error (all answers are queued before SendMessages returns: netlink
-// delivers to the kernel synchronously). After an error the rest is drained so no stale answer is left on the socket.
+// with exactly one ack or error. After an error send still reads the rest of the transaction's
+// answers (waiting up to a second for them: an aborted transaction's answers may trail the
+// first error) and then drains, so no stale answer is left on the socket.
 func (s *sock) send(msgs []netlink.Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -128,8 +129,23 @@ func (s *sock) send(msgs []netlink.Message) error {
 	for got := 0; got < len(msgs); {
 		replies, err := s.nl.Receive()
 		if err != nil {
-			first = err
-			break
+			if first != nil && isTimeout(err) {
+				break // the rest never came: drain below
+			}
+			if first == nil {
+				first = err
+				if !isReply(err) {
+					break
+				}
+				// The rest of a failed transaction's answers can come later (measured: ~100 ms
+				// after the first, for a transaction with NAT chains); wait for all of them so
+				// none is read as the answer to the next request.
+				if s.nl.SetReadDeadline(time.Now().Add(time.Second)) != nil {
+					break
+				}
+			}
+			got++
+			continue
 		}
 		for _, r := range replies {
 			if r.Header.Type == netlink.Error {
@@ -141,6 +157,12 @@ func (s *sock) send(msgs []netlink.Message) error {
 		s.drain()
 	}
 	return first
+}
+
+// isReply reports whether err is the kernel's answer to one message (a netlink error reply).
+func isReply(err error) bool {
+	var oe *netlink.OpError
+	return errors.As(err, &oe) && oe.Err != nil && !isTimeout(err)
 }
 
 // defaultSndbuf is a send size every kernel's default buffer takes (net.core.wmem_default is
@@ -183,15 +205,17 @@ func (s *sock) fit(batch []netlink.Message) error {
 	return nil
 }
 
-// drain discards answers still queued after a failed transaction. (A deadline already past
-// would make Receive time out without reading, hence the short one in the future.)
+// drain discards answers still queued after a failed transaction. A read whose deadline has
+// passed times out without reading, so each read gets its own short deadline (one for the whole
+// loop ran out while a large transaction's answers were still queued).
 func (s *sock) drain() {
-	if s.nl.SetReadDeadline(time.Now().Add(2*time.Millisecond)) != nil {
-		return
-	}
 	defer s.nl.SetReadDeadline(time.Time{})
 	for i := 0; i < 1<<16; i++ {
-		if _, err := s.nl.Receive(); err != nil && isTimeout(err) {
+		if s.nl.SetReadDeadline(time.Now().Add(2*time.Millisecond)) != nil {
+			return
+		}
+		_, err := s.nl.Receive()
+		if err != nil && isTimeout(err) {
 			return
 		}
 	}

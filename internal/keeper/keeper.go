@@ -4,8 +4,9 @@
 //
 // A Keeper sits between the packet pipeline and the firewall backend. Every grant goes through
 // it: it merges the grant into the ledger (the daemon's own record of live grants; the later
-// expiry wins, so a shorter knock never cuts a longer grant) and sends the kernel the merged
-// time. Start reconciles the ledger with the kernel (grants the kernel lost are restored with
+// expiry wins per full key, kind and NAT target included, so a shorter knock never cuts a longer
+// grant) and sends the kernel the merged time and the values (SNAT, Masquerade, DisableDNAT)
+// that went with it. Start reconciles the ledger with the kernel (grants the kernel lost are restored with
 // their time left, grants only the kernel has are adopted). Run watches the kernel's ruleset
 // events (internal/nfevents): when anyone else deletes or flushes something of sesame's (its
 // table, chains, sets, or its hook rule in a host chain), it runs the backend's Check, rebuilds
@@ -109,10 +110,9 @@ func (k *Keeper) Start(ctx context.Context, revokeAll bool) (restored, adopted i
 	have := map[ledger.Key]time.Time{}
 	var adopt []ledger.Entry
 	for _, e := range kernel {
-		key := ledger.Key{Src: e.Src.Unmap(), Proto: e.Proto, Port: e.Port}
-		exp := before.Add(e.Expires)
-		have[key] = exp
-		adopt = append(adopt, ledger.Entry{Key: key, Expires: exp})
+		le := EntryOf(e.Grant, before.Add(e.Expires))
+		have[le.Key] = le.Expires
+		adopt = append(adopt, le)
 	}
 	k.cfg.Ledger.Record(adopt)
 	var restore []firewall.Grant
@@ -138,7 +138,29 @@ func grantOf(e ledger.Entry, now time.Time) (firewall.Grant, bool) {
 	if left < time.Millisecond {
 		return firewall.Grant{}, false
 	}
-	return firewall.Grant{Src: e.Src, Proto: e.Proto, Port: e.Port, Timeout: min(left, firewall.MaxTimeout), Stanza: e.Stanza}, true
+	g := GrantOf(e)
+	g.Timeout = min(left, firewall.MaxTimeout)
+	return g, true
+}
+
+// KeyOf is the ledger key of g: its identity (firewall.Grant.Ident), kind and NAT target
+// included.
+func KeyOf(g firewall.Grant) ledger.Key {
+	return ledger.Key{Src: g.Src.Unmap(), Proto: g.Proto, Port: g.Port, Kind: ledger.Kind(g.Kind),
+		NATAddr: g.NATAddr.Unmap(), NATPort: g.NATPort, ForwardAll: g.ForwardAll}
+}
+
+// EntryOf is the ledger entry of g ending at expires, with g's stanza and NAT values.
+func EntryOf(g firewall.Grant, expires time.Time) ledger.Entry {
+	return ledger.Entry{Key: KeyOf(g), Expires: expires, Stanza: g.Stanza, SNAT: g.SNAT.Unmap(),
+		Masquerade: g.Masquerade, DisableDNAT: g.DisableDNAT}
+}
+
+// GrantOf is the grant that e records, without a timeout.
+func GrantOf(e ledger.Entry) firewall.Grant {
+	return firewall.Grant{Src: e.Src, Proto: e.Proto, Port: e.Port, Stanza: e.Stanza, Kind: firewall.Kind(e.Kind),
+		NATAddr: e.NATAddr, NATPort: e.NATPort, ForwardAll: e.ForwardAll, SNAT: e.SNAT, Masquerade: e.Masquerade,
+		DisableDNAT: e.DisableDNAT}
 }
 
 // Grant is GrantMany for one grant.
@@ -160,12 +182,15 @@ func (k *Keeper) GrantMany(ctx context.Context, gs []firewall.Grant) error {
 	now := k.cfg.Now()
 	es := make([]ledger.Entry, len(gs))
 	for i, g := range gs {
-		es[i] = ledger.Entry{Key: ledger.Key{Src: g.Src.Unmap(), Proto: g.Proto, Port: g.Port}, Expires: now.Add(g.Timeout), Stanza: g.Stanza}
+		es[i] = EntryOf(g, now.Add(g.Timeout))
 	}
 	merged := k.cfg.Ledger.Record(es)
 	out := make([]firewall.Grant, 0, len(merged))
 	for i, e := range merged {
 		g := gs[i]
+		// The kernel gets what the ledger keeps: the merged expiry and, for a NAT grant, the
+		// values that went with it (so a heal restores exactly what is live).
+		g.SNAT, g.Masquerade, g.DisableDNAT, g.Stanza = e.SNAT, e.Masquerade, e.DisableDNAT, e.Stanza
 		g.Timeout = min(max(e.Expires.Sub(now).Truncate(time.Millisecond), g.Timeout), firewall.MaxTimeout)
 		out = append(out, g)
 	}
@@ -200,9 +225,10 @@ func (k *Keeper) Revoke(ctx context.Context, keys []ledger.Key) error {
 	done := make([]ledger.Key, 0, len(keys))
 	var err error
 	for _, key := range keys {
-		g := firewall.Grant{Src: key.Src.Unmap(), Proto: key.Proto, Port: key.Port}
+		g := GrantOf(ledger.Entry{Key: key})
+		g.Src = g.Src.Unmap()
 		if err = k.cfg.Backend.Revoke(ctx, g); err != nil {
-			err = fmt.Errorf("revoke %v %d/%d: %w", g.Src, g.Proto, g.Port, err)
+			err = fmt.Errorf("revoke %v: %w", g, err)
 			break
 		}
 		done = append(done, key)
@@ -239,11 +265,11 @@ func (k *Keeper) checkLocked(ctx context.Context, why string) ([]string, error) 
 	return missing, k.heal(ctx, why+": missing "+strings.Join(missing, ", "), lostGrants(missing))
 }
 
-// lostGrants reports whether what Check found missing took grants with it (the table or a grant
-// set); a lost hook or chain leaves the grant sets' elements in place.
+// lostGrants reports whether what Check found missing took grants with it (the table or a set
+// of grants, NAT sets included); a lost hook or chain leaves the sets' elements in place.
 func lostGrants(missing []string) bool {
 	for _, m := range missing {
-		if strings.HasPrefix(m, "table") || strings.HasPrefix(m, "set grants") {
+		if strings.HasPrefix(m, "table") || strings.HasPrefix(m, "set ") && m != "set guarded" {
 			return true
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // header is the first line of a ledger file.
@@ -23,10 +24,30 @@ type LoadStats struct {
 	Torn      bool // the file ended in a line without its newline (a write cut short), ignored
 }
 
-// rec is an entry's value in memory: expiry in Unix milliseconds and stanza.
+// rec is an entry's value in memory: expiry in Unix milliseconds, stanza and NAT values.
 type rec struct {
 	exp    int64
 	stanza int
+	snat   netip.Addr
+	masq   bool
+	nodnat bool
+}
+
+// recOf is e's value for the normalised key k (no NAT values on other than forward keys).
+func recOf(k Key, e Entry) rec {
+	r := rec{exp: ceilMilli(e.Expires), stanza: e.Stanza}
+	if k.Kind == Forward {
+		r.masq, r.nodnat = e.Masquerade, e.DisableDNAT && !k.ForwardAll
+		if !r.masq && e.SNAT.IsValid() {
+			r.snat = e.SNAT.Unmap().WithZone("")
+		}
+	}
+	return r
+}
+
+// entry is the Entry of k with value r.
+func (r rec) entry(k Key) Entry {
+	return Entry{Key: k, Expires: time.UnixMilli(r.exp), Stanza: r.stanza, SNAT: r.snat, Masquerade: r.masq, DisableDNAT: r.nodnat}
 }
 
 // parse replays a ledger file into a map of the entries live at nowMs.
@@ -75,7 +96,7 @@ func parse(data []byte, nowMs int64) (map[Key]rec, LoadStats, error) {
 
 // apply replays one record line into m; false if it does not parse.
 func apply(m map[Key]rec, line string) bool {
-	var f [7]string
+	var f [11]string // one more than the longest line, so a longer line is malformed
 	n := 0
 	for n < len(f) {
 		i := strings.IndexByte(line, ' ')
@@ -91,7 +112,7 @@ func apply(m map[Key]rec, line string) bool {
 	case n == 1 && f[0] == "*":
 		clear(m)
 		return true
-	case n == 6 && f[0] == "+":
+	case (n == 6 || n == 10) && f[0] == "+":
 		exp, err := strconv.ParseInt(f[1], 10, 64)
 		if err != nil {
 			return false
@@ -104,10 +125,22 @@ func apply(m map[Key]rec, line string) bool {
 		if err != nil {
 			return false
 		}
-		m[k] = rec{exp: exp, stanza: stanza}
+		r := rec{exp: exp, stanza: stanza}
+		if n == 10 {
+			if k, ok = parseNAT(k, f[6], f[7]); !ok {
+				return false
+			}
+			if r, ok = parseValues(k, r, f[8], f[9]); !ok {
+				return false
+			}
+		}
+		m[k] = r
 		return true
-	case n == 4 && f[0] == "-":
+	case (n == 4 || n == 6) && f[0] == "-":
 		k, ok := parseKey(f[1], f[2], f[3])
+		if ok && n == 6 {
+			k, ok = parseNAT(k, f[4], f[5])
+		}
 		if !ok {
 			return false
 		}
@@ -115,6 +148,57 @@ func apply(m map[Key]rec, line string) bool {
 		return true
 	}
 	return false
+}
+
+// parseNAT adds the kind and target fields to k.
+func parseNAT(k Key, kind, nat string) (Key, bool) {
+	switch kind {
+	case kindNames[Forward]:
+		k.Kind = Forward
+	case kindNames[LocalNAT]:
+		k.Kind = LocalNAT
+	default:
+		return Key{}, false
+	}
+	if nat == "-" {
+		if k.Kind != Forward {
+			return Key{}, false
+		}
+		k.ForwardAll = true
+		return k, true
+	}
+	ap, err := netip.ParseAddrPort(nat)
+	if err != nil || ap.Addr().Zone() != "" || ap.Addr().Is4In6() {
+		return Key{}, false
+	}
+	k.NATAddr, k.NATPort = ap.Addr(), ap.Port()
+	return k, true
+}
+
+// parseValues reads a NAT line's snat and opts fields into r.
+func parseValues(k Key, r rec, snat, opts string) (rec, bool) {
+	switch snat {
+	case "-":
+	case "masq":
+		r.masq = true
+	default:
+		a, err := netip.ParseAddr(snat)
+		if err != nil || a.Zone() != "" || a.Is4In6() {
+			return rec{}, false
+		}
+		r.snat = a
+	}
+	switch opts {
+	case "-":
+	case "nodnat":
+		r.nodnat = true
+	default:
+		return rec{}, false
+	}
+	if k.Kind != Forward && (r.masq || r.snat.IsValid() || r.nodnat) || k.ForwardAll && r.nodnat {
+		return rec{}, false
+	}
+	return r, true
 }
 
 func parseKey(src, proto, port string) (Key, bool) {
@@ -141,13 +225,44 @@ func appendAdd(b []byte, k Key, r rec) []byte {
 	b = appendKey(b, k)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(r.stanza), 10)
+	if k.Kind != Access {
+		b = appendNAT(b, k)
+		b = append(b, ' ')
+		switch {
+		case r.masq:
+			b = append(b, "masq"...)
+		case r.snat.IsValid():
+			b = r.snat.AppendTo(b)
+		default:
+			b = append(b, '-')
+		}
+		if r.nodnat {
+			b = append(b, " nodnat"...)
+		} else {
+			b = append(b, " -"...)
+		}
+	}
 	return append(b, '\n')
+}
+
+// appendNAT formats " <kind> <nat>".
+func appendNAT(b []byte, k Key) []byte {
+	b = append(b, ' ')
+	b = append(b, kindNames[k.Kind]...)
+	b = append(b, ' ')
+	if k.ForwardAll {
+		return append(b, '-')
+	}
+	return netip.AddrPortFrom(k.NATAddr, k.NATPort).AppendTo(b)
 }
 
 // appendRemove formats a "-" line.
 func appendRemove(b []byte, k Key) []byte {
 	b = append(b, "- "...)
 	b = appendKey(b, k)
+	if k.Kind != Access {
+		b = appendNAT(b, k)
+	}
 	return append(b, '\n')
 }
 

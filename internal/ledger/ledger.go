@@ -5,7 +5,8 @@
 //
 // # Merge rule
 //
-// One grant per (source address, protocol, port). A new grant for a key that has a live one
+// One grant per Key: (source address, protocol, port), plus kind and target for NAT grants. A
+// new grant for a key that has a live one
 // keeps the later expiry, as fwknopd does: a shorter knock never cuts a longer grant. The
 // stanza goes with the expiry that wins (the new one on a tie).
 //
@@ -15,9 +16,15 @@
 //
 //	# sesame grant ledger v1
 //	+ <expires> <src> <proto> <port> <stanza>
+//	+ <expires> <src> <proto> <port> <stanza> <kind> <nat> <snat> <opts>
 //	- <src> <proto> <port>
+//	- <src> <proto> <port> <kind> <nat>
 //	*
 //
+// The longer forms are NAT grants: kind "forward" or "local-nat"; nat the target as
+// netip.AddrPort text ("10.0.0.5:22", "[fd00::5]:22") or "-" for a forward of everything
+// (FORWARD_ALL); snat an address, "masq" or "-"; opts "nodnat" (DisableDNAT) or "-". Lines of
+// the short forms, all a file before NAT grants had, are access grants.
 // The first line is exactly the header; a file with any other first line is refused, never
 // rewritten. "+" sets the entry for a key (expires in Unix milliseconds; src in netip text
 // form, IPv4-mapped addresses unmapped; proto, port and stanza in decimal), "-" removes it,
@@ -50,16 +57,50 @@ import (
 	"github.com/sesame-spa/sesame/internal/safefile"
 )
 
-// Key identifies a grant.
+// Key identifies a grant: for an access grant (Kind 0) its source, protocol and port; a NAT
+// grant (firewall.Forward, firewall.LocalNAT) adds its kind and target, as firewall.Grant.Ident.
 type Key struct {
 	Src   netip.Addr // stored unmapped and without zone
 	Proto uint8      // IP protocol number (6 tcp, 17 udp)
 	Port  uint16
+
+	Kind       Kind       // 0 access, 1 forward, 2 local NAT (firewall.Kind's values)
+	NATAddr    netip.Addr // stored unmapped and without zone
+	NATPort    uint16
+	ForwardAll bool // Kind forward without a target (FORWARD_ALL)
 }
 
+// Kind is a grant's kind, numbered as firewall.Kind.
+type Kind uint8
+
+// Kinds.
+const (
+	Access Kind = iota
+	Forward
+	LocalNAT
+)
+
+var kindNames = [...]string{"access", "forward", "local-nat"}
+
+// norm normalises k: addresses unmapped without zone; no NAT fields on an access key; a
+// forward key without a NAT address, or with ForwardAll, is ForwardAll with no target.
 func (k Key) norm() Key {
 	k.Src = k.Src.Unmap().WithZone("")
+	k.NATAddr = k.NATAddr.Unmap().WithZone("")
+	switch {
+	case k.Kind == Access:
+		k.NATAddr, k.NATPort, k.ForwardAll = netip.Addr{}, 0, false
+	case k.Kind == Forward && (k.ForwardAll || !k.NATAddr.IsValid()):
+		k.NATAddr, k.NATPort, k.ForwardAll = netip.Addr{}, 0, true
+	case k.Kind == LocalNAT:
+		k.ForwardAll = false
+	}
 	return k
+}
+
+// storable reports whether a normalised key can be recorded (and written and read back).
+func (k Key) storable() bool {
+	return k.Src.IsValid() && int(k.Kind) < len(kindNames) && (k.Kind != LocalNAT || k.NATAddr.IsValid())
 }
 
 // Entry is a grant and when it ends.
@@ -67,6 +108,12 @@ type Entry struct {
 	Key
 	Expires time.Time // absolute wall-clock time, kept to the millisecond (rounded up)
 	Stanza  int       // the access.conf stanza that granted it
+
+	// A forward grant's source rewriting (firewall.Grant's fields of the same names); they go
+	// with the expiry that wins, like Stanza. Masquerade wins over SNAT.
+	SNAT        netip.Addr
+	Masquerade  bool
+	DisableDNAT bool
 }
 
 // ErrClosed is returned by Sync after Close.
@@ -155,13 +202,13 @@ func (l *Ledger) Record(es []Entry) []Entry {
 	n := 0
 	for i, e := range es {
 		k := e.Key.norm()
-		r := rec{exp: ceilMilli(e.Expires), stanza: e.Stanza}
+		r := recOf(k, e)
 		if old, ok := l.m[k]; ok && old.exp > nowMs && (old.exp > r.exp || old == r) {
-			out[i] = Entry{Key: k, Expires: time.UnixMilli(old.exp), Stanza: old.stanza}
+			out[i] = old.entry(k)
 			continue
 		}
-		out[i] = Entry{Key: k, Expires: time.UnixMilli(r.exp), Stanza: r.stanza}
-		if r.exp <= nowMs || !k.Src.IsValid() {
+		out[i] = r.entry(k)
+		if r.exp <= nowMs || !k.storable() {
 			continue
 		}
 		l.m[k] = r
@@ -217,7 +264,7 @@ func (l *Ledger) Unsorted() []Entry {
 	l.sweepLocked(nowMs)
 	out := make([]Entry, 0, len(l.m))
 	for k, r := range l.m {
-		out = append(out, Entry{Key: k, Expires: time.UnixMilli(r.exp), Stanza: r.stanza})
+		out = append(out, r.entry(k))
 	}
 	return out
 }
@@ -230,7 +277,7 @@ func (l *Ledger) Live() []Entry {
 	es := sorted(l.m)
 	out := make([]Entry, len(es))
 	for i, e := range es {
-		out[i] = Entry{Key: e.k, Expires: time.UnixMilli(e.r.exp), Stanza: e.r.stanza}
+		out[i] = e.r.entry(e.k)
 	}
 	return out
 }
@@ -367,7 +414,8 @@ func sorted(m map[Key]rec) []kr {
 	}
 	slices.SortFunc(es, func(a, b kr) int {
 		return cmp.Or(cmp.Compare(a.r.exp, b.r.exp), a.k.Src.Compare(b.k.Src),
-			cmp.Compare(a.k.Proto, b.k.Proto), cmp.Compare(a.k.Port, b.k.Port))
+			cmp.Compare(a.k.Proto, b.k.Proto), cmp.Compare(a.k.Port, b.k.Port), cmp.Compare(a.k.Kind, b.k.Kind),
+			a.k.NATAddr.Compare(b.k.NATAddr), cmp.Compare(a.k.NATPort, b.k.NATPort))
 	})
 	return es
 }

@@ -217,7 +217,7 @@ func TestLoadTornAndMalformed(t *testing.T) {
 	os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o600) // the last line is torn
 	l := open(t, path, clk)
 	same(t, "loaded", l.Live(), []Entry{entry("10.0.0.1", 22, time.UnixMilli(exp), 1),
-		{Key: Key{netip.MustParseAddr("10.0.0.5"), 17, 53}, Expires: time.UnixMilli(exp), Stanza: 2}})
+		{Key: Key{Src: netip.MustParseAddr("10.0.0.5"), Proto: 17, Port: 53}, Expires: time.UnixMilli(exp), Stanza: 2}})
 	if st := l.Stats(); st.Lines != 8 || st.Malformed != 4 || !st.Torn || st.Loaded != 2 {
 		t.Errorf("stats %+v, want 8 lines, 4 malformed, torn, 2 loaded", st)
 	}
