@@ -118,9 +118,9 @@ func TestBOMAndCRLF(t *testing.T) {
 
 // Every refused variable of a file is reported in one run, each with file, line and fix.
 func TestAllErrorsInOneRun(t *testing.T) {
-	conf := "ENABLE_SPA_OVER_HTTP Y\nPCAP_INTF vsrv\nENABLE_TCP_SERVER Y\nUDPSERV_PORT 0\nFWKNOP_RUN_DIR run\nAFL_PKT_FILE /x\n"
+	conf := "ENABLE_IPT_FORWARDING Y\nPCAP_INTF vsrv\nENABLE_IPT_OUTPUT Y\nUDPSERV_PORT 0\nFWKNOP_RUN_DIR run\nAFL_PKT_FILE /x\n"
 	_, _, err := ParseServer("f.conf", []byte(conf), Options{})
-	for _, want := range []string{"f.conf:1: ENABLE_SPA_OVER_HTTP: ", "f.conf:3: ENABLE_TCP_SERVER: ", "f.conf:4: UDPSERV_PORT: ",
+	for _, want := range []string{"f.conf:1: ENABLE_IPT_FORWARDING: ", "f.conf:3: ENABLE_IPT_OUTPUT: ", "f.conf:4: UDPSERV_PORT: ",
 		"f.conf:5: FWKNOP_RUN_DIR: ", "f.conf:6: AFL_PKT_FILE: "} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("fwknopd.conf errors lack %q:\n%v", want, err)

@@ -24,6 +24,13 @@ type Server struct {
 	EnableUDPServer  bool   // ENABLE_UDP_SERVER (-U)
 	UDPServPort      uint16 // UDPSERV_PORT, default 62201
 
+	// SPA over HTTP and the accept-and-close TCP server (fwknop -P http / -P tcp).
+	EnableSPAOverHTTP   bool   // ENABLE_SPA_OVER_HTTP
+	AllowAnyUserAgent   bool   // ALLOW_ANY_USER_AGENT (fwknop 2.6.11; unknown to 2.6.10)
+	EnableXForwardedFor bool   // ENABLE_X_FORWARDED_FOR
+	EnableTCPServer     bool   // ENABLE_TCP_SERVER
+	TCPServPort         uint16 // TCPSERV_PORT, default 62201
+
 	EnableSPAPacketAging    bool          // ENABLE_SPA_PACKET_AGING, default Y
 	MaxSPAPacketAge         time.Duration // MAX_SPA_PACKET_AGE, default 120 s (1..100000 s)
 	EnableDigestPersistence bool          // ENABLE_DIGEST_PERSISTENCE, default Y
@@ -285,6 +292,11 @@ func (s *Server) resolve() ([]Warning, error) {
 	s.PcapAnyDirection = yn("ENABLE_PCAP_ANY_DIRECTION")
 	s.EnableUDPServer = yn("ENABLE_UDP_SERVER")
 	s.UDPServPort = uint16(num("UDPSERV_PORT", 1, 65535))
+	s.EnableSPAOverHTTP = yn("ENABLE_SPA_OVER_HTTP")
+	s.AllowAnyUserAgent = yn("ALLOW_ANY_USER_AGENT")
+	s.EnableXForwardedFor = yn("ENABLE_X_FORWARDED_FOR")
+	s.EnableTCPServer = yn("ENABLE_TCP_SERVER")
+	s.TCPServPort = uint16(num("TCPSERV_PORT", 1, 65535))
 	s.EnableSPAPacketAging = yn("ENABLE_SPA_PACKET_AGING")
 	s.MaxSPAPacketAge = time.Duration(num("MAX_SPA_PACKET_AGE", 1, 100000)) * time.Second
 	s.EnableDigestPersistence = yn("ENABLE_DIGEST_PERSISTENCE")
@@ -364,6 +376,9 @@ func (s Server) String() string {
 		PcapIntf, PcapFilter                     string
 		PcapAnyDirection, EnableUDPServer        bool
 		UDPServPort                              uint16
+		EnableSPAOverHTTP, AllowAnyUserAgent     bool
+		EnableXForwardedFor, EnableTCPServer     bool
+		TCPServPort                              uint16
 		EnableSPAPacketAging                     bool
 		MaxSPAPacketAge                          time.Duration
 		EnableDigestPersistence                  bool
@@ -382,6 +397,7 @@ func (s Server) String() string {
 		FleetName                                string
 		FleetTLSCA, FleetTLSCert, FleetTLSKey    string
 	}{s.File, s.PcapIntf, s.PcapFilter, s.PcapAnyDirection, s.EnableUDPServer, s.UDPServPort,
+		s.EnableSPAOverHTTP, s.AllowAnyUserAgent, s.EnableXForwardedFor, s.EnableTCPServer, s.TCPServPort,
 		s.EnableSPAPacketAging, s.MaxSPAPacketAge, s.EnableDigestPersistence,
 		s.DigestFile, s.RunDir, s.PIDFile, s.AccessFile, s.AccessFolder,
 		s.FlushAtInit, s.FlushAtExit, s.ExitAtIntfDown, s.GuardPorts, s.HostChain.String(), s.Table, s.TableOwner,

@@ -19,7 +19,7 @@ func TestParseServerDefaults(t *testing.T) {
 		t.Errorf("warnings for an empty file: %v", warns)
 	}
 	want := Server{
-		PcapIntf: "eth0", PcapFilter: "udp port 62201", UDPServPort: 62201,
+		PcapIntf: "eth0", PcapFilter: "udp port 62201", UDPServPort: 62201, TCPServPort: 62201,
 		EnableSPAPacketAging: true, MaxSPAPacketAge: 120 * time.Second, EnableDigestPersistence: true,
 		DigestFile: "/run/fwknop/digest.cache", RunDir: "/run/fwknop", PIDFile: "/run/fwknop/fwknopd.pid",
 		AccessFile: "/etc/fwknop/access.conf", FlushAtExit: false,
@@ -68,7 +68,7 @@ SESAME_REPLAY_MARGIN        10
 		t.Errorf("warnings: %v", warns)
 	}
 	checkServer(t, s, Server{
-		PcapIntf: "vsrv", PcapFilter: "udp port 62201", PcapAnyDirection: true, EnableUDPServer: true, UDPServPort: 62202,
+		PcapIntf: "vsrv", PcapFilter: "udp port 62201", PcapAnyDirection: true, EnableUDPServer: true, UDPServPort: 62202, TCPServPort: 62201,
 		EnableSPAPacketAging: true, MaxSPAPacketAge: 30 * time.Second, EnableDigestPersistence: true,
 		DigestFile: "/tmp/w/run/dc.cache", RunDir: "/tmp/w/run", PIDFile: "/tmp/w/run/fwknopd.pid",
 		AccessFile: "/etc/fwknop/access.conf", AccessFolder: "/etc/fwknop/access.d",
@@ -127,8 +127,8 @@ func TestParseServerErrors(t *testing.T) {
 		{"MAX_SPA_PACKET_AGE 12x\n", ErrValue, "fwknopd.conf:1: MAX_SPA_PACKET_AGE:"},
 		{"UDPSERV_PORT 70000\n", ErrValue, "fwknopd.conf:1: UDPSERV_PORT:"},
 		{"ENABLE_UDP_SERVER maybe\n", ErrValue, "fwknopd.conf:1: ENABLE_UDP_SERVER: \"maybe\" is not Y or N; use Y or N"},
-		{"# c\nENABLE_SPA_OVER_HTTP Y\n", ErrUnsupported, "fwknopd.conf:2: ENABLE_SPA_OVER_HTTP: \"Y\" is not supported by sesame (SPA over HTTP is not implemented"},
-		{"ENABLE_TCP_SERVER Yes\n", ErrUnsupported, "fwknopd.conf:1: ENABLE_TCP_SERVER:"},
+		{"# c\nENABLE_IPT_FORWARDING Y\n", ErrUnsupported, "fwknopd.conf:2: ENABLE_IPT_FORWARDING: \"Y\" is not supported by sesame (NAT/forwarding access is not implemented"},
+		{"ENABLE_IPT_OUTPUT Yes\n", ErrUnsupported, "fwknopd.conf:1: ENABLE_IPT_OUTPUT:"},
 		{"ENABLE_IPT_FORWARDING Y\n", ErrUnsupported, "fwknopd.conf:1: ENABLE_IPT_FORWARDING:"},
 		{"IPT_INPUT_ACCESS ACCEPT, filter, INPUT, 1, MY_CHAIN, 1\n", ErrUnsupported, "fwknopd.conf:1: IPT_INPUT_ACCESS:"},
 		{"AFL_PKT_FILE /tmp/x\n", ErrUnsupported, "fwknopd.conf:1: AFL_PKT_FILE: AFL_PKT_FILE is not supported by sesame"},

@@ -27,6 +27,8 @@ var supportedSamples = map[string]sample{
 	"ENABLE_PCAP_ANY_DIRECTION": {value: "Y"}, "EXIT_AT_INTF_DOWN": {value: "Y"},
 	"ENABLE_SPA_PACKET_AGING": {value: "N"}, "MAX_SPA_PACKET_AGE": {value: "30"},
 	"ENABLE_DIGEST_PERSISTENCE": {value: "N"}, "ENABLE_UDP_SERVER": {value: "Y"}, "UDPSERV_PORT": {value: "1234"},
+	"ENABLE_SPA_OVER_HTTP": {value: "Y"}, "ALLOW_ANY_USER_AGENT": {value: "Y"}, "ENABLE_X_FORWARDED_FOR": {value: "Y"},
+	"ENABLE_TCP_SERVER": {value: "Y"}, "TCPSERV_PORT": {value: "8080"},
 	"FWKNOP_RUN_DIR": {value: "/tmp/r"}, "ACCESS_FILE": {value: "/tmp/a.conf"}, "ACCESS_FOLDER": {value: "/tmp/a.d"},
 	"FWKNOP_PID_FILE": {value: "/tmp/p.pid"}, "DIGEST_FILE": {value: "/tmp/d.cache"},
 	"FLUSH_IPT_AT_INIT": {value: "Y"}, "FLUSH_IPT_AT_EXIT": {value: "Y"},

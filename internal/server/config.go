@@ -8,6 +8,7 @@ import (
 	"github.com/sesame-spa/sesame/internal/firewall"
 	"github.com/sesame-spa/sesame/internal/fwconf"
 	"github.com/sesame-spa/sesame/internal/replay"
+	"github.com/sesame-spa/sesame/internal/spahttp"
 	"github.com/sesame-spa/sesame/spa"
 )
 
@@ -28,6 +29,11 @@ type Policy struct {
 	// ReplayMargin (SESAME_REPLAY_MARGIN) goes into fwconf.ReplayKeep, the rule for how long a
 	// digest is kept: 2*MaxPacketAge + ReplayMargin with aging on, forever with it off.
 	ReplayMargin time.Duration
+
+	// SPAOverHTTP (ENABLE_SPA_OVER_HTTP) takes SPA packets out of HTTP requests ("GET /..."
+	// from `fwknop -P http`), shaped by HTTP (ALLOW_ANY_USER_AGENT, ENABLE_X_FORWARDED_FOR).
+	SPAOverHTTP bool
+	HTTP        spahttp.Options
 
 	// TestMode (fwknopd -t) runs every check but makes no firewall change and records no
 	// replay digest.

@@ -13,20 +13,26 @@ import (
 	"github.com/sesame-spa/sesame/internal/capture"
 	"github.com/sesame-spa/sesame/internal/firewall"
 	"github.com/sesame-spa/sesame/internal/replay"
+	"github.com/sesame-spa/sesame/internal/spahttp"
 	"github.com/sesame-spa/sesame/spa"
 )
 
 // handle is Handle without the bookkeeping.
 func (s *Server) handle(ctx context.Context, pkt capture.Packet) Result {
-	wire := pkt.Payload
 	now := s.now()
+	p := s.policy.Load()
+	if err := unwrapHTTP(p, &pkt); err != nil {
+		res := Result{Reason: Malformed, Err: err}
+		s.logReject(ctx, slog.LevelInfo, nil, pkt, now, res, "")
+		return res
+	}
+	wire := pkt.Payload
 	if err := spa.CheckWire(wire); err != nil {
 		res := Result{Reason: Malformed, Err: err}
 		s.logReject(ctx, slog.LevelInfo, nil, pkt, now, res, "")
 		return res
 	}
 
-	p := s.policy.Load()
 	src, dst := pkt.Src.Addr().Unmap(), pkt.Dst.Addr().Unmap()
 
 	best := Result{Reason: UnknownSource}
@@ -84,15 +90,18 @@ func (s *Server) handle(ctx context.Context, pkt capture.Packet) Result {
 // HMAC key): then only handle can decide. Its cost is one HMAC per matching stanza, with the
 // stanza's prepared Opener.
 func (s *Server) cheap(ctx context.Context, pkt capture.Packet) (Result, bool) {
-	wire := pkt.Payload
 	now := s.now()
+	p := s.policy.Load()
+	if p.SPAOverHTTP && spahttp.IsRequest(pkt.Payload) {
+		return Result{}, false // rare: handle unwraps it
+	}
+	wire := pkt.Payload
 	if err := spa.CheckWire(wire); err != nil {
 		res := Result{Reason: Malformed, Err: err}
 		s.logReject(ctx, slog.LevelInfo, nil, pkt, now, res, "")
 		return res, true
 	}
 	long := len(wire) >= gnupgLen
-	p := s.policy.Load()
 	src, dst := pkt.Src.Addr().Unmap(), pkt.Dst.Addr().Unmap()
 	best := Result{Reason: UnknownSource}
 	var bestDetail string
@@ -382,4 +391,22 @@ func prefixesString(ps []netip.Prefix) string {
 		s[i] = p.String()
 	}
 	return strings.Join(s, ", ")
+}
+
+// unwrapHTTP replaces an HTTP request's payload with the SPA packet it carries (fwknopd's
+// ENABLE_SPA_OVER_HTTP; see package spahttp), and its source with the X-Forwarded-For address
+// when that is enabled and present. Other payloads are left as they are.
+func unwrapHTTP(p *compiled, pkt *capture.Packet) error {
+	if !p.SPAOverHTTP || !spahttp.IsRequest(pkt.Payload) {
+		return nil
+	}
+	wire, fwd, err := spahttp.Extract(pkt.Payload, p.HTTP)
+	if err != nil {
+		return err
+	}
+	pkt.Payload = wire
+	if fwd.IsValid() {
+		pkt.Src = netip.AddrPortFrom(fwd, pkt.Src.Port())
+	}
+	return nil
 }

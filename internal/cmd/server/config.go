@@ -15,6 +15,7 @@ import (
 	"github.com/sesame-spa/sesame/internal/fwconf"
 	"github.com/sesame-spa/sesame/internal/logging"
 	"github.com/sesame-spa/sesame/internal/server"
+	"github.com/sesame-spa/sesame/internal/spahttp"
 	"github.com/sesame-spa/sesame/spa"
 )
 
@@ -126,7 +127,11 @@ func load(o *options, withAccess bool) (*settings, error) {
 			MaxPacketAge: sc.MaxSPAPacketAge,
 			ReplayMargin: sc.ReplayMargin,
 			TestMode:     o.test,
+			SPAOverHTTP:  sc.EnableSPAOverHTTP,
+			HTTP:         spahttp.Options{AllowAnyUserAgent: sc.AllowAnyUserAgent, XForwardedFor: sc.EnableXForwardedFor},
 		},
+		tcpServer:         sc.EnableTCPServer,
+		tcpPort:           int(sc.TCPServPort),
 		udpServer:         sc.EnableUDPServer,
 		udpPort:           int(sc.UDPServPort),
 		pcapIntf:          sc.PcapIntf,

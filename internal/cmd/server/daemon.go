@@ -28,6 +28,7 @@ import (
 	"github.com/sesame-spa/sesame/internal/nfevents"
 	"github.com/sesame-spa/sesame/internal/replay"
 	"github.com/sesame-spa/sesame/internal/server"
+	"github.com/sesame-spa/sesame/internal/tcpserver"
 )
 
 // newFirewall builds the nftables backend from the settings.
@@ -284,6 +285,11 @@ func runDaemon(o *options, s *settings, log *slog.Logger, link *readyLink) error
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
 
+	if s.tcpServer && s.pcapFile == "" {
+		if err := startTCPServer(ctx, s, log); err != nil {
+			return err
+		}
+	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx, source) }()
 	go watchDrops(ctx, log, src)
@@ -595,4 +601,24 @@ func runOffline(s *settings, log *slog.Logger) error {
 		return nil
 	}
 	return err
+}
+
+// startTCPServer runs fwknopd's accept-and-close TCP server (ENABLE_TCP_SERVER) on TCPSERV_PORT
+// until ctx ends. The packets themselves are read by the capture, as in fwknopd, so the
+// sniffer's filter must take TCP to that port.
+func startTCPServer(ctx context.Context, s *settings, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", ":"+strconv.Itoa(s.tcpPort))
+	if err != nil {
+		return fmt.Errorf("ENABLE_TCP_SERVER: %w", err)
+	}
+	if s.udpServer {
+		log.Warn("ENABLE_TCP_SERVER with ENABLE_UDP_SERVER: TCP connections are accepted, but only the UDP socket is read; SPA over TCP or HTTP needs sniffing (PCAP_INTF, a PCAP_FILTER with tcp)")
+	}
+	log.Info("tcp server: accepting and closing connections", "addr", ln.Addr().String())
+	go func() {
+		if err := tcpserver.Serve(ctx, ln, nil); err != nil {
+			log.Error("tcp server stopped", "err", err)
+		}
+	}()
+	return nil
 }

@@ -14,6 +14,8 @@ type settings struct {
 
 	udpServer    bool
 	udpPort      int
+	tcpServer    bool // ENABLE_TCP_SERVER: accept and close on tcpPort so -P tcp/http clients can send
+	tcpPort      int
 	pcapIntf     string
 	pcapFilter   string
 	pcapFile     string // PCAP_FILE / --pcap-file: decide the packets of a capture file (implies -t)
