@@ -77,17 +77,7 @@ const knockHost = "(HOST)"
 
 func parse(args []string, stderr io.Writer) (*options, error) {
 	var o options
-	fs := pflag.NewFlagSet("sesame connect", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { io.WriteString(stderr, usage); fs.PrintDefaults() }
-	fs.StringVar(&o.keyFile, "key-file", "", "key file")
-	fs.StringVar(&o.key, "key", "", "the key (visible in ps; prefer --key-file or $"+EnvKey+")")
-	fs.StringVarP(&o.local, "local", "L", "", "forward the local [ADDR:]PORT instead of relaying stdio")
-	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "connect timeout: how long to wait for the server to answer the signed SYN (a wrong key looks like no answer)")
-	fs.StringVar(&o.stanza, "knock", "", "knock with this ~/.fwknoprc `STANZA` (default: HOST) and sign with its derived key")
-	fs.Lookup("knock").NoOptDefVal = knockHost
-	fs.StringVar(&o.keyStanza, "stanza", "", "take the key from the "+StanzaKeyVar+" variable of this ~/.fwknoprc `STANZA`")
-	fs.StringVar(&o.rcFile, "rc-file", "", "rc file for --knock and --stanza (default ~/.fwknoprc)")
+	fs := flagSet(&o, stderr)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -106,6 +96,22 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("--rc-file needs --knock or --stanza")
 	}
 	return &o, nil
+}
+
+// flagSet defines connect's flags on o; --help writes the usage to stderr.
+func flagSet(o *options, stderr io.Writer) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("sesame connect", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { io.WriteString(stderr, usage); fs.PrintDefaults() }
+	fs.StringVar(&o.keyFile, "key-file", "", "key file")
+	fs.StringVar(&o.key, "key", "", "the key (visible in ps; prefer --key-file or $"+EnvKey+")")
+	fs.StringVarP(&o.local, "local", "L", "", "forward the local [ADDR:]PORT instead of relaying stdio")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "connect timeout: how long to wait for the server to answer the signed SYN (a wrong key looks like no answer)")
+	fs.StringVar(&o.stanza, "knock", "", "knock with this ~/.fwknoprc `STANZA` (default: HOST) and sign with its derived key")
+	fs.Lookup("knock").NoOptDefVal = knockHost
+	fs.StringVar(&o.keyStanza, "stanza", "", "take the key from the "+StanzaKeyVar+" variable of this ~/.fwknoprc `STANZA`")
+	fs.StringVar(&o.rcFile, "rc-file", "", "rc file for --knock and --stanza (default ~/.fwknoprc)")
+	return fs
 }
 
 // KeySource picks the key for a server address. It is the dial-key hook: knock

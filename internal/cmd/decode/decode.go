@@ -52,9 +52,8 @@ type options struct {
 	gpgRemoteIDs, gpgFprs         []string
 }
 
-// Main runs the subcommand with its arguments and returns the process exit code.
-func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	var o options
+// flagSet defines decode's flags on o; --help writes the usage to stderr.
+func (o *options) flagSet(stderr io.Writer) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("sesame decode", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.key, "key-rijndael", "", "Rijndael key as text")
@@ -74,6 +73,13 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: sesame decode [flags] [FILE]\n\nVerify, decrypt and print one SPA packet (from FILE or stdin).\n\nflags:")
 		fs.PrintDefaults()
 	}
+	return fs
+}
+
+// Main runs the subcommand with its arguments and returns the process exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var o options
+	fs := o.flagSet(stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return exitOK

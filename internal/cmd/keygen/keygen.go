@@ -30,18 +30,25 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return run(args, rand.Reader, stdout, stderr)
 }
 
-func run(args []string, rng io.Reader, stdout, stderr io.Writer) int {
-	fs := pflag.NewFlagSet("sesame keygen", pflag.ContinueOnError)
+// flagSet defines keygen's flags (--help writes the usage to stderr) and returns the set and
+// the flags' values.
+func flagSet(stderr io.Writer) (fs *pflag.FlagSet, keyLen, hmacLen *int, hmacType *string, qr, invert *bool) {
+	fs = pflag.NewFlagSet("sesame keygen", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	keyLen := fs.Int("key-len", keygen.DefaultKeyLen, "Rijndael key length in bytes (1..32)")
-	hmacLen := fs.Int("hmac-key-len", 0, "HMAC key length in bytes (1..128; default by HMAC type)")
-	hmacType := fs.String("hmac-digest-type", "sha256", "HMAC type: md5 sha1 sha256 sha384 sha512 sha3_256 sha3_512")
-	qr := fs.Bool("qr", false, "also print the keys as a QR code for the Fwknop2 app")
-	invert := fs.Bool("qr-invert", false, "draw the QR code for a light terminal background")
+	keyLen = fs.Int("key-len", keygen.DefaultKeyLen, "Rijndael key length in bytes (1..32)")
+	hmacLen = fs.Int("hmac-key-len", 0, "HMAC key length in bytes (1..128; default by HMAC type)")
+	hmacType = fs.String("hmac-digest-type", "sha256", "HMAC type: md5 sha1 sha256 sha384 sha512 sha3_256 sha3_512")
+	qr = fs.Bool("qr", false, "also print the keys as a QR code for the Fwknop2 app")
+	invert = fs.Bool("qr-invert", false, "draw the QR code for a light terminal background")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sesame keygen [flags]\n\nPrint a random KEY_BASE64 and HMAC_KEY_BASE64 pair (fwknop --key-gen format).\n\nflags:")
 		fs.PrintDefaults()
 	}
+	return fs, keyLen, hmacLen, hmacType, qr, invert
+}
+
+func run(args []string, rng io.Reader, stdout, stderr io.Writer) int {
+	fs, keyLen, hmacLen, hmacType, qr, invert := flagSet(stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0

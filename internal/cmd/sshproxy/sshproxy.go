@@ -29,15 +29,21 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return run(context.Background(), args, stdin, stdout, stderr, knock.NetSender{}, knock.Env{})
 }
 
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, sender knock.Sender, env knock.Env) int {
-	fs := pflag.NewFlagSet("sesame ssh-proxy", pflag.ContinueOnError)
+// flagSet defines ssh-proxy's flags and returns the set and the flags' values.
+func flagSet() (fs *pflag.FlagSet, rcPath, stanza *string, wait, every *time.Duration, verbose, help *bool) {
+	fs = pflag.NewFlagSet("sesame ssh-proxy", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	rcPath := fs.String("rc-file", "", "rc file instead of ~/.fwknoprc")
-	stanza := fs.StringP("named-config", "n", "", "stanza to knock with (default: the one named HOST, or whose SPA_SERVER is HOST)")
-	wait := fs.Duration("wait", 10*time.Second, "give up if the port has not opened after this long")
-	every := fs.Duration("retry", 15*time.Millisecond, "start a new connection attempt this often")
-	verbose := fs.BoolP("verbose", "v", false, "say what happens on stderr")
-	help := fs.BoolP("help", "h", false, "print this help")
+	rcPath = fs.String("rc-file", "", "rc file instead of ~/.fwknoprc")
+	stanza = fs.StringP("named-config", "n", "", "stanza to knock with (default: the one named HOST, or whose SPA_SERVER is HOST)")
+	wait = fs.Duration("wait", 10*time.Second, "give up if the port has not opened after this long")
+	every = fs.Duration("retry", 15*time.Millisecond, "start a new connection attempt this often")
+	verbose = fs.BoolP("verbose", "v", false, "say what happens on stderr")
+	help = fs.BoolP("help", "h", false, "print this help")
+	return fs, rcPath, stanza, wait, every, verbose, help
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, sender knock.Sender, env knock.Env) int {
+	fs, rcPath, stanza, wait, every, verbose, help := flagSet()
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "sesame ssh-proxy: "+format+"\n", a...)
 		return 1

@@ -1,0 +1,14 @@
+package server
+
+import (
+	"io"
+
+	"github.com/spf13/pflag"
+)
+
+// FlagSet returns a new copy of the flags Main accepts, defined by the same code, with their
+// defaults (for the man pages). Its output is discarded.
+func FlagSet() *pflag.FlagSet {
+	_, fs, _ := parseFlags(nil, io.Discard)
+	return fs
+}
