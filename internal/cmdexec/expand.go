@@ -9,7 +9,7 @@ type CycleVars struct {
 	Dst           string // $DST: the packet's destination address
 	Port          string // $PORT: the requested port
 	Proto         string // $PROTO: the protocol number (6 tcp, 17 udp)
-	Timeout       string // $TIMEOUT: the grant's lifetime in seconds
+	Timeout       string // $TIMEOUT: when the cycle closes, in Unix seconds (the packet's timestamp plus the close delay, as fwknopd)
 	ClientTimeout string // $CLIENT_TIMEOUT: the client's requested timeout in seconds (0: none)
 }
 

@@ -86,12 +86,13 @@ var (
 		server.Malformed:        malformed,
 		server.NATRefused:       natRefused,
 		server.CommandRefused:   commandRefused,
+		server.CommandAccepted:  commandRun,
 	}
 	// unmappedReasons cannot happen for these packets and configs: GnuPG, SESAME_* stanza
 	// options, firewall and internal failures.
 	unmappedReasons = []server.Reason{server.Throttled, server.NotSigned, server.BadSignature,
 		server.SignerNotValid, server.SignerNotAllowed, server.SourceMismatch, server.BadAccess,
-		server.FirewallError, server.InternalError}
+		server.FirewallError, server.InternalError, server.CommandBusy}
 )
 
 // reasonByName is sesameReasons keyed by the logged reason= text.
@@ -142,7 +143,8 @@ func parseKV(line string) (map[string]string, error) {
 
 // isSesameVerdict reports whether a log line is sesame's verdict on one packet.
 func isSesameVerdict(line string) bool {
-	return strings.Contains(line, `msg="access granted"`) || strings.Contains(line, `msg="SPA packet rejected"`)
+	return strings.Contains(line, `msg="access granted"`) || strings.Contains(line, `msg="SPA packet rejected"`) ||
+		strings.Contains(line, `msg="command accepted"`)
 }
 
 // sesameVerdict reads one of sesame's verdict lines.
@@ -161,6 +163,8 @@ func sesameVerdict(line string) (verdict, error) {
 		slices.Sort(ports)
 		return verdict{Class: granted, Allow: kv["allow"], Ports: strings.Join(ports, ","), Timeout: d,
 			Detail: "stanza " + kv["stanza"]}, nil
+	case "command accepted":
+		return verdict{Class: commandRun, Detail: fmt.Sprintf("%s %q (stanza %s)", kv["kind"], kv["cmd"], kv["stanza"])}, nil
 	case "SPA packet rejected":
 		r, ok := reasonByName()[kv["reason"]]
 		if !ok {

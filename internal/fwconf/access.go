@@ -2,6 +2,7 @@ package fwconf
 
 import (
 	"bytes"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,6 +79,7 @@ type accessParser struct {
 	bad     map[*Stanza]bool // stanzas with an error in one of their lines: not finished
 	warns   []Warning
 	errs    errList
+	files   *[]string // Options.Read
 }
 
 func newAccessParser(opts Options) *accessParser {
@@ -89,7 +91,7 @@ func newAccessParser(opts Options) *accessParser {
 	if cwd == "" {
 		cwd, _ = os.Getwd()
 	}
-	return &accessParser{fsys: opts.fsys(), loc: loc, cwd: cwd, bad: map[*Stanza]bool{}}
+	return &accessParser{fsys: opts.fsys(), loc: loc, cwd: cwd, bad: map[*Stanza]bool{}, files: opts.Read}
 }
 
 // done returns the stanzas, or every error met (errList.err) and no stanzas.
@@ -108,6 +110,9 @@ func (ap *accessParser) read(from pos, name, path string) ([]byte, error) {
 	data, remarks, err := ap.fsys.ReadFile(path)
 	if err != nil {
 		return nil, from.errorf(ErrInclude, name, "", "cannot read %s: %v", path, err)
+	}
+	if ap.files != nil {
+		*ap.files = append(*ap.files, path)
 	}
 	for _, r := range remarks {
 		ap.warns = append(ap.warns, Warning{File: path, Msg: r})
@@ -406,6 +411,50 @@ func (ap *accessParser) set(s *Stanza, p pos, name, val string) error {
 			return bad("list the signers' fingerprints (40 hex digits: gpg --fingerprint), comma-separated", "%q is not a list of fingerprints", val)
 		}
 		s.GPG.FingerprintIDs = fprs
+	case "ENABLE_CMD_EXEC":
+		s.Cmd.Exec, err2 = yn()
+	case "ENABLE_CMD_SUDO_EXEC":
+		s.Cmd.Sudo, err2 = yn()
+	case "CMD_EXEC_USER":
+		s.Cmd.User = val
+	case "CMD_EXEC_GROUP":
+		s.Cmd.Group = val
+	case "CMD_SUDO_EXEC_USER":
+		s.Cmd.SudoUser = val
+	case "CMD_SUDO_EXEC_GROUP":
+		s.Cmd.SudoGroup = val
+	case "CMD_CYCLE_OPEN", "CMD_CYCLE_CLOSE":
+		if len(val) > MaxCycleCommand {
+			return bad("shorten it, or run a script", "command is %d bytes; at most %d are allowed", len(val), MaxCycleCommand)
+		}
+		if name == "CMD_CYCLE_OPEN" {
+			s.Cmd.CycleOpen = val
+		} else {
+			s.Cmd.CycleClose = val
+		}
+	case "CMD_CYCLE_TIMER":
+		n, err := parseUint(val, 0, 2<<22) // 0 (fwknopd -D's "not set"; fwknopd refuses it) is unset
+		if err != nil {
+			return bad("write seconds", "%v", err)
+		}
+		s.Cmd.CycleTimer = time.Duration(n) * time.Second
+	case "FORCE_NAT":
+		s.ForceNAT, err2 = parseForceNAT(val)
+		if err2 != nil {
+			return bad(`write "<ip> <port>", e.g. "192.0.2.10 22"`, "%v", err2)
+		}
+	case "FORCE_SNAT":
+		a, err := netip.ParseAddr(strings.TrimSpace(val))
+		if err != nil || a.Zone() != "" || a.IsUnspecified() {
+			return bad("write one IP address", "%q is not an IP address", val)
+		}
+		s.ForceSNAT = a.Unmap()
+	case "FORCE_MASQUERADE":
+		s.ForceMasquerade, err2 = yn()
+	case "DISABLE_DNAT":
+		s.DisableDNAT, err2 = yn()
+	case "FORWARD_ALL":
+		s.ForwardAll, err2 = yn()
 	case "ACCESS_EXPIRE":
 		s.AccessExpire, err2 = parseExpire(val, ap.loc)
 		if err2 != nil {
@@ -478,6 +527,9 @@ func (ap *accessParser) finish(s *Stanza) error {
 	if s.Keys.HMACKey == nil && len(s.Keys.Key) > 0 {
 		ap.warns = append(ap.warns, pos{s.File, s.Line}.warn("SOURCE", "stanza #%d has no HMAC key: packets are decrypted without being authenticated first; add HMAC_KEY_BASE64", s.Num))
 	}
+	if err := finishCycle(s, at); err != nil {
+		return err
+	}
 	if s.FWAccessTimeout <= 0 {
 		s.FWAccessTimeout = DefaultFWAccessTimeout
 	}
@@ -489,6 +541,29 @@ func (ap *accessParser) finish(s *Stanza) error {
 	}
 	if !s.RequireSourceAddress {
 		ap.warns = append(ap.warns, pos{s.File, s.Line}.warn("SOURCE", "REQUIRE_SOURCE_ADDRESS not enabled for stanza #%d", s.Num))
+	}
+	return nil
+}
+
+// finishCycle checks a stanza's command cycle as fwknopd does: CMD_CYCLE_OPEN and
+// CMD_CYCLE_CLOSE come together, and CMD_CYCLE_TIMER is needed unless the close command is
+// NONE (which it turns into "").
+func finishCycle(s *Stanza, at func(string) pos) error {
+	c := &s.Cmd
+	switch {
+	case c.CycleOpen == "" && c.CycleClose == "":
+		return nil // a lone CMD_CYCLE_TIMER does nothing, in fwknopd too
+	case c.CycleOpen == "":
+		return at("CMD_CYCLE_CLOSE").errorf(ErrValue, "CMD_CYCLE_CLOSE", "add CMD_CYCLE_OPEN", "CMD_CYCLE_CLOSE without CMD_CYCLE_OPEN")
+	case c.CycleClose == "":
+		return at("CMD_CYCLE_OPEN").errorf(ErrValue, "CMD_CYCLE_OPEN", "add CMD_CYCLE_CLOSE (NONE for no close command)", "CMD_CYCLE_OPEN without CMD_CYCLE_CLOSE")
+	}
+	if strings.HasPrefix(c.CycleClose, "NONE") { // fwknopd compares the first four bytes
+		c.CycleClose = ""
+		return nil
+	}
+	if c.CycleTimer <= 0 {
+		return at("CMD_CYCLE_CLOSE").errorf(ErrValue, "CMD_CYCLE_TIMER", "add CMD_CYCLE_TIMER (seconds until CMD_CYCLE_CLOSE runs)", "a command cycle with a close command needs CMD_CYCLE_TIMER")
 	}
 	return nil
 }

@@ -118,7 +118,7 @@ func TestBOMAndCRLF(t *testing.T) {
 
 // Every refused variable of a file is reported in one run, each with file, line and fix.
 func TestAllErrorsInOneRun(t *testing.T) {
-	conf := "ENABLE_IPT_FORWARDING Y\nPCAP_INTF vsrv\nENABLE_IPT_OUTPUT Y\nUDPSERV_PORT 0\nFWKNOP_RUN_DIR run\nAFL_PKT_FILE /x\n"
+	conf := "ENABLE_IPT_FORWARDING x\nPCAP_INTF vsrv\nENABLE_IPT_OUTPUT Y\nUDPSERV_PORT 0\nFWKNOP_RUN_DIR run\nAFL_PKT_FILE /x\n"
 	_, _, err := ParseServer("f.conf", []byte(conf), Options{})
 	for _, want := range []string{"f.conf:1: ENABLE_IPT_FORWARDING: ", "f.conf:3: ENABLE_IPT_OUTPUT: ", "f.conf:4: UDPSERV_PORT: ",
 		"f.conf:5: FWKNOP_RUN_DIR: ", "f.conf:6: AFL_PKT_FILE: "} {
@@ -126,7 +126,7 @@ func TestAllErrorsInOneRun(t *testing.T) {
 			t.Errorf("fwknopd.conf errors lack %q:\n%v", want, err)
 		}
 	}
-	access := "SOURCE ANY\nKEY_BASE64 __CHANGEME__\nHMAC_KEY_BASE64 __CHANGEME__\nFORCE_NAT 1.2.3.4 22\n" +
+	access := "SOURCE ANY\nKEY_BASE64 __CHANGEME__\nHMAC_KEY_BASE64 __CHANGEME__\nFORCE_NAT 1.2.3.4\n" +
 		"SOURCE 10.0.0.0/33\nKEY k\n" +
 		"SOURCE ANY\nKEY k\nHMAC_KEY\nOPEN_PORTS icmp/1\n" +
 		"SOURCE ANY\n" // no key: a stanza error, reported with the others
@@ -142,7 +142,7 @@ func TestAllErrorsInOneRun(t *testing.T) {
 		}
 	}
 	var e *Error
-	if !errors.As(err, &e) || e.File != "a.conf" || e.Line != 2 || !errors.Is(err, ErrPlaceholder) || !errors.Is(err, ErrUnsupported) {
+	if !errors.As(err, &e) || e.File != "a.conf" || e.Line != 2 || !errors.Is(err, ErrPlaceholder) || !errors.Is(err, ErrValue) {
 		t.Errorf("errors.As/Is on the joined errors: %+v", e)
 	}
 }
@@ -150,7 +150,7 @@ func TestAllErrorsInOneRun(t *testing.T) {
 // Variables at fwknopd's default (or that nothing reads while their switch is off) do not stop
 // the server, even when sesame refuses other values.
 func TestHarmlessDefaults(t *testing.T) {
-	conf := "GPG_HOME_DIR /root/.gnupg\nGPG_EXE /usr/bin/gpg\nENABLE_IPT_LOCAL_NAT Y\nSNAT_TRANSLATE_IP __CHANGEME__\n" +
+	conf := "GPG_HOME_DIR /root/.gnupg\nGPG_EXE /usr/bin/gpg\nIPT_DNAT_ACCESS DNAT, nat, PREROUTING, 1, MINE, 1\nIPT_SNAT_ACCESS SNAT, nat, POSTROUTING, 1, MINE, 1\n" +
 		"ENABLE_NFQ_CAPTURE Y\nIPT_FORWARD_ACCESS ACCEPT, filter, FORWARD, 1, FWKNOP_FORWARD, 1\n"
 	defaults := ""
 	for name, v := range Variables {
@@ -163,8 +163,8 @@ func TestHarmlessDefaults(t *testing.T) {
 	}
 	if _, warns, err := ParseServer("f.conf", []byte(conf), Options{}); err != nil {
 		t.Errorf("fwknopd.conf: %v", err)
-	} else if !warned(warns, "f.conf", 3, "ENABLE_IPT_LOCAL_NAT", "while ENABLE_IPT_FORWARDING is N") ||
-		!warned(warns, "f.conf", 4, "SNAT_TRANSLATE_IP", "while ENABLE_IPT_SNAT is N") {
+	} else if !warned(warns, "f.conf", 3, "IPT_DNAT_ACCESS", "while ENABLE_IPT_FORWARDING is N") ||
+		!warned(warns, "f.conf", 4, "IPT_SNAT_ACCESS", "while ENABLE_IPT_SNAT is N") {
 		t.Errorf("warnings %v", warns)
 	}
 	access := "SOURCE ANY\nKEY k\nHMAC_KEY h\nCMD_CYCLE_TIMER 0\n"
@@ -176,9 +176,9 @@ func TestHarmlessDefaults(t *testing.T) {
 	if _, _, err := ParseAccess("a.conf", []byte(access), Options{}); err != nil {
 		t.Errorf("access.conf: %v", err)
 	}
-	// With forwarding on, both are refused, each with its line.
-	_, _, err := ParseServer("f.conf", []byte("ENABLE_IPT_FORWARDING Y\nENABLE_IPT_LOCAL_NAT Y\n"), Options{})
-	if err == nil || !strings.Contains(err.Error(), "f.conf:1: ENABLE_IPT_FORWARDING") || !strings.Contains(err.Error(), "f.conf:2: ENABLE_IPT_LOCAL_NAT") {
+	// With their switches on, both are refused, each with its line.
+	_, _, err := ParseServer("f.conf", []byte("ENABLE_IPT_FORWARDING Y\nENABLE_IPT_SNAT Y\nIPT_DNAT_ACCESS DNAT, nat, PREROUTING, 1, MINE, 1\nIPT_SNAT_ACCESS SNAT, nat, POSTROUTING, 1, MINE, 1\n"), Options{})
+	if err == nil || !strings.Contains(err.Error(), "f.conf:3: IPT_DNAT_ACCESS") || !strings.Contains(err.Error(), "f.conf:4: IPT_SNAT_ACCESS") {
 		t.Errorf("forwarding on: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package fwconf
 import (
 	"fmt"
 	"maps"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -45,6 +46,13 @@ type Server struct {
 	FlushAtExit    bool // FLUSH_IPT_AT_EXIT, default N in sesame (fwknopd: Y)
 	ExitAtIntfDown bool // EXIT_AT_INTF_DOWN, default N in sesame (fwknopd: Y)
 
+	// NAT (fwknopd's message types 2, 4, 5 and 6; see package server).
+	EnableIPTForwarding bool       // ENABLE_IPT_FORWARDING: accept NAT requests (types 2, 4)
+	EnableIPTLocalNAT   bool       // ENABLE_IPT_LOCAL_NAT: accept local NAT requests (types 5, 6)
+	EnableIPTSNAT       bool       // ENABLE_IPT_SNAT: rewrite the source of forwarded grants
+	SNATTranslateIP     netip.Addr // SNAT_TRANSLATE_IP: the SNAT address (zero: MASQUERADE)
+	EnableNATDNS        bool       // ENABLE_NAT_DNS, default Y: resolve host names in NAT requests
+
 	GuardPorts   []spa.ProtoPort    // SESAME_GUARD_PORTS
 	HostChain    firewall.HostChain // SESAME_HOST_CHAIN; the zero value is none
 	Table        string             // SESAME_TABLE: sesame's inet table (default "sesame")
@@ -54,6 +62,8 @@ type Server struct {
 	// GnuPG defaults for access stanzas that do not set their own (LoadAccess fills them in).
 	GPGHomeDir string // GPG_HOME_DIR, default /root/.gnupg
 	GPGExe     string // GPG_EXE, default /usr/bin/gpg
+
+	SudoExe string // SUDO_EXE, default /usr/bin/sudo: what ENABLE_CMD_SUDO_EXEC stanzas run commands through
 
 	// MD5Listen (SESAME_MD5_LISTEN, "IP:PORT" or ":PORT") is where the server runs its
 	// TCP-MD5 shield listener; MD5Upstream (SESAME_MD5_UPSTREAM, "HOST:PORT") is where
@@ -118,6 +128,9 @@ type Options struct {
 	// Location is the time zone of ACCESS_EXPIRE dates (nil: time.Local, as fwknopd's
 	// mktime).
 	Location *time.Location
+	// Read, if not nil, gets the path of every file LoadServer and the access loaders read
+	// appended (for CheckCommandFiles).
+	Read *[]string
 
 	fs  fileSystem // nil: the real file system
 	cwd string     // "": os.Getwd (what fwknopd resolves relative includes against)
@@ -135,6 +148,9 @@ func (o *Options) fsys() fileSystem {
 // are returned, not printed.
 func LoadServer(path string, opts Options) (*Server, []Warning, error) {
 	data, permWarns, err := opts.fsys().ReadFile(path)
+	if err == nil && opts.Read != nil {
+		*opts.Read = append(*opts.Read, path)
+	}
 	if err != nil {
 		return nil, nil, &Error{File: path, Msg: fmt.Sprintf("cannot read: %v", err), Err: err}
 	}
@@ -309,6 +325,20 @@ func (s *Server) resolve() ([]Warning, error) {
 	s.FlushAtExit = yn("FLUSH_IPT_AT_EXIT")
 	s.ExitAtIntfDown = yn("EXIT_AT_INTF_DOWN")
 	s.TableOwner = yn("SESAME_TABLE_OWNER")
+	s.EnableIPTForwarding = yn("ENABLE_IPT_FORWARDING")
+	s.EnableIPTLocalNAT = yn("ENABLE_IPT_LOCAL_NAT")
+	s.EnableIPTSNAT = yn("ENABLE_IPT_SNAT")
+	s.EnableNATDNS = yn("ENABLE_NAT_DNS")
+	if v, p := s.value("SNAT_TRANSLATE_IP"); v != "" && !s.EnableIPTSNAT {
+		// fwknopd reads it only for SNAT rules (Debian ships "__CHANGEME__").
+		warns = append(warns, p.warn("SNAT_TRANSLATE_IP", "has no effect while ENABLE_IPT_SNAT is N"))
+	} else if v != "" {
+		a, err := netip.ParseAddr(v)
+		if err != nil || a.Zone() != "" || a.IsUnspecified() {
+			errs = append(errs, p.errorf(ErrValue, "SNAT_TRANSLATE_IP", "write one IP address", "%q is not an IP address", v))
+		}
+		s.SNATTranslateIP = a.Unmap()
+	}
 	if v, p := s.value("SESAME_TABLE"); v != "" {
 		if err := firewall.ValidTableName(v); err != nil {
 			errs = append(errs, p.errorf(ErrValue, "SESAME_TABLE", "use letters, digits, '_', '-' or '.'", "%v", err))
@@ -334,6 +364,7 @@ func (s *Server) resolve() ([]Warning, error) {
 	s.MD5Listen, s.MD5Upstream = str("SESAME_MD5_LISTEN"), str("SESAME_MD5_UPSTREAM")
 	s.MetricsListen = str("SESAME_METRICS_LISTEN")
 	s.GPGHomeDir, s.GPGExe = str("GPG_HOME_DIR"), str("GPG_EXE")
+	s.SudoExe = str("SUDO_EXE")
 	if err := s.checkMD5(); err != nil {
 		errs = append(errs, err)
 	}
@@ -396,6 +427,10 @@ func (s Server) String() string {
 		FleetWaitReplicas                        int
 		FleetName                                string
 		FleetTLSCA, FleetTLSCert, FleetTLSKey    string
+		EnableIPTForwarding, EnableIPTLocalNAT   bool
+		EnableIPTSNAT                            bool
+		SNATTranslateIP                          netip.Addr
+		EnableNATDNS                             bool
 	}{s.File, s.PcapIntf, s.PcapFilter, s.PcapAnyDirection, s.EnableUDPServer, s.UDPServPort,
 		s.EnableSPAOverHTTP, s.AllowAnyUserAgent, s.EnableXForwardedFor, s.EnableTCPServer, s.TCPServPort,
 		s.EnableSPAPacketAging, s.MaxSPAPacketAge, s.EnableDigestPersistence,
@@ -403,5 +438,6 @@ func (s Server) String() string {
 		s.FlushAtInit, s.FlushAtExit, s.ExitAtIntfDown, s.GuardPorts, s.HostChain.String(), s.Table, s.TableOwner,
 		s.ReplayMargin, s.MD5Listen, s.MD5Upstream,
 		RedactURL(s.FleetRedis), s.FleetGroup, s.FleetKeyFile, s.FleetOnError, s.FleetTimeout, s.FleetMaxSkew,
-		s.FleetWaitReplicas, s.FleetName, s.FleetTLSCA, s.FleetTLSCert, s.FleetTLSKey})
+		s.FleetWaitReplicas, s.FleetName, s.FleetTLSCA, s.FleetTLSCert, s.FleetTLSKey,
+		s.EnableIPTForwarding, s.EnableIPTLocalNAT, s.EnableIPTSNAT, s.SNATTranslateIP, s.EnableNATDNS})
 }

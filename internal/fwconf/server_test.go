@@ -23,7 +23,7 @@ func TestParseServerDefaults(t *testing.T) {
 		EnableSPAPacketAging: true, MaxSPAPacketAge: 120 * time.Second, EnableDigestPersistence: true,
 		DigestFile: "/run/fwknop/digest.cache", RunDir: "/run/fwknop", PIDFile: "/run/fwknop/fwknopd.pid",
 		AccessFile: "/etc/fwknop/access.conf", FlushAtExit: false,
-		Table: "sesame", TableOwner: true, ReplayMargin: 60 * time.Second,
+		Table: "sesame", TableOwner: true, ReplayMargin: 60 * time.Second, EnableNATDNS: true,
 	}
 	checkServer(t, s, want)
 	if got := s.ReplayKeep(); got != 300*time.Second {
@@ -72,7 +72,7 @@ SESAME_REPLAY_MARGIN        10
 		EnableSPAPacketAging: true, MaxSPAPacketAge: 30 * time.Second, EnableDigestPersistence: true,
 		DigestFile: "/tmp/w/run/dc.cache", RunDir: "/tmp/w/run", PIDFile: "/tmp/w/run/fwknopd.pid",
 		AccessFile: "/etc/fwknop/access.conf", AccessFolder: "/etc/fwknop/access.d",
-		Table: "sesame", TableOwner: true,
+		Table: "sesame", TableOwner: true, EnableNATDNS: true,
 		GuardPorts: []spa.ProtoPort{{Proto: "tcp", Port: 22}, {Proto: "tcp", Port: 5432}},
 		HostChain:  firewall.HostChain{Kind: firewall.HostNft, Family: "inet", Table: "filter", Chain: "input"}, ReplayMargin: 10 * time.Second,
 	})
@@ -127,9 +127,10 @@ func TestParseServerErrors(t *testing.T) {
 		{"MAX_SPA_PACKET_AGE 12x\n", ErrValue, "fwknopd.conf:1: MAX_SPA_PACKET_AGE:"},
 		{"UDPSERV_PORT 70000\n", ErrValue, "fwknopd.conf:1: UDPSERV_PORT:"},
 		{"ENABLE_UDP_SERVER maybe\n", ErrValue, "fwknopd.conf:1: ENABLE_UDP_SERVER: \"maybe\" is not Y or N; use Y or N"},
-		{"# c\nENABLE_IPT_FORWARDING Y\n", ErrUnsupported, "fwknopd.conf:2: ENABLE_IPT_FORWARDING: \"Y\" is not supported by sesame (NAT/forwarding access is not implemented"},
+		{"# c\nENABLE_IPT_FORWARDING Y\nIPT_FORWARD_ACCESS ACCEPT, filter, FORWARD, 1, MY_FWD, 1\n", ErrUnsupported, "fwknopd.conf:3: IPT_FORWARD_ACCESS:"},
 		{"ENABLE_IPT_OUTPUT Yes\n", ErrUnsupported, "fwknopd.conf:1: ENABLE_IPT_OUTPUT:"},
-		{"ENABLE_IPT_FORWARDING Y\n", ErrUnsupported, "fwknopd.conf:1: ENABLE_IPT_FORWARDING:"},
+		{"ENABLE_IPT_FORWARDING maybe\n", ErrValue, "fwknopd.conf:1: ENABLE_IPT_FORWARDING:"},
+		{"ENABLE_IPT_SNAT Y\nSNAT_TRANSLATE_IP 10.0.0\n", ErrValue, "fwknopd.conf:2: SNAT_TRANSLATE_IP: \"10.0.0\" is not an IP address"},
 		{"IPT_INPUT_ACCESS ACCEPT, filter, INPUT, 1, MY_CHAIN, 1\n", ErrUnsupported, "fwknopd.conf:1: IPT_INPUT_ACCESS:"},
 		{"AFL_PKT_FILE /tmp/x\n", ErrUnsupported, "fwknopd.conf:1: AFL_PKT_FILE: AFL_PKT_FILE is not supported by sesame"},
 		{"SESAME_GUARD_PORTS tcp/22, icmp/8\n", ErrValue, "fwknopd.conf:1: SESAME_GUARD_PORTS: \"icmp/8\": want tcp/PORT or udp/PORT"},

@@ -33,9 +33,22 @@ type Stanza struct {
 	MD5                   bool      // SESAME_MD5: grants open only the TCP-MD5 listener, with a per-user key
 	AccessExpire          time.Time // zero: never (see Expired)
 
+	// NAT (fwknopd's FORCE_NAT, FORCE_SNAT, FORCE_MASQUERADE, DISABLE_DNAT, FORWARD_ALL; see
+	// package server for how they shape a grant). Server.CheckNAT refuses them without the
+	// fwknopd.conf switch they need.
+	ForceNAT        netip.AddrPort // FORCE_NAT "<ip> <port>": the NAT target of every request (zero: unset)
+	ForceSNAT       netip.Addr     // FORCE_SNAT "<ip>": SNAT forwarded grants to it (zero: unset)
+	ForceMasquerade bool           // FORCE_MASQUERADE: MASQUERADE forwarded grants
+	DisableDNAT     bool           // DISABLE_DNAT: forward without DNAT
+	ForwardAll      bool           // FORWARD_ALL: forward everything from the client
+
 	// GPG is the stanza's GnuPG mode (GPG_* variables); a stanza may have Rijndael keys,
 	// GnuPG, or both. Keys.HMACKey is the HMAC key of both modes.
 	GPG GPG
+
+	// Cmd is the stanza's command execution (ENABLE_CMD_EXEC, CMD_EXEC_*, *SUDO*) and command
+	// cycle (CMD_CYCLE_*) settings.
+	Cmd Command
 
 	// SourceText is the SOURCE value as written (fwknopd logs it).
 	SourceText string
@@ -145,3 +158,24 @@ func matchAny(prefixes []netip.Prefix, a netip.Addr) bool {
 	}
 	return false
 }
+
+// Command is what a stanza says about running commands, as fwknopd 2.6.10 reads it.
+type Command struct {
+	Exec       bool   // ENABLE_CMD_EXEC: command messages (type 0) run their command
+	User       string // CMD_EXEC_USER: run commands as this user ("" or root: the daemon's)
+	Group      string // CMD_EXEC_GROUP: with this group ("": the user's primary group)
+	Sudo       bool   // ENABLE_CMD_SUDO_EXEC: run commands through SUDO_EXE
+	SudoUser   string // CMD_SUDO_EXEC_USER: sudo -u ("" or root: none)
+	SudoGroup  string // CMD_SUDO_EXEC_GROUP: sudo -g ("" or root: none)
+	CycleOpen  string // CMD_CYCLE_OPEN: run instead of a firewall grant ("": no cycle)
+	CycleClose string // CMD_CYCLE_CLOSE: run CycleTimer later; "" when CMD_CYCLE_CLOSE is NONE
+	CycleTimer time.Duration
+}
+
+// MaxCycleCommand is the longest CMD_CYCLE_OPEN or CMD_CYCLE_CLOSE fwknopd accepts, in bytes
+// (its 256-byte buffer, with the terminating NUL).
+const MaxCycleCommand = 255
+
+// RunsCommands reports whether the stanza makes sesame run commands: command messages
+// (ENABLE_CMD_EXEC Y) or a command cycle.
+func (s *Stanza) RunsCommands() bool { return s.Cmd.Exec || s.Cmd.CycleOpen != "" }

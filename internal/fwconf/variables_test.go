@@ -49,7 +49,11 @@ var supportedSamples = map[string]sample{
 	"SESAME_FLEET_TLS_CA":        {value: "/ca.pem", base: fleetTLSBase},
 	"SESAME_FLEET_TLS_CERT":      {value: "/c2.pem", base: fleetTLSBase + "SESAME_FLEET_TLS_CERT /c.pem\nSESAME_FLEET_TLS_KEY /c.key\n"},
 	"SESAME_FLEET_TLS_KEY":       {value: "/c2.key", base: fleetTLSBase + "SESAME_FLEET_TLS_CERT /c.pem\nSESAME_FLEET_TLS_KEY /c.key\n"},
+	"ENABLE_IPT_FORWARDING":      {value: "Y"}, "ENABLE_IPT_LOCAL_NAT": {value: "Y"}, "ENABLE_IPT_SNAT": {value: "Y"},
+	"SNAT_TRANSLATE_IP": {value: "192.0.2.9", base: "ENABLE_IPT_SNAT Y\n"}, "ENABLE_NAT_DNS": {value: "N"},
 	// access.conf
+	"FORCE_NAT": {value: "192.0.2.5 22"}, "FORCE_SNAT": {value: "192.0.2.6"}, "FORCE_MASQUERADE": {value: "Y"},
+	"DISABLE_DNAT": {value: "Y"}, "FORWARD_ALL": {value: "Y"},
 	"SOURCE": {value: "192.0.2.0/24"}, "DESTINATION": {value: "10.99.0.1"},
 	"OPEN_PORTS": {value: "tcp/22"}, "RESTRICT_PORTS": {value: "tcp/23"},
 	"KEY": {value: "otherkey"}, "KEY_BASE64": {value: "b3RoZXJrZXk="},
@@ -64,7 +68,14 @@ var supportedSamples = map[string]sample{
 	"GPG_DECRYPT_PW":  {value: "secret", base: "GPG_REMOTE_ID 48290C42\n"},
 	"GPG_ALLOW_NO_PW": {value: "Y", base: "GPG_REMOTE_ID 48290C42\n"},
 	"GPG_REQUIRE_SIG": {value: "Y"}, "GPG_DISABLE_SIG": {value: "Y"}, "GPG_IGNORE_SIG_VERIFY_ERROR": {value: "Y"},
-	"GPG_REMOTE_ID":      {value: "48290C42"},
+	"GPG_REMOTE_ID":   {value: "48290C42"},
+	"SUDO_EXE":        {value: "/usr/local/bin/sudo"},
+	"ENABLE_CMD_EXEC": {value: "Y"}, "ENABLE_CMD_SUDO_EXEC": {value: "Y"},
+	"CMD_EXEC_USER": {value: "nobody"}, "CMD_EXEC_GROUP": {value: "nogroup"},
+	"CMD_SUDO_EXEC_USER": {value: "nobody"}, "CMD_SUDO_EXEC_GROUP": {value: "nogroup"},
+	"CMD_CYCLE_OPEN":     {value: "/bin/echo $IP", base: cycleBase},
+	"CMD_CYCLE_CLOSE":    {value: "/bin/echo close $IP", base: cycleBase},
+	"CMD_CYCLE_TIMER":    {value: "20", base: cycleBase},
 	"GPG_FINGERPRINT_ID": {value: "4517B33E0B11F039FBCEC5035F32373D48290C42"},
 }
 
@@ -72,6 +83,8 @@ const (
 	fleetBase    = "SESAME_FLEET_REDIS redis://10.0.0.9\nSESAME_FLEET_KEY_FILE /k\n"
 	fleetTLSBase = "SESAME_FLEET_REDIS rediss://10.0.0.9\nSESAME_FLEET_KEY_FILE /k\n"
 )
+
+const cycleBase = "CMD_CYCLE_OPEN /bin/true\nCMD_CYCLE_CLOSE /bin/false\nCMD_CYCLE_TIMER 10\n"
 
 const baseStanza = "SOURCE 10.0.0.0/8\nKEY basekey\nHMAC_KEY basehmac\n"
 

@@ -39,10 +39,18 @@ type Policy struct {
 	// replay digest.
 	TestMode bool
 
+	// SudoExe (SUDO_EXE, "" for /usr/bin/sudo) runs the commands of ENABLE_CMD_SUDO_EXEC
+	// stanzas.
+	SudoExe string
+
 	// MD5Port is the TCP-MD5 listener's port (SESAME_MD5_LISTEN). A SESAME_MD5 stanza's grant
 	// opens that port only, whatever ports the packet asks for (after they pass the stanza's
 	// port checks), so a granted address still cannot reach the service unsigned.
 	MD5Port uint16
+
+	// NAT is fwknopd.conf's NAT switches: with none on, NAT messages are refused (NATRefused).
+	// NAT grants need a firewall made with firewall.Config.NAT.
+	NAT NAT
 }
 
 // Config holds what a Server is built from.
@@ -67,6 +75,16 @@ type Config struct {
 	// GnuPGBudget bounds private-key decryptions for GnuPG stanzas without an HMAC key.
 	GnuPGBudget Budget
 
+	// Commands runs the commands of command messages (ENABLE_CMD_EXEC) and command cycles
+	// (CMD_CYCLE_OPEN, CMD_CYCLE_CLOSE) off the packet path; required when a stanza runs
+	// commands (New and Reload fail without it). See command.go.
+	Commands CommandRunner
+	// Closes keeps pending CMD_CYCLE_CLOSE commands across restarts (nil: in memory only).
+	// New schedules those a previous run left, running the ones already due at once.
+	Closes CloseStore
+	// AfterFunc runs f after d on another goroutine, for CMD_CYCLE_CLOSE (nil: time.AfterFunc).
+	AfterFunc func(d time.Duration, f func())
+
 	// ReplayTimeout is the deadline of every replay cache call (default 1 s); a call that
 	// fails or misses it rejects the packet (InternalError): fail closed.
 	ReplayTimeout time.Duration
@@ -89,6 +107,10 @@ type Config struct {
 	// in test mode), from the goroutine that handled the packet. An error is logged; the
 	// firewall grants stand. sesame's TCP-MD5 listener (package md5grant) uses it.
 	OnGrant func(st *fwconf.Stanza, gs []firewall.Grant) error
+
+	// ResolveNAT resolves the host name of a NAT request (ENABLE_NAT_DNS), with a deadline of
+	// one second (nil: net.DefaultResolver). Tests substitute a fake.
+	ResolveNAT Resolver
 
 	// Observe, if set, is told how long each settled packet took to handle and whether it was
 	// granted (the metrics' handling histogram). It must be cheap and safe for concurrent use.

@@ -25,11 +25,15 @@
 //     (replay.WithPacket, for fwknopd's digest file fields), before any policy check, as
 //     fwknopd does, so a rejected packet cannot be retried; a cache error rejects the packet;
 //  5. per stanza policy: packet age, allow-IP (0.0.0.0 and REQUIRE_SOURCE_ADDRESS,
-//     SESAME_REQUIRE_SOURCE_MATCH), REQUIRE_USERNAME, message type (command and NAT messages
-//     are refused), the access message (spa.ParseAccess), RESTRICT_PORTS and OPEN_PORTS
+//     SESAME_REQUIRE_SOURCE_MATCH), REQUIRE_USERNAME, message type (NAT messages need
+//     their switch, Policy.NAT; see natPolicy for their grants), the access message (spa.ParseAccess), RESTRICT_PORTS and OPEN_PORTS
 //     (fwconf.Stanza.CheckPorts), the access timeout (fwconf.Stanza.Timeout); a failure moves
 //     on to the next stanza, which must decode the packet again with its own keys;
-//  6. a firewall grant for each requested protocol and port of the first stanza that passes.
+//  6. a firewall grant for each requested protocol and port of the first stanza that passes;
+//     or, for a command message to a stanza with ENABLE_CMD_EXEC Y, its command, and for any
+//     message a stanza with CMD_CYCLE_OPEN accepts, the cycle's open command (its close
+//     recorded in the CloseStore and run CMD_CYCLE_TIMER later), queued on the CommandRunner,
+//     never run on the packet path (command.go; verdict "command accepted").
 //
 // With several workers, Run's reading goroutine settles the packets that fail steps 1 to 3's
 // HMAC itself, at one HMAC per matching stanza and no allocation, and hands the rest to the

@@ -71,6 +71,9 @@ func (s *Server) handle(ctx context.Context, pkt capture.Packet) Result {
 			}
 		}
 		o := checkPolicy(p, st, m, src, now)
+		if o.reason == Granted {
+			o = s.natPolicy(ctx, p, st, m, dst, o)
+		}
 		if o.reason != Granted {
 			consider(Result{Reason: o.reason, Stanza: st.Num}, o.detail)
 			if o.terminal {
@@ -189,6 +192,9 @@ func modeDetail(long bool) string {
 
 // grant opens the firewall for an accepted packet (unless in test mode) and logs it.
 func (s *Server) grant(ctx context.Context, p *compiled, st *stanza, pkt capture.Packet, now time.Time, m *spa.Message, o outcome) Result {
+	if runsCommand(st, o) {
+		return s.command(ctx, p, st, pkt, now, m, o)
+	}
 	res := Result{Reason: Granted, Stanza: st.Num, Grants: grantsFor(o, st.Num)}
 	if !p.TestMode {
 		if err := s.commit(ctx, res.Grants); err != nil {
@@ -204,14 +210,17 @@ func (s *Server) grant(ctx context.Context, p *compiled, st *stanza, pkt capture
 			}
 		}
 	}
-	s.log.LogAttrs(ctx, slog.LevelInfo, "access granted",
+	attrs := []slog.Attr{
 		slog.String("src", pkt.Src.Addr().Unmap().String()),
 		slog.Int("stanza", st.Num),
 		slog.String("allow", o.allow.String()),
 		slog.String("ports", portsString(o.ports)),
-		slog.Duration("timeout", o.timeout),
-		slog.String("user", m.Username),
-		slog.Bool("test", p.TestMode))
+	}
+	if o.nat != nil {
+		attrs = append(attrs, slog.String("nat", natString(o)))
+	}
+	attrs = append(attrs, slog.Duration("timeout", o.timeout), slog.String("user", m.Username), slog.Bool("test", p.TestMode))
+	s.log.LogAttrs(ctx, slog.LevelInfo, "access granted", attrs...)
 	return res
 }
 

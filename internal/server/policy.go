@@ -19,6 +19,8 @@ type outcome struct {
 	ports    []spa.ProtoPort // what to open
 	timeout  time.Duration   // for how long
 	terminal bool            // stop trying further stanzas (fwknopd: invalid allow-IP)
+	command  string          // a command message's command (command.go)
+	nat      *natGrant       // a NAT grant's target (natPolicy); nil for access grants
 }
 
 // checkPolicy runs fwknopd's post-decryption checks (§8 steps 7-15) of stanza st on message m
@@ -57,13 +59,16 @@ func checkPolicy(p *compiled, st *stanza, m *spa.Message, src netip.Addr, now ti
 		return outcome{reason: UsernameMismatch, detail: fmt.Sprintf("user %q", m.Username)}
 	}
 
-	// Message type: sesame grants plain and client-timeout access messages only.
+	// Message type: access messages, and NAT messages whose switch is on (natPolicy shapes
+	// their grant).
 	switch m.Type {
 	case spa.AccessMsg, spa.ClientTimeoutAccessMsg:
 	case spa.CommandMsg:
-		return outcome{reason: CommandRefused}
+		return commandOutcome(st, m, allow)
 	case spa.NATAccessMsg, spa.ClientTimeoutNATAccessMsg, spa.LocalNATAccessMsg, spa.ClientTimeoutLocalNATAccessMsg:
-		return outcome{reason: NATRefused, detail: fmt.Sprintf("type %d", int(m.Type))}
+		if detail, ok := natSwitch(p.NAT, m.Type); !ok {
+			return outcome{reason: NATRefused, detail: detail}
+		}
 	default:
 		return outcome{reason: BadPlaintext, detail: fmt.Sprintf("message type %d", int(m.Type))}
 	}
@@ -110,8 +115,12 @@ func protoNum(proto string) uint8 {
 	return 0
 }
 
-// grantsFor expands an accepted outcome into one firewall grant per protocol and port.
+// grantsFor expands an accepted outcome into one firewall grant per protocol and port, or into
+// its NAT grants (natGrants).
 func grantsFor(o outcome, stanza int) []firewall.Grant {
+	if o.nat != nil {
+		return natGrants(o, stanza)
+	}
 	gs := make([]firewall.Grant, 0, len(o.ports))
 	for _, pp := range o.ports {
 		gs = append(gs, firewall.Grant{Src: o.allow, Proto: protoNum(pp.Proto), Port: pp.Port, Timeout: o.timeout, Stanza: stanza})

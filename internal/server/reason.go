@@ -10,6 +10,7 @@ type Reason uint8
 // Rejection reasons, one per check of the pipeline. Their String is the reason= log value.
 const (
 	Granted          Reason = iota
+	CommandAccepted         // not a rejection: a command message's command or a command cycle's open command was queued
 	Malformed               // failed the cheap wire checks; not an SPA packet
 	UnknownSource           // no stanza's SOURCE and DESTINATION match the packet (the log names DESTINATION rules that failed)
 	StanzaExpired           // every matching stanza is past ACCESS_EXPIRE
@@ -29,11 +30,12 @@ const (
 	SourceRequired          // allow-IP 0.0.0.0 with REQUIRE_SOURCE_ADDRESS
 	SourceMismatch          // allow-IP differs from the packet source (SESAME_REQUIRE_SOURCE_MATCH)
 	UsernameMismatch        // REQUIRE_USERNAME does not match
-	CommandRefused          // command message (type 0): not supported
+	CommandRefused          // command message (type 0) to a stanza without ENABLE_CMD_EXEC Y, or with a command cycle
 	NATRefused              // NAT message (types 2, 4, 5, 6): not supported
 	RestrictedPort          // a requested port is in RESTRICT_PORTS
 	PortNotAllowed          // a requested port is not in OPEN_PORTS
 	NoPorts                 // "none/0" request but the stanza has no OPEN_PORTS
+	CommandBusy             // the command queue is full: the command (or cycle) was not run
 	FirewallError           // the firewall refused the grant
 	InternalError           // replay cache failure or a recovered panic
 	numReasons
@@ -41,6 +43,7 @@ const (
 
 var reasonNames = [numReasons]string{
 	Granted:          "granted",
+	CommandAccepted:  "command accepted",
 	Malformed:        "malformed packet",
 	UnknownSource:    "no stanza for source",
 	StanzaExpired:    "stanza expired",
@@ -60,17 +63,18 @@ var reasonNames = [numReasons]string{
 	SourceRequired:   "0.0.0.0 allow-IP with REQUIRE_SOURCE_ADDRESS",
 	SourceMismatch:   "allow-IP differs from packet source",
 	UsernameMismatch: "username mismatch",
-	CommandRefused:   "command messages not supported",
+	CommandRefused:   "command messages not allowed",
 	NATRefused:       "NAT access not supported",
 	RestrictedPort:   "port in RESTRICT_PORTS",
 	PortNotAllowed:   "port not in OPEN_PORTS",
 	NoPorts:          "no ports requested and no OPEN_PORTS",
+	CommandBusy:      "command queue full",
 	FirewallError:    "firewall error",
 	InternalError:    "internal error",
 }
 
 var reasonKeys = [numReasons]string{
-	Granted: "granted", Malformed: "malformed", UnknownSource: "unknown_source",
+	Granted: "granted", CommandAccepted: "command_accepted", Malformed: "malformed", UnknownSource: "unknown_source",
 	StanzaExpired: "stanza_expired", WrongMode: "wrong_mode", BadHMAC: "bad_hmac", Throttled: "throttled",
 	DecryptFailed: "decrypt_failed", NotSigned: "not_signed", BadSignature: "bad_signature",
 	SignerNotValid: "signer_not_valid", SignerNotAllowed: "signer_not_allowed",
@@ -78,7 +82,7 @@ var reasonKeys = [numReasons]string{
 	BadAccess: "bad_access", SourceRequired: "source_required", SourceMismatch: "source_mismatch",
 	UsernameMismatch: "username_mismatch", CommandRefused: "command_refused", NATRefused: "nat_refused",
 	RestrictedPort: "restricted_port", PortNotAllowed: "port_not_allowed", NoPorts: "no_ports",
-	FirewallError: "firewall_error", InternalError: "internal_error",
+	CommandBusy: "command_busy", FirewallError: "firewall_error", InternalError: "internal_error",
 }
 
 // Reasons lists every Reason, Granted first.
@@ -114,11 +118,14 @@ type Stats struct {
 	ByReason map[Reason]uint64 // packets per outcome; Granted counts granted packets
 }
 
-// Rejected is the number of packets that were not granted.
+// Accepted reports whether r is a success: Granted or CommandAccepted.
+func (r Reason) Accepted() bool { return r == Granted || r == CommandAccepted }
+
+// Rejected is the number of packets that were not accepted (Reason.Accepted).
 func (s Stats) Rejected() uint64 {
 	var n uint64
 	for r, c := range s.ByReason {
-		if r != Granted {
+		if !r.Accepted() {
 			n += c
 		}
 	}

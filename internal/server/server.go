@@ -32,6 +32,10 @@ type Server struct {
 	replayTimeout time.Duration
 	onGrant       func(st *fwconf.Stanza, gs []firewall.Grant) error
 	observe       func(granted bool, d time.Duration)
+	cmds          CommandRunner
+	closes        CloseStore
+	afterFunc     func(d time.Duration, f func())
+	resolve       Resolver
 	log           *slog.Logger
 	now           func() time.Time
 	workers       int
@@ -57,6 +61,8 @@ type stanza struct {
 	open          Opener      // Rijndael packets; nil for a GnuPG-only stanza
 	gpg           GnuPGOpener // GnuPG packets; nil unless GPG.Enabled
 	expiredDetail string      // the detail= of a StanzaExpired rejection
+	cmdUID        *uint32     // CMD_EXEC_USER and CMD_EXEC_GROUP resolved (prepareCommand)
+	cmdGID        *uint32
 }
 
 // New checks cfg and returns a Server.
@@ -66,7 +72,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{fw: cfg.Firewall, cache: cfg.Cache, newOpener: cfg.NewOpener, replayTimeout: cfg.ReplayTimeout,
 		log: cfg.Logger, now: cfg.Now, workers: cfg.Workers, queue: cfg.Queue, onGrant: cfg.OnGrant, observe: cfg.Observe,
-		newGnuPG: cfg.GnuPG, gnupgKeys: cfg.GnuPGKeys}
+		newGnuPG: cfg.GnuPG, gnupgKeys: cfg.GnuPGKeys, cmds: cfg.Commands, closes: cfg.Closes, afterFunc: cfg.AfterFunc}
+	if s.afterFunc == nil {
+		s.afterFunc = func(d time.Duration, f func()) { time.AfterFunc(d, f) }
+	}
+	if s.resolve = cfg.ResolveNAT; s.resolve == nil {
+		s.resolve = defaultResolver
+	}
 	if s.newOpener == nil {
 		s.newOpener = NewSPAOpener
 	}
@@ -94,6 +106,7 @@ func New(cfg Config) (*Server, error) {
 	if err := s.Reload(cfg.Policy); err != nil {
 		return nil, err
 	}
+	s.resumeCloses()
 	return s, nil
 }
 
@@ -132,6 +145,9 @@ func (s *Server) Reload(p Policy) error {
 				return fmt.Errorf("server: stanza #%d (%s:%d): %w", st.Num, st.File, st.Line, err)
 			}
 			c.stanzas[i].gpg = g
+		}
+		if err := s.prepareCommand(&c.stanzas[i], p.TestMode); err != nil {
+			return fmt.Errorf("server: stanza #%d (%s:%d): %w", st.Num, st.File, st.Line, err)
 		}
 		if !st.AccessExpire.IsZero() {
 			c.stanzas[i].expiredDetail = "expired " + st.AccessExpire.UTC().Format(time.DateTime)
@@ -213,7 +229,7 @@ func (s *Server) Handle(ctx context.Context, pkt capture.Packet) (res Result) {
 		}
 		s.stats.settle(res.Reason)
 		if s.observe != nil {
-			s.observe(res.Reason == Granted, time.Since(start))
+			s.observe(res.Reason.Accepted(), time.Since(start))
 		}
 	}()
 	return s.handle(ctx, pkt)

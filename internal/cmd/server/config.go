@@ -106,7 +106,8 @@ func load(o *options, withAccess bool) (*settings, error) {
 	for k, v := range overrides(o) { // the command line wins over -O files, as in fwknopd
 		ov[k] = v
 	}
-	opts := fwconf.Options{Overrides: ov}
+	var read []string // every file fwconf reads, for CheckCommandFiles
+	opts := fwconf.Options{Overrides: ov, Read: &read}
 	sc, warns, err := fwconf.LoadServer(o.configFile, opts)
 	if err != nil {
 		return nil, err
@@ -120,6 +121,12 @@ func load(o *options, withAccess bool) (*settings, error) {
 		if stanzas, awarns, err = sc.LoadAccess(opts); err != nil {
 			return nil, err
 		}
+		if err := checkCommandFiles(stanzas, read); err != nil {
+			return nil, err
+		}
+		if err := sc.CheckNAT(stanzas); err != nil {
+			return nil, err
+		}
 	}
 	s := &settings{
 		policy: server.Policy{
@@ -129,6 +136,9 @@ func load(o *options, withAccess bool) (*settings, error) {
 			TestMode:     o.test,
 			SPAOverHTTP:  sc.EnableSPAOverHTTP,
 			HTTP:         spahttp.Options{AllowAnyUserAgent: sc.AllowAnyUserAgent, XForwardedFor: sc.EnableXForwardedFor},
+			SudoExe:      sc.SudoExe,
+			NAT: server.NAT{Forwarding: sc.EnableIPTForwarding, LocalNAT: sc.EnableIPTLocalNAT, SNAT: sc.EnableIPTSNAT,
+				SNATAddr: sc.SNATTranslateIP, DNS: sc.EnableNATDNS},
 		},
 		tcpServer:         sc.EnableTCPServer,
 		tcpPort:           int(sc.TCPServPort),
@@ -194,6 +204,9 @@ func load(o *options, withAccess bool) (*settings, error) {
 		addGuard(p)
 	}
 	for _, st := range stanzas {
+		if st.Cmd.CycleOpen != "" {
+			continue // its commands open access (fwknopd's CMD_CYCLE_OPEN), not sesame's table
+		}
 		for _, p := range st.OpenPorts {
 			addGuard(p)
 		}
@@ -266,3 +279,19 @@ func captureDesc(s *settings) string {
 // rejects forged packets itself; valid packets wait on the firewall, and several waiting at
 // once are committed in one nftables transaction.
 const defaultWorkers = 64
+
+// checkCommandFiles refuses to start when a stanza runs commands (ENABLE_CMD_EXEC, a command
+// cycle) and a file the configuration came from (files: what fwconf read), or its directory,
+// could be changed by someone other than root or the daemon.
+func checkCommandFiles(stanzas []*fwconf.Stanza, files []string) error {
+	for _, st := range stanzas {
+		if st.RunsCommands() {
+			if err := fwconf.CheckCommandFiles(files, os.Geteuid()); err != nil {
+				return fmt.Errorf("stanza #%d (%s:%d) runs commands, so its configuration must be safe from other users:\n%w",
+					st.Num, st.File, st.Line, err)
+			}
+			return nil
+		}
+	}
+	return nil
+}

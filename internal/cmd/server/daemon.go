@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sesame-spa/sesame/internal/capture"
+	"github.com/sesame-spa/sesame/internal/cmdclose"
+	"github.com/sesame-spa/sesame/internal/cmdexec"
 	"github.com/sesame-spa/sesame/internal/firewall"
 	"github.com/sesame-spa/sesame/internal/fwconf"
 	"github.com/sesame-spa/sesame/internal/hostfw"
@@ -34,7 +37,7 @@ import (
 // newFirewall builds the nftables backend from the settings.
 func newFirewall(s *settings) (*firewall.Nftables, error) {
 	fw, err := firewall.NewNftables(firewall.Config{TableName: s.tableName, GuardPorts: s.guardPorts,
-		GuardLoopback: s.guardLoopback, HostChain: s.hostChain, NoOwner: !s.tableOwner})
+		GuardLoopback: s.guardLoopback, HostChain: s.hostChain, NoOwner: !s.tableOwner, NAT: s.policy.NAT.Enabled()})
 	if err != nil {
 		return nil, privHint(fmt.Errorf("firewall: %w", err), "CAP_NET_ADMIN", "nftables needs it")
 	}
@@ -269,8 +272,16 @@ func runDaemon(o *options, s *settings, log *slog.Logger, link *readyLink) error
 	}
 	var srv *server.Server
 	me.prepare(s, src, fl.cache(cache), fwall, fl, func() server.Stats { return srv.Stats() })
+	// Commands (ENABLE_CMD_EXEC, CMD_CYCLE_*) run on 4 goroutines with 64 queued at most; the
+	// pending CMD_CYCLE_CLOSE commands survive a restart in the run directory.
+	closes, err := cmdclose.Open(filepath.Join(s.runDir, "sesame-"+s.tableName+".closes"))
+	if err != nil {
+		return err
+	}
+	pool := cmdexec.NewPool(ctx, cmdexec.Exec{}, commandWorkers, commandQueue)
 	cfg := server.Config{Policy: s.policy, Firewall: fwall, Cache: fl.cache(cache), Logger: log,
-		Workers: s.workers, OnGrant: me.onGrant(onGrant), ReplayTimeout: fl.replayTimeout(), Observe: me.observe()}
+		Workers: s.workers, OnGrant: me.onGrant(onGrant), ReplayTimeout: fl.replayTimeout(), Observe: me.observe(),
+		Commands: pool, Closes: closes}
 	srv, err = server.New(cfg)
 	if err != nil {
 		return err
@@ -377,6 +388,7 @@ func startFirewall(ctx context.Context, s *settings, log *slog.Logger) (*keeper.
 		log.Warn("firewall: this kernel cannot own the table (NFT_TABLE_F_PERSIST needs Linux 6.9) or SESAME_TABLE_OWNER is N: a ruleset flush removes sesame's table until the self-healing restores it")
 	}
 	warnUnguarded(s, fw.HostChains(), log)
+	warnForwarding(s, firewall.ForwardingOff, log)
 
 	wctx, wcancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -462,6 +474,24 @@ func detectHosts(ctx context.Context, s *settings, log *slog.Logger) ([]firewall
 }
 
 // warnUnguarded warns about ports that stay open to everyone.
+// warnForwarding warns at start when ENABLE_IPT_FORWARDING is on but the kernel does not
+// forward (off is firewall.ForwardingOff): Forward grants would DNAT packets the kernel drops.
+func warnForwarding(s *settings, off func() (bool, bool, error), log *slog.Logger) {
+	if !s.policy.NAT.Forwarding {
+		return
+	}
+	v4off, v6off, err := off()
+	switch {
+	case err != nil:
+		log.Warn("firewall: cannot tell whether the kernel forwards (ENABLE_IPT_FORWARDING Y)", "err", err)
+	case v4off:
+		log.Warn("firewall: ENABLE_IPT_FORWARDING Y but the kernel does not forward IPv4: NAT grants will not reach their targets; set net.ipv4.ip_forward=1")
+	}
+	if err == nil && v6off {
+		log.Info("firewall: the kernel does not forward IPv6 (net.ipv6.conf.all.forwarding=0): IPv6 NAT grants will not reach their targets")
+	}
+}
+
 func warnUnguarded(s *settings, hooks []firewall.HostChain, log *slog.Logger) {
 	for _, st := range s.unguardable {
 		if len(hooks) == 0 {
@@ -622,3 +652,10 @@ func startTCPServer(ctx context.Context, s *settings, log *slog.Logger) error {
 	}()
 	return nil
 }
+
+// The command pool: commandWorkers commands at once, commandQueue more waiting; beyond that a
+// command message or cycle is refused (reason "command queue full").
+const (
+	commandWorkers = 4
+	commandQueue   = 64
+)

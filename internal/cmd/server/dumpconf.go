@@ -152,7 +152,7 @@ func dumpStanza(w io.Writer, st *fwconf.Stanza) {
 		"CMD_CYCLE_OPEN", "CMD_CYCLE_CLOSE"} {
 		line(name, raw(name))
 	}
-	line("CMD_CYCLE_TIMER", "0")
+	line("CMD_CYCLE_TIMER", strconv.Itoa(int(st.Cmd.CycleTimer.Seconds())))
 	line("REQUIRE_USERNAME", st.RequireUsername)
 	line("REQUIRE_SOURCE_ADDRESS", yes(st.RequireSourceAddress))
 	line("FORCE_NAT (ip)", "")

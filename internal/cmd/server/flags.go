@@ -97,7 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, *pflag.FlagSet, erro
 	fs.BoolVar(&o.syslogEnable, "syslog-enable", false, "also log to syslog (/dev/log, SYSLOG_IDENTITY, SYSLOG_FACILITY) in the foreground")
 	fs.StringVar(&o.gpgHomeDir, "gpg-home-dir", "", "GnuPG home directory (GPG_HOME_DIR)")
 	fs.StringVar(&o.gpgExe, "gpg-exe", "", "path to gpg (GPG_EXE)")
-	fs.StringVar(&o.sudoExe, "sudo-exe", "", "path to sudo (SUDO_EXE; sesame runs no commands, so it is only checked)")
+	fs.StringVar(&o.sudoExe, "sudo-exe", "", "path to sudo (SUDO_EXE), for stanzas with ENABLE_CMD_SUDO_EXEC")
 	fs.BoolVar(&o.noFirewdCheck, "no-firewd-check-support", false, "accepted; no effect (sesame uses nftables, not firewall-cmd)")
 	fs.BoolVar(&o.noIptCheck, "no-ipt-check-support", false, "accepted; no effect (sesame uses nftables, not iptables -C)")
 	fs.BoolVarP(&o.test, "test", "t", false, "test mode: process packets but make no firewall change")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -183,9 +184,12 @@ func (l *fleetLink) close() {
 	l.f.Close()
 }
 
-// OnGrant queues the grants gs, just made for stanza st, for publishing (the pipeline's grant
-// hook). It never blocks: when the queue is full the grants are dropped (counted, logged).
+// OnGrant queues the access grants of gs, just made for stanza st, for publishing (the
+// pipeline's grant hook). NAT grants (Forward, LocalNAT) stay on the gateway that got the knock:
+// the fleet's wire format is source, protocol and port only, and a NAT target is this
+// gateway's. It never blocks: when the queue is full the grants are dropped (counted, logged).
 func (l *fleetLink) OnGrant(st *fwconf.Stanza, gs []firewall.Grant) error {
+	gs = accessOnly(gs)
 	if l == nil || l.queue == nil || len(gs) == 0 {
 		return nil
 	}
@@ -401,4 +405,9 @@ func fleetChanged(old, cur *fleet.Config) bool {
 	return old.URL != cur.URL || old.Group != cur.Group || string(old.Key) != string(cur.Key) || old.OnError != cur.OnError ||
 		old.Timeout != cur.Timeout || old.MaxSkew != cur.MaxSkew || old.WaitReplicas != cur.WaitReplicas ||
 		old.Gateway != cur.Gateway || (old.TLS == nil) != (cur.TLS == nil)
+}
+
+// accessOnly returns the Access grants of gs, in order.
+func accessOnly(gs []firewall.Grant) []firewall.Grant {
+	return slices.DeleteFunc(slices.Clone(gs), func(g firewall.Grant) bool { return g.Kind != firewall.Access })
 }

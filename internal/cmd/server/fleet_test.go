@@ -176,6 +176,32 @@ func TestFleetOnGrantNeverBlocks(t *testing.T) {
 	}
 }
 
+// NAT grants stay on the gateway that got the knock: OnGrant publishes the access grants only,
+// and nothing at all for a knock that made NAT grants alone.
+func TestFleetOnGrantAccessOnly(t *testing.T) {
+	l := &fleetLink{queue: make(chan []ledger.Entry, 2), log: slog.New(slog.DiscardHandler)}
+	st := &fwconf.Stanza{Num: 1}
+	src := netip.MustParseAddr("10.0.0.7")
+	acc := firewall.Grant{Src: src, Proto: 6, Port: 22, Timeout: 30 * time.Second}
+	fwd := firewall.Grant{Src: src, Proto: 6, Port: 2222, Timeout: 30 * time.Second, Kind: firewall.Forward,
+		NATAddr: netip.MustParseAddr("10.50.0.5"), NATPort: 22}
+	lnat := fwd
+	lnat.Kind, lnat.NATAddr = firewall.LocalNAT, netip.MustParseAddr("10.0.0.1")
+	if err := l.OnGrant(st, []firewall.Grant{fwd, lnat}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.OnGrant(st, []firewall.Grant{fwd, acc, lnat}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(l.queue); n != 1 {
+		t.Fatalf("%d batches queued, want 1 (NAT-only knocks publish nothing)", n)
+	}
+	es := <-l.queue
+	if len(es) != 1 || es[0].Key != (ledger.Key{Src: src, Proto: 6, Port: 22}) {
+		t.Errorf("queued %+v, want the access grant only", es)
+	}
+}
+
 // writeCerts writes a CA (ca.pem) and a client certificate signed by it (client.pem,
 // client.key, mode 600) into dir.
 func writeCerts(t *testing.T, dir string) {
