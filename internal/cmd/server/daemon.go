@@ -550,6 +550,10 @@ func reload(o *options, old *settings, srv *server.Server, fwall server.Firewall
 	if fleetChanged(old.fleet, s.fleet) {
 		log.Warn("SIGHUP: the SESAME_FLEET_* settings changed; the fleet keeps the old ones until a restart")
 	}
+	if changed := restartOnly(old, s); len(changed) > 0 {
+		log.Warn("SIGHUP: these settings take effect only at a restart; the old values stay in force",
+			"changed", strings.Join(changed, ", "))
+	}
 	log.Info("SIGHUP: configuration reloaded (grants kept)", "stanzas", len(s.policy.Stanzas))
 }
 
@@ -659,3 +663,34 @@ const (
 	commandWorkers = 4
 	commandQueue   = 64
 )
+
+// restartOnly names the settings that differ between old and s but are read only at start
+// (the capture source, the table, the listeners, the files): SIGHUP swaps the policy alone.
+func restartOnly(old, s *settings) []string {
+	var changed []string
+	for _, c := range []struct {
+		name     string
+		was, now any
+	}{
+		{"PCAP_INTF", old.pcapIntf, s.pcapIntf},
+		{"PCAP_FILTER", old.pcapFilter, s.pcapFilter},
+		{"ENABLE_UDP_SERVER", old.udpServer, s.udpServer},
+		{"UDPSERV_PORT", old.udpPort, s.udpPort},
+		{"ENABLE_TCP_SERVER", old.tcpServer, s.tcpServer},
+		{"TCPSERV_PORT", old.tcpPort, s.tcpPort},
+		{"SESAME_TABLE", old.tableName, s.tableName},
+		{"SESAME_TABLE_OWNER", old.tableOwner, s.tableOwner},
+		{"SESAME_HOST_CHAIN", old.hostChain, s.hostChain},
+		{"SESAME_MD5_LISTEN", old.md5Listen, s.md5Listen},
+		{"SESAME_MD5_UPSTREAM", old.md5Upstream, s.md5Upstream},
+		{"SESAME_METRICS_LISTEN", old.metricsListen, s.metricsListen},
+		{"DIGEST_FILE", old.digestFile, s.digestFile},
+		{"FWKNOP_PID_FILE", old.pidFile, s.pidFile},
+		{"ENABLE_IPT_FORWARDING/ENABLE_IPT_LOCAL_NAT", old.policy.NAT.Enabled(), s.policy.NAT.Enabled()},
+	} {
+		if c.was != c.now {
+			changed = append(changed, c.name)
+		}
+	}
+	return changed
+}
