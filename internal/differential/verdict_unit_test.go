@@ -31,7 +31,7 @@ func TestSesameVerdict(t *testing.T) {
 	}{
 		{`time=2026-11-30T22:52:04.535Z level=INFO msg="access granted" src=10.99.0.2 stanza=1 allow=10.99.0.72 ports=tcp/80,tcp/22 timeout=30s user=root test=false`,
 			grant("10.99.0.72", "tcp/22,tcp/80", 30*time.Second)},
-		{`time=2026-11-30T22:52:04Z level=WARN msg="SPA packet rejected" src=10.99.0.2 reason="NAT access not supported" stanza=1 detail="type 2"`,
+		{`time=2026-11-30T22:52:04Z level=WARN msg="SPA packet rejected" src=10.99.0.2 reason="NAT access refused" stanza=1 detail="type 2: NAT access requested, but ENABLE_IPT_FORWARDING is not enabled"`,
 			verdict{Class: natRefused}},
 		{`time=2026-11-30T22:52:04Z level=WARN msg="SPA packet rejected" src=10.99.0.3 reason="HMAC mismatch" stanza=7 err="spa: HMAC \"x\" mismatch"`,
 			verdict{Class: noStanza}},

@@ -295,9 +295,9 @@ func (r *rig) seconds() {
 		r.granted(t, p)
 	})
 	r.cell("second-bad-config", func() {
-		out = runFail(t, r.srv, writeFiles(t, r.conf+"ENABLE_SPA_OVER_HTTP Y;\n", r.access))
+		out = runFail(t, r.srv, writeFiles(t, r.conf+"MAX_SPA_PACKET_AGE soon;\n", r.access))
 	}, func(t *testing.T, p *prober) {
-		if !strings.Contains(out, "ENABLE_SPA_OVER_HTTP") {
+		if !strings.Contains(out, "MAX_SPA_PACKET_AGE") {
 			t.Errorf("refusal does not name the variable:\n%s", out)
 		}
 		r.intact(t)

@@ -11,8 +11,10 @@ import (
 
 // Grant is access for one source address to one protocol and port, for Timeout from now. The
 // zero Kind is Access; Forward and LocalNAT grants (fwknopd's NAT message types) also use the
-// NAT fields, see Kind. A grant's identity (what Revoke, the ledger and the kernel's elements
-// key on) is Src, Proto, Port, Kind, NATAddr, NATPort and ForwardAll; SNAT, Masquerade and
+// NAT fields, see Kind. An access grant with Dst opens the port only for packets to that
+// address (fwknopd's ENABLE_DESTINATION_RULE); the zero Dst is any destination. A grant's
+// identity (what Revoke, the ledger and the kernel's elements key on) is Src, Dst, Proto, Port,
+// Kind, NATAddr, NATPort and ForwardAll; SNAT, Masquerade and
 // DisableDNAT are values that a later grant of the same identity replaces.
 type Grant struct {
 	Src     netip.Addr    // the address allowed (IPv4 or IPv6)
@@ -20,6 +22,7 @@ type Grant struct {
 	Port    uint16        // destination port on this host (the access port of a NAT grant); 0 for ForwardAll
 	Timeout time.Duration // how long from now
 	Stanza  int           // the access.conf stanza that granted it (0: none); recorded, not sent to the kernel
+	Dst     netip.Addr    // Access only: the destination address allowed, of Src's family; zero: any
 
 	Kind        Kind
 	NATAddr     netip.Addr // Forward: the host forwarded to; LocalNAT: this host's address to DNAT to
@@ -73,6 +76,7 @@ func ParseKind(s string) (Kind, bool) {
 // DisableDNAT), with Src unmapped. Two grants with the same Ident are the same grant.
 func (g Grant) Ident() Grant {
 	g.Src = g.Src.Unmap().WithZone("")
+	g.Dst = g.Dst.Unmap().WithZone("")
 	g.NATAddr = g.NATAddr.Unmap().WithZone("")
 	g.Timeout, g.Stanza = 0, 0
 	g.SNAT, g.Masquerade, g.DisableDNAT = netip.Addr{}, false, false
@@ -129,7 +133,7 @@ var ErrNotInitialized = errors.New("firewall not initialized")
 const MaxTimeout = 24 * time.Hour
 
 // Validate reports whether g can be granted: a valid address (an IPv4-mapped IPv6 address
-// counts as IPv4), TCP or UDP, a non-zero port, and a timeout from 1 ms to MaxTimeout. NAT
+// counts as IPv4), a Dst (if any) of the same family and not unspecified, TCP or UDP, a non-zero port, and a timeout from 1 ms to MaxTimeout. NAT
 // kinds also need: a NATAddr of Src's family and a non-zero NATPort (Forward without
 // ForwardAll, LocalNAT); Port == NATPort with DisableDNAT; no Proto, Port or NAT target with
 // ForwardAll; SNAT of Src's family and not with Masquerade (Forward only). Revoke ignores the
@@ -150,6 +154,14 @@ func (g Grant) validateKey() error {
 	}
 	if err := g.validateNAT(); err != nil {
 		return err
+	}
+	if g.Dst.IsValid() {
+		if g.Kind != Access {
+			return fmt.Errorf("%w: %s grant with a destination address", ErrInvalidGrant, g.Kind)
+		}
+		if d := g.Dst.Unmap(); d.Is4() != isV4(g.Src) || d.IsUnspecified() {
+			return fmt.Errorf("%w: destination %s is not a specified address of the source's family", ErrInvalidGrant, g.Dst)
+		}
 	}
 	if g.ForwardAll {
 		return nil
@@ -220,10 +232,13 @@ func allOnes(v4 bool) netip.Addr {
 }
 
 // String formats g as "src proto/port", with the kind and NAT target for NAT grants
-// ("src tcp/55000 forward 10.0.0.5:22 masquerade").
+// ("src tcp/55000 forward 10.0.0.5:22 masquerade"), and " to DST" for a grant with Dst.
 func (g Grant) String() string {
 	s := fmt.Sprintf("%s %s/%d", g.Src.Unmap(), protoName(g.Proto), g.Port)
 	if g.Kind == Access {
+		if g.Dst.IsValid() {
+			s += " to " + g.Dst.Unmap().String()
+		}
 		return s
 	}
 	if g.ForwardAll {

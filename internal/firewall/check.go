@@ -38,7 +38,7 @@ func (n *Nftables) check(ctx context.Context) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("nftables check: list chains: %w", err)
 		}
-		want := map[string]int{chainMark: 2, chainGuard: 3}
+		want := map[string]int{chainMark: 4, chainGuard: 3}
 		if !n.cfg.GuardLoopback {
 			want[chainGuard] = 4
 		}
@@ -81,7 +81,7 @@ func (n *Nftables) check(ctx context.Context) ([]string, error) {
 		for _, s := range sets {
 			have[s.Name] = true
 		}
-		setNames := []string{setGrants4, setGrants6, setGuarded}
+		setNames := []string{setGrants4, setGrants6, setGrantsD4, setGrantsD6, setGuarded}
 		if n.cfg.NAT {
 			for _, s := range o.nat.allSets() {
 				setNames = append(setNames, s.Name)

@@ -39,11 +39,15 @@
 //		flags owner,persist                                            # where supported
 //		set grants4 { type ipv4_addr . inet_proto . inet_service; flags timeout; }
 //		set grants6 { type ipv6_addr . inet_proto . inet_service; flags timeout; }
+//		set grantsd4 { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags timeout; }
+//		set grantsd6 { type ipv6_addr . ipv6_addr . inet_proto . inet_service; flags timeout; }
 //		set guarded { type inet_proto . inet_service; elements = { tcp . 22, ... } }
 //		chain mark {
 //			type filter hook input priority mangle; policy accept;     # -150
 //			ip saddr . meta l4proto . th dport @grants4 meta mark set meta mark | 0x10000000
 //			ip6 saddr . meta l4proto . th dport @grants6 meta mark set meta mark | 0x10000000
+//			ip saddr . ip daddr . meta l4proto . th dport @grantsd4 meta mark set meta mark | 0x10000000
+//			ip6 saddr . ip6 daddr . meta l4proto . th dport @grantsd6 meta mark set meta mark | 0x10000000
 //		}
 //		chain guard {
 //			type filter hook input priority filter - 10; policy accept; # -10
@@ -53,6 +57,11 @@
 //			meta l4proto . th dport @guarded drop
 //		}
 //	}
+//
+// A grant with a destination (Grant.Dst, fwknopd's ENABLE_DESTINATION_RULE) goes to grantsd4/6
+// and marks only packets to that address; the two sets and their rules always exist (empty,
+// they cost a failed lookup per packet), so no Config switch changes the ruleset. Check names
+// them like the other sets; Heal, List, RevokeAll and the unowned-table swap cover them.
 //
 // A grant is one set element with its own timeout: no rules change and no handles are tracked,
 // and the kernel deletes the element when the timeout runs out, whether or not sesame is still
@@ -181,6 +190,6 @@
 // # Set keys
 //
 // The kernel pads each field of a concatenated key to 4 bytes: IPv4 keys are 12 bytes
-// (addr, proto+3 zero bytes, port+2 zero bytes), IPv6 keys 24. IPv4-mapped IPv6 grants are
+// (addr, proto+3 zero bytes, port+2 zero bytes), IPv6 keys 24; destination keys 16 and 40. IPv4-mapped IPv6 grants are
 // stored as IPv4, since the kernel sees those clients as IPv4.
 package firewall

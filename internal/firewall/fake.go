@@ -159,6 +159,9 @@ func (f *Fake) List(ctx context.Context) ([]Entry, error) {
 		if a.Kind != b.Kind {
 			return a.Kind < b.Kind
 		}
+		if c := a.Dst.Compare(b.Dst); c != 0 {
+			return c < 0
+		}
 		if c := a.NATAddr.Compare(b.NATAddr); c != 0 {
 			return c < 0
 		}
@@ -167,13 +170,27 @@ func (f *Fake) List(ctx context.Context) ([]Entry, error) {
 	return out, nil
 }
 
-// Allowed reports whether a packet from src to proto/port would pass now, as the kernel would
-// decide it from the access grant sets.
+// Allowed reports whether a packet from src to proto/port would pass now by a grant for any
+// destination (one without Dst), as the kernel would decide it from the access grant sets.
 func (f *Fake) Allowed(src netip.Addr, proto uint8, port uint16) bool {
+	return f.AllowedTo(src, netip.Addr{}, proto, port)
+}
+
+// AllowedTo reports whether a packet from src to dst, proto/port would pass now: by a grant
+// for any destination, or by one whose Dst is dst.
+func (f *Fake) AllowedTo(src, dst netip.Addr, proto uint8, port uint16) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.expire()
-	_, ok := f.expires[Grant{Src: src.Unmap(), Proto: proto, Port: port}]
+	k := Grant{Src: src.Unmap(), Proto: proto, Port: port}
+	if _, ok := f.expires[k]; ok {
+		return true
+	}
+	if !dst.IsValid() {
+		return false
+	}
+	k.Dst = dst.Unmap()
+	_, ok := f.expires[k]
 	return ok
 }
 

@@ -21,8 +21,21 @@ const (
 // kernel sees such clients as IPv4).
 func isV4(a netip.Addr) bool { return a.Unmap().Is4() }
 
-// grantKey encodes the set key of g.
+// Destination keys (grantsd4/6, Grant.Dst) are `saddr . daddr . inet_proto . inet_service`:
+//
+//	IPv4: src[4] | dst[4] | proto, 0, 0, 0 | port, 0, 0      = 16 bytes
+//	IPv6: src[16] | dst[16] | proto, 0, 0, 0 | port, 0, 0    = 40 bytes
+const (
+	keyLenD4 = 16
+	keyLenD6 = 40
+)
+
+// grantKey encodes the set key of g: a destination key if g has a Dst (access grants only).
 func grantKey(g Grant) []byte {
+	if g.Dst.IsValid() {
+		k := append(addrBytes(g.Src), addrBytes(g.Dst)...)
+		return appendPort(appendProto(k, g.Proto), g.Port)
+	}
 	a := g.Src.Unmap()
 	if a.Is4() {
 		k := make([]byte, keyLen4)
@@ -60,6 +73,29 @@ func parseKey(k []byte) (Grant, error) {
 	}
 	g.Proto = rest[0]
 	g.Port = binary.BigEndian.Uint16(rest[4:6])
+	return g, nil
+}
+
+// parseDstKey decodes a destination key (grantsd4/6) read back from the kernel.
+func parseDstKey(k []byte) (Grant, error) {
+	n := 4
+	switch len(k) {
+	case keyLenD4:
+	case keyLenD6:
+		n = 16
+	default:
+		return Grant{}, fmt.Errorf("destination key of %d bytes, want %d or %d", len(k), keyLenD4, keyLenD6)
+	}
+	// Src . proto . port without the destination is an ordinary key.
+	g, err := parseKey(append(append([]byte(nil), k[:n]...), k[2*n:]...))
+	if err != nil {
+		return Grant{}, fmt.Errorf("destination key %x: %w", k, err)
+	}
+	if n == 4 {
+		g.Dst = netip.AddrFrom4([4]byte(k[n : 2*n]))
+	} else {
+		g.Dst = netip.AddrFrom16([16]byte(k[n : 2*n]))
+	}
 	return g, nil
 }
 

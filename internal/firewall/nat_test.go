@@ -140,8 +140,9 @@ func TestNATBuildMessages(t *testing.T) {
 			}
 		}
 	}
-	if count[unix.NFT_MSG_NEWSET] != 3+natSetsPerFam*2 || count[unix.NFT_MSG_NEWCHAIN] != 6 ||
-		count[unix.NFT_MSG_NEWRULE] != 2+markNATRules+4+natPreRules+natPostRules+forwardRules+fwdGuardRules {
+	// Sets: grants4/6, grantsd4/6, guarded; mark rules: 4 access (with and without Dst).
+	if count[unix.NFT_MSG_NEWSET] != 5+natSetsPerFam*2 || count[unix.NFT_MSG_NEWCHAIN] != 6 ||
+		count[unix.NFT_MSG_NEWRULE] != 4+markNATRules+4+natPreRules+natPostRules+forwardRules+fwdGuardRules {
 		t.Fatalf("build sent %v (by NFT_MSG type)", count)
 	}
 	for _, want := range [][]string{{chainNatPre, "nat"}, {chainNatPost, "nat"}, {chainForward, "filter"}, {chainFwdGuard, "filter"}} {

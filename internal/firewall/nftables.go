@@ -224,7 +224,7 @@ func (n *Nftables) build(flags uint32, swap bool, live []Entry, listed time.Time
 		return err
 	}
 	head = append(head, tm)
-	for _, s := range []*nftables.Set{o.grants4, o.grants6, o.guarded} {
+	for _, s := range []*nftables.Set{o.grants4, o.grants6, o.grantsd4, o.grantsd6, o.guarded} {
 		if err := c.AddSet(s, nil); err != nil {
 			return fmt.Errorf("set %s: %w", s.Name, err)
 		}
@@ -248,6 +248,8 @@ func (n *Nftables) build(flags uint32, swap bool, live []Entry, listed time.Time
 	c.FlushChain(o.mark)
 	c.AddRule(&nftables.Rule{Table: o.table, Chain: o.mark, Exprs: markRule4(o, n.cfg.Mark)})
 	c.AddRule(&nftables.Rule{Table: o.table, Chain: o.mark, Exprs: markRule6(o, n.cfg.Mark)})
+	c.AddRule(&nftables.Rule{Table: o.table, Chain: o.mark, Exprs: markRuleD4(o, n.cfg.Mark)})
+	c.AddRule(&nftables.Rule{Table: o.table, Chain: o.mark, Exprs: markRuleD6(o, n.cfg.Mark)})
 	if n.cfg.NAT {
 		for _, e := range markNAT(o, n.cfg.Mark) {
 			c.AddRule(&nftables.Rule{Table: o.table, Chain: o.mark, Exprs: e})
@@ -274,15 +276,12 @@ func (n *Nftables) build(flags uint32, swap bool, live []Entry, listed time.Time
 		for i := range live {
 			live[i].Expires -= age
 		}
-		v4, v6 := liveElements(live)
-		for _, fam := range []struct {
-			set   *nftables.Set
-			elems []nftables.SetElement
-		}{{o.grants4, v4}, {o.grants6, v6}} {
-			for len(fam.elems) > 0 {
-				chunk := fam.elems[:min(len(fam.elems), grantsPerBatch)]
-				fam.elems = fam.elems[len(chunk):]
-				m, err := expiringMsg(fam.set, chunk)
+		order, bs := liveElements(o, live)
+		for _, set := range order {
+			for elems := bs[set]; len(elems) > 0; {
+				chunk := elems[:min(len(elems), grantsPerBatch)]
+				elems = elems[len(chunk):]
+				m, err := expiringMsg(set, chunk)
 				if err != nil {
 					return err
 				}
@@ -307,20 +306,36 @@ func (n *Nftables) build(flags uint32, swap bool, live []Entry, listed time.Time
 	return n.s.send(msgs)
 }
 
-// liveElements turns listed entries into elements that keep their timeout and time left.
-func liveElements(es []Entry) (v4, v6 []nftables.SetElement) {
+// liveElements turns listed access entries into elements that keep their timeout and time
+// left, grouped by set (accessSets order).
+func liveElements(o objects, es []Entry) ([]*nftables.Set, map[*nftables.Set][]nftables.SetElement) {
+	m := map[*nftables.Set][]nftables.SetElement{}
 	for _, e := range es {
 		if e.Expires < time.Millisecond || e.Kind != Access {
 			continue
 		}
-		el := nftables.SetElement{Key: grantKey(e.Grant), Timeout: max(e.Timeout, e.Expires), Expires: e.Expires}
-		if isV4(e.Src) {
-			v4 = append(v4, el)
-		} else {
-			v6 = append(v6, el)
-		}
+		s := o.accessSet(e.Grant)
+		m[s] = append(m[s], nftables.SetElement{Key: grantKey(e.Grant), Timeout: max(e.Timeout, e.Expires), Expires: e.Expires})
 	}
-	return v4, v6
+	return o.accessSets(), m
+}
+
+// accessSets are the sets of access grants: grants4, grants6, grantsd4, grantsd6.
+func (o objects) accessSets() []*nftables.Set {
+	return []*nftables.Set{o.grants4, o.grants6, o.grantsd4, o.grantsd6}
+}
+
+// accessSet is the set that holds access grant g: by family, and by whether it has a Dst.
+func (o objects) accessSet(g Grant) *nftables.Set {
+	switch v4 := isV4(g.Src); {
+	case g.Dst.IsValid() && v4:
+		return o.grantsd4
+	case g.Dst.IsValid():
+		return o.grantsd6
+	case v4:
+		return o.grants4
+	}
+	return o.grants6
 }
 
 // Grant adds g, or restarts its timeout if it exists.
@@ -382,12 +397,13 @@ func (n *Nftables) grantChunk(chunk []Grant) error {
 	if err != nil {
 		return err
 	}
-	v4, v6 := elements(access, true)
-	d4, d6 := elements(access, false)
-	for _, fam := range []struct {
-		set        *nftables.Set
-		elems, del []nftables.SetElement
-	}{{n.obj.grants4, v4, d4}, {n.obj.grants6, v6, d6}} {
+	add := n.obj.elements(access, true)
+	del := n.obj.elements(access, false)
+	for _, set := range n.obj.accessSets() {
+		fam := struct {
+			set        *nftables.Set
+			elems, del []nftables.SetElement
+		}{set, add[set], del[set]}
 		if len(fam.elems) == 0 {
 			continue
 		}
@@ -412,20 +428,19 @@ func (n *Nftables) grantChunk(chunk []Grant) error {
 	return n.write(extra...)
 }
 
-// elements splits gs into set elements per family, with timeouts if withTimeout.
-func elements(gs []Grant, withTimeout bool) (v4, v6 []nftables.SetElement) {
+// elements splits access grants gs into set elements per set (accessSet), with timeouts if
+// withTimeout.
+func (o objects) elements(gs []Grant, withTimeout bool) map[*nftables.Set][]nftables.SetElement {
+	m := map[*nftables.Set][]nftables.SetElement{}
 	for _, g := range gs {
 		e := nftables.SetElement{Key: grantKey(g)}
 		if withTimeout {
 			e.Timeout = g.Timeout
 		}
-		if isV4(g.Src) {
-			v4 = append(v4, e)
-		} else {
-			v6 = append(v6, e)
-		}
+		s := o.accessSet(g)
+		m[s] = append(m[s], e)
 	}
-	return v4, v6
+	return m
 }
 
 // Revoke removes g (its Timeout and values are ignored). It is idempotent: an access element is
@@ -451,10 +466,7 @@ func (n *Nftables) Revoke(ctx context.Context, g Grant) error {
 		}
 		return nil
 	}
-	set := n.obj.grants6
-	if isV4(g.Src) {
-		set = n.obj.grants4
-	}
+	set := n.obj.accessSet(g)
 	k := grantKey(g)
 	if err := n.s.rec.SetAddElements(set, []nftables.SetElement{{Key: k, Timeout: time.Second}}); err != nil {
 		return fmt.Errorf("nftables revoke: %w", err)
@@ -481,8 +493,9 @@ func (n *Nftables) RevokeAll(ctx context.Context) error {
 	} else if t == nil {
 		return nil
 	}
-	n.s.rec.FlushSet(n.obj.grants4)
-	n.s.rec.FlushSet(n.obj.grants6)
+	for _, s := range n.obj.accessSets() {
+		n.s.rec.FlushSet(s)
+	}
 	if n.cfg.NAT {
 		for _, s := range n.obj.nat.sets() {
 			n.s.rec.FlushSet(s)
@@ -498,7 +511,7 @@ func (n *Nftables) RevokeAll(ctx context.Context) error {
 }
 
 // List returns the live grants with their time left: access grants (IPv4 first, in kernel
-// order), then with Config.NAT the Forward and LocalNAT grants read back from the NAT sets. It fails
+// order; then those with a destination, IPv4 first), then with Config.NAT the Forward and LocalNAT grants read back from the NAT sets. It fails
 // with ErrNoTable if sesame's table does not exist.
 //
 // List dumps the sets over netlink, and the kernel restarts its walk of a hash set from the
@@ -532,13 +545,28 @@ func (n *Nftables) list() ([]Entry, error) {
 
 func (n *Nftables) listAccess() ([]Entry, error) {
 	var out []Entry
-	for _, s := range []*nftables.Set{n.obj.grants4, n.obj.grants6} {
+	sets, err := n.s.lib.GetSets(n.obj.table)
+	if err != nil {
+		return nil, fmt.Errorf("nftables list: list sets: %w", err)
+	}
+	have := map[string]bool{}
+	for _, s := range sets {
+		have[s.Name] = true
+	}
+	for _, s := range n.obj.accessSets() {
+		if !have[s.Name] && (s == n.obj.grantsd4 || s == n.obj.grantsd6) {
+			continue // a table from a sesame without destination grants
+		}
 		elems, err := n.s.lib.GetSetElements(s)
 		if err != nil {
 			return nil, fmt.Errorf("nftables list %s: %w", s.Name, err)
 		}
+		parse := parseKey
+		if s == n.obj.grantsd4 || s == n.obj.grantsd6 {
+			parse = parseDstKey
+		}
 		for _, e := range elems {
-			g, err := parseKey(e.Key)
+			g, err := parse(e.Key)
 			if err != nil {
 				return nil, fmt.Errorf("nftables list %s: %w", s.Name, err)
 			}

@@ -12,9 +12,12 @@ import (
 const (
 	setGrants4 = "grants4"
 	setGrants6 = "grants6"
-	setGuarded = "guarded"
-	chainMark  = "mark"
-	chainGuard = "guard"
+	// The destination grant sets (Grant.Dst): source . destination . proto . port.
+	setGrantsD4 = "grantsd4"
+	setGrantsD6 = "grantsd6"
+	setGuarded  = "guarded"
+	chainMark   = "mark"
+	chainGuard  = "guard"
 	// hostComment tags the rule sesame inserts into a host chain (nft userdata comment, and
 	// the iptables comment match), so it can be found and removed.
 	hostComment = "sesame"
@@ -27,21 +30,25 @@ const (
 )
 
 var (
-	keyType4 = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
-	keyType6 = nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService)
-	keyPort  = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
+	keyType4  = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
+	keyType6  = nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService)
+	keyPort   = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
+	keyTypeD4 = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
+	keyTypeD6 = nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService)
 )
 
 // objects are the nftables objects of sesame's table. They are plain values; building them
 // touches nothing.
 type objects struct {
-	table   *nftables.Table
-	grants4 *nftables.Set
-	grants6 *nftables.Set
-	guarded *nftables.Set
-	mark    *nftables.Chain
-	guard   *nftables.Chain
-	nat     natObjects // used with Config.NAT
+	table    *nftables.Table
+	grants4  *nftables.Set
+	grants6  *nftables.Set
+	grantsd4 *nftables.Set // grants with a destination (Grant.Dst)
+	grantsd6 *nftables.Set
+	guarded  *nftables.Set
+	mark     *nftables.Chain
+	guard    *nftables.Chain
+	nat      natObjects // used with Config.NAT
 }
 
 func newObjects(tableName string) objects {
@@ -53,6 +60,10 @@ func newObjects(tableName string) objects {
 			Concatenation: true, Comment: "sesame grants (kernel-expired)"},
 		grants6: &nftables.Set{Table: t, Name: setGrants6, KeyType: keyType6, HasTimeout: true,
 			Concatenation: true, Comment: "sesame grants (kernel-expired)"},
+		grantsd4: &nftables.Set{Table: t, Name: setGrantsD4, KeyType: keyTypeD4, HasTimeout: true,
+			Concatenation: true, Comment: "sesame grants to one destination (kernel-expired)"},
+		grantsd6: &nftables.Set{Table: t, Name: setGrantsD6, KeyType: keyTypeD6, HasTimeout: true,
+			Concatenation: true, Comment: "sesame grants to one destination (kernel-expired)"},
 		guarded: &nftables.Set{Table: t, Name: setGuarded, KeyType: keyPort, Concatenation: true,
 			Comment: "ports dropped unless granted"},
 		mark: &nftables.Chain{Name: chainMark, Table: t, Type: nftables.ChainTypeFilter,
@@ -97,6 +108,42 @@ func markRule6(o objects, mark uint32) []expr.Any {
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg32_04},
 		&expr.Payload{DestRegister: reg32_05, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Lookup{SourceRegister: reg1, SetName: o.grants6.Name, SetID: o.grants6.ID},
+	}
+	return append(e, setMark(mark)...)
+}
+
+// More 32-bit registers for the destination keys.
+const (
+	reg32_08 = unix.NFT_REG32_08
+	reg32_09 = unix.NFT_REG32_09
+)
+
+// markRuleD4 is, in nft syntax:
+//
+//	meta nfproto ipv4 ip saddr . ip daddr . meta l4proto . th dport @grantsd4 meta mark set meta mark | MARK
+func markRuleD4(o objects, mark uint32) []expr.Any {
+	e := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{unix.NFPROTO_IPV4}},
+		&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+		&expr.Payload{DestRegister: reg32_01, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg32_02},
+		&expr.Payload{DestRegister: reg32_03, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: reg1, SetName: o.grantsd4.Name, SetID: o.grantsd4.ID},
+	}
+	return append(e, setMark(mark)...)
+}
+
+// markRuleD6 is markRuleD4 for IPv6 (saddr in registers 0-3, daddr 4-7, proto 8, port 9).
+func markRuleD6(o objects, mark uint32) []expr.Any {
+	e := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{unix.NFPROTO_IPV6}},
+		&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
+		&expr.Payload{DestRegister: reg32_04, Base: expr.PayloadBaseNetworkHeader, Offset: 24, Len: 16},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg32_08},
+		&expr.Payload{DestRegister: reg32_09, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: reg1, SetName: o.grantsd6.Name, SetID: o.grantsd6.ID},
 	}
 	return append(e, setMark(mark)...)
 }

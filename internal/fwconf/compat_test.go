@@ -8,7 +8,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sesame-spa/sesame/internal/nstest"
 )
@@ -244,5 +246,23 @@ func TestDebianFilesUncommented(t *testing.T) {
 		if !strings.HasPrefix(msgs[i], prefix) || !strings.Contains(msgs[i], "; ") {
 			t.Errorf("error %d = %q, want prefix %q and a fix", i, msgs[i], prefix)
 		}
+	}
+}
+
+// A FIFO named as a configuration file is refused at once, not waited on.
+func TestFIFORefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fifo.conf")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Skip("mkfifo:", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, _, err := LoadServer(path, Options{}); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("LoadServer(FIFO) = %v, want 'not a regular file'", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("LoadServer blocked on a FIFO")
 	}
 }

@@ -26,7 +26,8 @@ type fileSystem interface {
 type osFS struct{}
 
 func (osFS) ReadFile(name string) ([]byte, []string, error) {
-	f, err := os.Open(name)
+	// O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, nil, err
 	}

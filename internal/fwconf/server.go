@@ -42,6 +42,10 @@ type Server struct {
 	AccessFile   string // ACCESS_FILE (-a), default /etc/fwknop/access.conf
 	AccessFolder string // ACCESS_FOLDER (--access-folder); when set it replaces AccessFile
 
+	// DestinationRule (ENABLE_DESTINATION_RULE): access grants open the port only on the
+	// address the knock was sent to.
+	DestinationRule bool
+
 	FlushAtInit    bool // FLUSH_IPT_AT_INIT, default N in sesame (fwknopd: Y)
 	FlushAtExit    bool // FLUSH_IPT_AT_EXIT, default N in sesame (fwknopd: Y)
 	ExitAtIntfDown bool // EXIT_AT_INTF_DOWN, default N in sesame (fwknopd: Y)
@@ -311,6 +315,7 @@ func (s *Server) resolve() ([]Warning, error) {
 	s.EnableSPAOverHTTP = yn("ENABLE_SPA_OVER_HTTP")
 	s.AllowAnyUserAgent = yn("ALLOW_ANY_USER_AGENT")
 	s.EnableXForwardedFor = yn("ENABLE_X_FORWARDED_FOR")
+	s.DestinationRule = yn("ENABLE_DESTINATION_RULE")
 	s.EnableTCPServer = yn("ENABLE_TCP_SERVER")
 	s.TCPServPort = uint16(num("TCPSERV_PORT", 1, 65535))
 	s.EnableSPAPacketAging = yn("ENABLE_SPA_PACKET_AGING")
@@ -431,6 +436,7 @@ func (s Server) String() string {
 		EnableIPTSNAT                            bool
 		SNATTranslateIP                          netip.Addr
 		EnableNATDNS                             bool
+		DestinationRule                          bool
 	}{s.File, s.PcapIntf, s.PcapFilter, s.PcapAnyDirection, s.EnableUDPServer, s.UDPServPort,
 		s.EnableSPAOverHTTP, s.AllowAnyUserAgent, s.EnableXForwardedFor, s.EnableTCPServer, s.TCPServPort,
 		s.EnableSPAPacketAging, s.MaxSPAPacketAge, s.EnableDigestPersistence,
@@ -439,5 +445,5 @@ func (s Server) String() string {
 		s.ReplayMargin, s.MD5Listen, s.MD5Upstream,
 		RedactURL(s.FleetRedis), s.FleetGroup, s.FleetKeyFile, s.FleetOnError, s.FleetTimeout, s.FleetMaxSkew,
 		s.FleetWaitReplicas, s.FleetName, s.FleetTLSCA, s.FleetTLSCert, s.FleetTLSKey,
-		s.EnableIPTForwarding, s.EnableIPTLocalNAT, s.EnableIPTSNAT, s.SNATTranslateIP, s.EnableNATDNS})
+		s.EnableIPTForwarding, s.EnableIPTLocalNAT, s.EnableIPTSNAT, s.SNATTranslateIP, s.EnableNATDNS, s.DestinationRule})
 }

@@ -153,9 +153,14 @@ func TestParseServerErrors(t *testing.T) {
 	}
 }
 
-func TestDestinationRuleRefused(t *testing.T) {
-	_, _, err := ParseServer("fwknopd.conf", []byte("ENABLE_DESTINATION_RULE Y\n"), Options{})
-	if err == nil || !strings.Contains(err.Error(), "fwknopd.conf:1: ENABLE_DESTINATION_RULE") {
-		t.Fatalf("ENABLE_DESTINATION_RULE Y: %v, want an error naming file, line and variable", err)
+func TestDestinationRule(t *testing.T) {
+	for _, tc := range []struct {
+		conf string
+		want bool
+	}{{"", false}, {"ENABLE_DESTINATION_RULE Y\n", true}, {"ENABLE_DESTINATION_RULE N\n", false}} {
+		s, _, err := ParseServer("fwknopd.conf", []byte(tc.conf), Options{})
+		if err != nil || s.DestinationRule != tc.want {
+			t.Fatalf("%q: DestinationRule %v, %v; want %v", tc.conf, s.DestinationRule, err, tc.want)
+		}
 	}
 }

@@ -77,7 +77,7 @@ var Variables = map[string]Variable{
 	"SYSLOG_FACILITY":         {InServer, NoEffect, "LOG_DAEMON", "sesame logs to stderr/journald"},
 	"VERBOSE":                 {InServer, NoEffect, "", "sesame's log level is set by -v"},
 	"ENABLE_X_FORWARDED_FOR":  {InServer, Supported, "N", "the header's address is the sender's to choose: only behind a proxy that overwrites it"},
-	"ENABLE_DESTINATION_RULE": {InServer, DefaultOnly, "N", "sesame grants do not restrict the destination address yet"},
+	"ENABLE_DESTINATION_RULE": {InServer, Supported, "N", ""},
 	"ENABLE_RULE_PREPEND":     {InServer, NoEffect, "N", "sesame grants through nftables sets, which have no order"},
 	"ENABLE_NAT_DNS":          {InServer, Supported, "Y", "NAT requests may name a host; resolved with a short deadline"},
 	"FWKNOP_RUN_DIR":          {InServer, Supported, "/run/fwknop", ""},

@@ -143,10 +143,10 @@ func grantOf(e ledger.Entry, now time.Time) (firewall.Grant, bool) {
 	return g, true
 }
 
-// KeyOf is the ledger key of g: its identity (firewall.Grant.Ident), kind and NAT target
-// included.
+// KeyOf is the ledger key of g: its identity (firewall.Grant.Ident), destination, kind and NAT
+// target included.
 func KeyOf(g firewall.Grant) ledger.Key {
-	return ledger.Key{Src: g.Src.Unmap(), Proto: g.Proto, Port: g.Port, Kind: ledger.Kind(g.Kind),
+	return ledger.Key{Src: g.Src.Unmap(), Dst: g.Dst.Unmap(), Proto: g.Proto, Port: g.Port, Kind: ledger.Kind(g.Kind),
 		NATAddr: g.NATAddr.Unmap(), NATPort: g.NATPort, ForwardAll: g.ForwardAll}
 }
 
@@ -158,7 +158,7 @@ func EntryOf(g firewall.Grant, expires time.Time) ledger.Entry {
 
 // GrantOf is the grant that e records, without a timeout.
 func GrantOf(e ledger.Entry) firewall.Grant {
-	return firewall.Grant{Src: e.Src, Proto: e.Proto, Port: e.Port, Stanza: e.Stanza, Kind: firewall.Kind(e.Kind),
+	return firewall.Grant{Src: e.Src, Dst: e.Dst, Proto: e.Proto, Port: e.Port, Stanza: e.Stanza, Kind: firewall.Kind(e.Kind),
 		NATAddr: e.NATAddr, NATPort: e.NATPort, ForwardAll: e.ForwardAll, SNAT: e.SNAT, Masquerade: e.Masquerade,
 		DisableDNAT: e.DisableDNAT}
 }

@@ -112,7 +112,7 @@ func apply(m map[Key]rec, line string) bool {
 	case n == 1 && f[0] == "*":
 		clear(m)
 		return true
-	case (n == 6 || n == 10) && f[0] == "+":
+	case (n == 6 || n == 8 || n == 10) && f[0] == "+":
 		exp, err := strconv.ParseInt(f[1], 10, 64)
 		if err != nil {
 			return false
@@ -126,6 +126,11 @@ func apply(m map[Key]rec, line string) bool {
 			return false
 		}
 		r := rec{exp: exp, stanza: stanza}
+		if n == 8 {
+			if k, ok = parseDst(k, f[6], f[7]); !ok {
+				return false
+			}
+		}
 		if n == 10 {
 			if k, ok = parseNAT(k, f[6], f[7]); !ok {
 				return false
@@ -138,7 +143,9 @@ func apply(m map[Key]rec, line string) bool {
 		return true
 	case (n == 4 || n == 6) && f[0] == "-":
 		k, ok := parseKey(f[1], f[2], f[3])
-		if ok && n == 6 {
+		if ok && n == 6 && f[4] == "to" {
+			k, ok = parseDst(k, f[4], f[5])
+		} else if ok && n == 6 {
 			k, ok = parseNAT(k, f[4], f[5])
 		}
 		if !ok {
@@ -148,6 +155,20 @@ func apply(m map[Key]rec, line string) bool {
 		return true
 	}
 	return false
+}
+
+// parseDst reads an access line's "to <dst>" into k: an address of the source's family,
+// unmapped, without zone.
+func parseDst(k Key, to, dst string) (Key, bool) {
+	if to != "to" {
+		return Key{}, false
+	}
+	a, err := netip.ParseAddr(dst)
+	if err != nil || a.Zone() != "" || a.Is4In6() || a.Is4() != k.Src.Is4() {
+		return Key{}, false
+	}
+	k.Dst = a
+	return k, true
 }
 
 // parseNAT adds the kind and target fields to k.
@@ -225,6 +246,9 @@ func appendAdd(b []byte, k Key, r rec) []byte {
 	b = appendKey(b, k)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(r.stanza), 10)
+	if k.Dst.IsValid() {
+		b = appendDst(b, k)
+	}
 	if k.Kind != Access {
 		b = appendNAT(b, k)
 		b = append(b, ' ')
@@ -260,10 +284,19 @@ func appendNAT(b []byte, k Key) []byte {
 func appendRemove(b []byte, k Key) []byte {
 	b = append(b, "- "...)
 	b = appendKey(b, k)
+	if k.Dst.IsValid() {
+		b = appendDst(b, k)
+	}
 	if k.Kind != Access {
 		b = appendNAT(b, k)
 	}
 	return append(b, '\n')
+}
+
+// appendDst formats " to <dst>".
+func appendDst(b []byte, k Key) []byte {
+	b = append(b, " to "...)
+	return k.Dst.AppendTo(b)
 }
 
 func appendKey(b []byte, k Key) []byte {

@@ -19,6 +19,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte(header + "\n\n# c\n+ 99999999999999999999 1.2.3.4 6 22 1\n- 1.2.3.4 256 1\n"))
 	f.Add([]byte(header + "\n" + fmt.Sprintf("+ %d 10.0.0.1 6 55000 1 forward 10.0.0.5:22 masq -\n+ %d fd00::7 0 0 2 forward - fd00::1 -\n", exp, exp) +
 		fmt.Sprintf("+ %d 10.0.0.1 6 55000 3 local-nat 10.0.0.254:22 - -\n- 10.0.0.1 6 55000 forward 10.0.0.5:22\n", exp)))
+	f.Add([]byte(header + "\n" + fmt.Sprintf("+ %d 10.0.0.1 6 22 1 to 10.0.0.254\n+ %d fd00::7 17 53 2 to fd00::1\n- 10.0.0.1 6 22 to 10.0.0.254\n", exp, exp)))
 	f.Add([]byte("# sesame gr"))
 	f.Add([]byte("junk\n"))
 	nowMs := t0.UnixMilli()

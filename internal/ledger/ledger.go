@@ -17,14 +17,18 @@
 //	# sesame grant ledger v1
 //	+ <expires> <src> <proto> <port> <stanza>
 //	+ <expires> <src> <proto> <port> <stanza> <kind> <nat> <snat> <opts>
+//	+ <expires> <src> <proto> <port> <stanza> to <dst>
 //	- <src> <proto> <port>
 //	- <src> <proto> <port> <kind> <nat>
+//	- <src> <proto> <port> to <dst>
 //	*
 //
 // The longer forms are NAT grants: kind "forward" or "local-nat"; nat the target as
 // netip.AddrPort text ("10.0.0.5:22", "[fd00::5]:22") or "-" for a forward of everything
 // (FORWARD_ALL); snat an address, "masq" or "-"; opts "nodnat" (DisableDNAT) or "-". Lines of
-// the short forms, all a file before NAT grants had, are access grants.
+// the short forms, all a file before NAT grants had, are access grants; the "to" forms are
+// access grants to one destination address (Key.Dst, of the source's family), and lines
+// without it have no destination (any), as every file before them.
 // The first line is exactly the header; a file with any other first line is refused, never
 // rewritten. "+" sets the entry for a key (expires in Unix milliseconds; src in netip text
 // form, IPv4-mapped addresses unmapped; proto, port and stanza in decimal), "-" removes it,
@@ -63,6 +67,7 @@ type Key struct {
 	Src   netip.Addr // stored unmapped and without zone
 	Proto uint8      // IP protocol number (6 tcp, 17 udp)
 	Port  uint16
+	Dst   netip.Addr // access only: the destination address (firewall.Grant.Dst); zero: any. Stored unmapped, no zone
 
 	Kind       Kind       // 0 access, 1 forward, 2 local NAT (firewall.Kind's values)
 	NATAddr    netip.Addr // stored unmapped and without zone
@@ -82,11 +87,16 @@ const (
 
 var kindNames = [...]string{"access", "forward", "local-nat"}
 
-// norm normalises k: addresses unmapped without zone; no NAT fields on an access key; a
+// norm normalises k: addresses unmapped without zone; no NAT fields on an access key and no
+// Dst on a NAT key; a
 // forward key without a NAT address, or with ForwardAll, is ForwardAll with no target.
 func (k Key) norm() Key {
 	k.Src = k.Src.Unmap().WithZone("")
 	k.NATAddr = k.NATAddr.Unmap().WithZone("")
+	k.Dst = k.Dst.Unmap().WithZone("")
+	if k.Kind != Access {
+		k.Dst = netip.Addr{}
+	}
 	switch {
 	case k.Kind == Access:
 		k.NATAddr, k.NATPort, k.ForwardAll = netip.Addr{}, 0, false
@@ -100,7 +110,8 @@ func (k Key) norm() Key {
 
 // storable reports whether a normalised key can be recorded (and written and read back).
 func (k Key) storable() bool {
-	return k.Src.IsValid() && int(k.Kind) < len(kindNames) && (k.Kind != LocalNAT || k.NATAddr.IsValid())
+	return k.Src.IsValid() && int(k.Kind) < len(kindNames) && (k.Kind != LocalNAT || k.NATAddr.IsValid()) &&
+		(!k.Dst.IsValid() || k.Dst.Is4() == k.Src.Is4())
 }
 
 // Entry is a grant and when it ends.
@@ -415,7 +426,7 @@ func sorted(m map[Key]rec) []kr {
 	slices.SortFunc(es, func(a, b kr) int {
 		return cmp.Or(cmp.Compare(a.r.exp, b.r.exp), a.k.Src.Compare(b.k.Src),
 			cmp.Compare(a.k.Proto, b.k.Proto), cmp.Compare(a.k.Port, b.k.Port), cmp.Compare(a.k.Kind, b.k.Kind),
-			a.k.NATAddr.Compare(b.k.NATAddr), cmp.Compare(a.k.NATPort, b.k.NATPort))
+			a.k.NATAddr.Compare(b.k.NATAddr), cmp.Compare(a.k.NATPort, b.k.NATPort), a.k.Dst.Compare(b.k.Dst))
 	})
 	return es
 }

@@ -51,6 +51,14 @@ type Policy struct {
 	// NAT is fwknopd.conf's NAT switches: with none on, NAT messages are refused (NATRefused).
 	// NAT grants need a firewall made with firewall.Config.NAT.
 	NAT NAT
+
+	// DestinationRule (ENABLE_DESTINATION_RULE) makes each access grant open its ports only on
+	// the address the knock was sent to (firewall.Grant.Dst = the packet's destination). When
+	// that address is unspecified (a source that does not report it) or of another family than
+	// the allowed address (an IPv4 allow-IP in a knock sent over IPv6), the grant is for any
+	// destination, as fwknopd writes 0.0.0.0/0 then; the log's dst attribute says "any". NAT
+	// and command grants are unaffected.
+	DestinationRule bool
 }
 
 // Config holds what a Server is built from.

@@ -19,6 +19,10 @@ import (
 
 // handle is Handle without the bookkeeping.
 func (s *Server) handle(ctx context.Context, pkt capture.Packet) Result {
+	if len(pkt.Payload) == 0 {
+		// A TCP segment without data (the handshake of `fwknop -P tcp/http`): counted, not logged.
+		return Result{Reason: Malformed, Err: spa.ErrTooShort}
+	}
 	now := s.now()
 	p := s.policy.Load()
 	if err := unwrapHTTP(p, &pkt); err != nil {
@@ -93,6 +97,9 @@ func (s *Server) handle(ctx context.Context, pkt capture.Packet) Result {
 // HMAC key): then only handle can decide. Its cost is one HMAC per matching stanza, with the
 // stanza's prepared Opener.
 func (s *Server) cheap(ctx context.Context, pkt capture.Packet) (Result, bool) {
+	if len(pkt.Payload) == 0 {
+		return Result{Reason: Malformed, Err: spa.ErrTooShort}, true // as handle: not logged
+	}
 	now := s.now()
 	p := s.policy.Load()
 	if p.SPAOverHTTP && spahttp.IsRequest(pkt.Payload) {
@@ -195,7 +202,8 @@ func (s *Server) grant(ctx context.Context, p *compiled, st *stanza, pkt capture
 	if runsCommand(st, o) {
 		return s.command(ctx, p, st, pkt, now, m, o)
 	}
-	res := Result{Reason: Granted, Stanza: st.Num, Grants: grantsFor(o, st.Num)}
+	dst := grantDst(p.DestinationRule, o.allow, pkt.Dst.Addr())
+	res := Result{Reason: Granted, Stanza: st.Num, Grants: grantsFor(o, st.Num, dst)}
 	if !p.TestMode {
 		if err := s.commit(ctx, res.Grants); err != nil {
 			res := Result{Reason: FirewallError, Stanza: st.Num, Err: err}
@@ -218,6 +226,12 @@ func (s *Server) grant(ctx context.Context, p *compiled, st *stanza, pkt capture
 	}
 	if o.nat != nil {
 		attrs = append(attrs, slog.String("nat", natString(o)))
+	} else if p.DestinationRule {
+		d := "any"
+		if dst.IsValid() {
+			d = dst.String()
+		}
+		attrs = append(attrs, slog.String("dst", d))
 	}
 	attrs = append(attrs, slog.Duration("timeout", o.timeout), slog.String("user", m.Username), slog.Bool("test", p.TestMode))
 	s.log.LogAttrs(ctx, slog.LevelInfo, "access granted", attrs...)

@@ -88,3 +88,18 @@ func TestHandleSPAOverHTTP(t *testing.T) {
 		t.Errorf("cheap path settled an HTTP request")
 	}
 }
+
+// Payload-less TCP segments (SYN, ACK, FIN of a -P tcp/http knock) are counted, never logged, so
+// they neither fill the log nor feed fail2ban.
+func TestEmptyPayloadNotLogged(t *testing.T) {
+	e := newEnv(t, basePolicy(baseStanza()))
+	if r := e.s.Handle(context.Background(), pkt("10.99.0.2", nil)); r.Reason != Malformed {
+		t.Errorf("empty payload: %v", r.Reason)
+	}
+	if r, settled := e.s.cheap(context.Background(), pkt("10.99.0.2", nil)); !settled || r.Reason != Malformed {
+		t.Errorf("cheap path: %v %v", r.Reason, settled)
+	}
+	if l := e.log.String(); l != "" {
+		t.Errorf("logged: %s", l)
+	}
+}

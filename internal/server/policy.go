@@ -115,15 +115,26 @@ func protoNum(proto string) uint8 {
 	return 0
 }
 
-// grantsFor expands an accepted outcome into one firewall grant per protocol and port, or into
-// its NAT grants (natGrants).
-func grantsFor(o outcome, stanza int) []firewall.Grant {
+// grantsFor expands an accepted outcome into one firewall grant per protocol and port, each
+// limited to destination dst if valid (grantDst), or into its NAT grants (natGrants).
+func grantsFor(o outcome, stanza int, dst netip.Addr) []firewall.Grant {
 	if o.nat != nil {
 		return natGrants(o, stanza)
 	}
 	gs := make([]firewall.Grant, 0, len(o.ports))
 	for _, pp := range o.ports {
-		gs = append(gs, firewall.Grant{Src: o.allow, Proto: protoNum(pp.Proto), Port: pp.Port, Timeout: o.timeout, Stanza: stanza})
+		gs = append(gs, firewall.Grant{Src: o.allow, Dst: dst, Proto: protoNum(pp.Proto), Port: pp.Port, Timeout: o.timeout, Stanza: stanza})
 	}
 	return gs
+}
+
+// grantDst is the destination an access grant for allow is limited to under
+// Policy.DestinationRule: the packet's destination pktDst, unmapped, if on, specified and of
+// allow's family; else zero (any destination).
+func grantDst(on bool, allow, pktDst netip.Addr) netip.Addr {
+	d := pktDst.Unmap().WithZone("")
+	if !on || !d.IsValid() || d.IsUnspecified() || d.Is4() != allow.Unmap().Is4() {
+		return netip.Addr{}
+	}
+	return d
 }

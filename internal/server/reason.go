@@ -31,7 +31,7 @@ const (
 	SourceMismatch          // allow-IP differs from the packet source (SESAME_REQUIRE_SOURCE_MATCH)
 	UsernameMismatch        // REQUIRE_USERNAME does not match
 	CommandRefused          // command message (type 0) to a stanza without ENABLE_CMD_EXEC Y, or with a command cycle
-	NATRefused              // NAT message (types 2, 4, 5, 6): not supported
+	NATRefused              // NAT message (types 2, 4, 5, 6): its switch is off, or its target is refused
 	RestrictedPort          // a requested port is in RESTRICT_PORTS
 	PortNotAllowed          // a requested port is not in OPEN_PORTS
 	NoPorts                 // "none/0" request but the stanza has no OPEN_PORTS
@@ -64,7 +64,7 @@ var reasonNames = [numReasons]string{
 	SourceMismatch:   "allow-IP differs from packet source",
 	UsernameMismatch: "username mismatch",
 	CommandRefused:   "command messages not allowed",
-	NATRefused:       "NAT access not supported",
+	NATRefused:       "NAT access refused",
 	RestrictedPort:   "port in RESTRICT_PORTS",
 	PortNotAllowed:   "port not in OPEN_PORTS",
 	NoPorts:          "no ports requested and no OPEN_PORTS",

@@ -11,13 +11,17 @@
 // server, in this order: requires the payload to begin with "GET /"; requires the bytes
 // "User-Agent: Fwknop" somewhere in it unless AllowAnyUserAgent (fwknop 2.6.11's
 // ALLOW_ANY_USER_AGENT; 2.6.10 has no such switch); with ENABLE_X_FORWARDED_FOR, takes the
-// address of an "X-Forwarded-For: " header as the packet's source (a value that is not one IP
-// address drops the packet); and takes the text after "GET /" up to the first blank, mapping
-// '-' to '+' and '_' to '/'. The result then goes through the usual checks (length, base64
-// alphabet, stanzas), so nothing here grants anything.
+// address of an X-Forwarded-For header as the packet's source; and takes the text after
+// "GET /" up to the first blank, mapping '-' to '+' and '_' to '/'. The result then goes
+// through the usual checks (length, base64 alphabet, stanzas), so nothing here grants anything.
 //
-// The header's address is chosen by the sender: a stanza's SOURCE then matches an address the
-// sender wrote. Only enable ENABLE_X_FORWARDED_FOR behind a proxy that overwrites the header.
+// X-Forwarded-For differs from fwknopd on purpose: fwknopd takes the first "X-Forwarded-For: "
+// anywhere in the request, so a client can put one before its proxy's; sesame takes only a
+// header line (name in any case) and, of several, the last, which is the one the nearest
+// proxy added. Its value must be one IP address that is not unspecified, loopback, multicast
+// or broadcast, else the packet is dropped. The header's address is still the sender's choice
+// when no proxy adds one: a stanza's SOURCE then matches an address the sender wrote. Only
+// enable ENABLE_X_FORWARDED_FOR behind a proxy that adds the header.
 package spahttp
 
 import (
@@ -48,7 +52,7 @@ var (
 var (
 	prefix    = []byte("GET /")
 	userAgent = []byte("User-Agent: Fwknop")
-	forwarded = []byte("X-Forwarded-For: ")
+	forwarded = []byte("x-forwarded-for:")
 )
 
 // IsRequest reports whether payload begins as an HTTP SPA request ("GET /").
@@ -65,16 +69,16 @@ func Extract(payload []byte, opts Options) (wire []byte, forwardedFor netip.Addr
 		return nil, netip.Addr{}, ErrUserAgent
 	}
 	if opts.XForwardedFor {
-		if i := bytes.Index(payload, forwarded); i >= 0 {
-			v := payload[i+len(forwarded):]
-			if end := bytes.IndexAny(v, " \t\r\n"); end >= 0 {
-				v = v[:end]
-			}
-			a, perr := netip.ParseAddr(string(v))
+		if v, ok := lastHeader(payload, forwarded); ok {
+			a, perr := netip.ParseAddr(string(bytes.TrimSpace(v)))
 			if perr != nil || a.Zone() != "" {
 				return nil, netip.Addr{}, ErrForwardedFor
 			}
-			forwardedFor = a.Unmap()
+			a = a.Unmap()
+			if a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+				return nil, netip.Addr{}, ErrForwardedFor
+			}
+			forwardedFor = a
 		}
 	}
 	data := payload[len(prefix):]
@@ -95,4 +99,20 @@ func Extract(payload []byte, opts Options) (wire []byte, forwardedFor netip.Addr
 		wire[i] = c
 	}
 	return wire, forwardedFor, nil
+}
+
+// lastHeader returns the value (up to the end of its line) of the last header line of the
+// request whose name, compared without case, is name (lower case, with its colon).
+func lastHeader(req, name []byte) (value []byte, ok bool) {
+	lines := bytes.Split(req, []byte("\n"))
+	for _, l := range lines[1:] { // line 0 is the request line
+		l = bytes.TrimSuffix(l, []byte("\r"))
+		if len(l) == 0 {
+			break // end of the headers
+		}
+		if len(l) >= len(name) && bytes.EqualFold(l[:len(name)], name) {
+			value, ok = l[len(name):], true
+		}
+	}
+	return value, ok
 }

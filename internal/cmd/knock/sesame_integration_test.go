@@ -84,10 +84,11 @@ func TestIntegrationSesameMatrix(t *testing.T) {
 			verdicts[i].re = regexp.MustCompile(fmt.Sprintf(`msg="access granted" src=%s stanza=%d allow=%s ports=%s timeout=%s `,
 				src, i+1, regexp.QuoteMeta(c.AllowIP), regexp.QuoteMeta(c.Access), timeouts[c.Type]))
 		case spa.CommandMsg:
-			verdicts[i].re = regexp.MustCompile(fmt.Sprintf(`msg="SPA packet rejected" src=%s reason="command messages not supported" stanza=%d$`,
-				src, i+1))
+			// The matrix's stanzas enable command execution as fwknopd needs: the command runs.
+			verdicts[i].re = regexp.MustCompile(fmt.Sprintf(`msg="command accepted" src=%s stanza=%d allow=%s kind=command `,
+				src, i+1, regexp.QuoteMeta(c.AllowIP)))
 		default:
-			verdicts[i].re = regexp.MustCompile(fmt.Sprintf(`msg="SPA packet rejected" src=%s reason="NAT access not supported" stanza=%d detail="type %d"$`,
+			verdicts[i].re = regexp.MustCompile(fmt.Sprintf(`msg="SPA packet rejected" src=%s reason="NAT access refused" stanza=%d detail="type %d: [^"]*is not enabled"$`,
 				src, i+1, int(c.Type)))
 		}
 	}
@@ -119,7 +120,7 @@ func TestIntegrationSesameMatrix(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("%d verdicts logged %v after the first knock", len(cases), time.Since(t0))
-	if n := len(srv.LogLines("access granted")) + len(srv.LogLines("SPA packet rejected")); n != len(cases) {
+	if n := len(srv.LogLines("access granted")) + len(srv.LogLines("SPA packet rejected")) + len(srv.LogLines("command accepted")); n != len(cases) {
 		t.Errorf("%d verdicts logged, want one per knock (%d)", n, len(cases))
 	}
 

@@ -139,6 +139,7 @@ func load(o *options, withAccess bool) (*settings, error) {
 			SudoExe:      sc.SudoExe,
 			NAT: server.NAT{Forwarding: sc.EnableIPTForwarding, LocalNAT: sc.EnableIPTLocalNAT, SNAT: sc.EnableIPTSNAT,
 				SNATAddr: sc.SNATTranslateIP, DNS: sc.EnableNATDNS},
+			DestinationRule: sc.DestinationRule,
 		},
 		tcpServer:         sc.EnableTCPServer,
 		tcpPort:           int(sc.TCPServPort),

@@ -185,9 +185,9 @@ func (l *fleetLink) close() {
 }
 
 // OnGrant queues the access grants of gs, just made for stanza st, for publishing (the
-// pipeline's grant hook). NAT grants (Forward, LocalNAT) stay on the gateway that got the knock:
-// the fleet's wire format is source, protocol and port only, and a NAT target is this
-// gateway's. It never blocks: when the queue is full the grants are dropped (counted, logged).
+// pipeline's grant hook). NAT grants (Forward, LocalNAT) and grants with a destination
+// (ENABLE_DESTINATION_RULE) stay on the gateway that got the knock: the fleet's wire format is
+// source, protocol and port only, and a NAT target or a destination is this gateway's. It never blocks: when the queue is full the grants are dropped (counted, logged).
 func (l *fleetLink) OnGrant(st *fwconf.Stanza, gs []firewall.Grant) error {
 	gs = accessOnly(gs)
 	if l == nil || l.queue == nil || len(gs) == 0 {
@@ -407,7 +407,9 @@ func fleetChanged(old, cur *fleet.Config) bool {
 		old.Gateway != cur.Gateway || (old.TLS == nil) != (cur.TLS == nil)
 }
 
-// accessOnly returns the Access grants of gs, in order.
+// accessOnly returns the Access grants of gs without a destination, in order. A grant with Dst
+// (ENABLE_DESTINATION_RULE) opens only this gateway's own address, which means nothing on the
+// others.
 func accessOnly(gs []firewall.Grant) []firewall.Grant {
-	return slices.DeleteFunc(slices.Clone(gs), func(g firewall.Grant) bool { return g.Kind != firewall.Access })
+	return slices.DeleteFunc(slices.Clone(gs), func(g firewall.Grant) bool { return g.Kind != firewall.Access || g.Dst.IsValid() })
 }

@@ -154,7 +154,7 @@ func TestIntegrationRejections(t *testing.T) {
 		{"10.99.0.2", encode(t, spa.Message{Message: "10.99.0.2,tcp/22"}, spa.Keys{Key: testKeys.Key, HMACKey: []byte("wronghmac")}), "HMAC mismatch"},
 		{"10.99.0.2", encode(t, spa.Message{Message: "10.99.0.2,tcp/22", Timestamp: now - 600}, testKeys), "packet too old"},
 		{"10.99.0.2", encode(t, spa.Message{Message: "10.99.0.2,tcp/22", Timestamp: now + 600}, testKeys), "packet too new"},
-		{"10.99.0.2", encode(t, spa.Message{Message: "10.99.0.2,tcp/22", Type: spa.NATAccessMsg, NATAccess: "10.99.0.1,22"}, testKeys), "NAT access not supported"},
+		{"10.99.0.2", encode(t, spa.Message{Message: "10.99.0.2,tcp/22", Type: spa.NATAccessMsg, NATAccess: "10.99.0.1,22"}, testKeys), "NAT access refused"},
 		{"10.99.0.3", encode(t, spa.Message{Message: "10.99.0.3,tcp/22", Username: "bob"}, testKeys), "username mismatch"},
 		{"10.99.0.4", encode(t, spa.Message{Message: "10.99.0.4,tcp/22"}, testKeys), "port not in OPEN_PORTS"},
 		{"10.99.0.5", encode(t, spa.Message{Message: "10.99.0.5,tcp/22"}, testKeys), "port in RESTRICT_PORTS"},
