@@ -106,8 +106,6 @@ func (l *errList) add(err error) {
 	}
 }
 
-func (l *errList) len() int { return len(l.errs) + l.more }
-
 // err is nil, the one error, or all of them joined (one line each, file order).
 func (l *errList) err() error {
 	switch {

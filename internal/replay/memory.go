@@ -173,7 +173,3 @@ func (c *Memory) sweepLocked(now int64, budget int) int {
 	return n
 }
 
-// forEachLocked calls fn for every live entry (expiry in Unix ns, never for forever).
-func (c *Memory) forEachLocked(fn func(digest string, exp int64)) {
-	c.t.each(func(k key, e int64) { fn(c.text(k), e) })
-}
