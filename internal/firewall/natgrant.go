@@ -99,23 +99,7 @@ func keysMsg(set *nftables.Set, elems []nftables.SetElement, typ int) (netlink.M
 		}
 		list = append(list, netlink.Attribute{Type: unix.NLA_F_NESTED | uint16(i+1), Data: item})
 	}
-	nested, err := netlink.MarshalAttributes(list)
-	if err != nil {
-		return netlink.Message{}, err
-	}
-	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{
-		{Type: unix.NFTA_SET_ELEM_LIST_TABLE, Data: []byte(set.Table.Name + "\x00")},
-		{Type: unix.NFTA_SET_ELEM_LIST_SET, Data: []byte(set.Name + "\x00")},
-		{Type: unix.NLA_F_NESTED | unix.NFTA_SET_ELEM_LIST_ELEMENTS, Data: nested},
-	})
-	if err != nil {
-		return netlink.Message{}, err
-	}
-	return netlink.Message{
-		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | typ),
-			Flags: netlink.Request | netlink.Acknowledge},
-		Data: append(nfgen(uint8(set.Table.Family), 0), attrs...),
-	}, nil
+	return elemListMsg(set, typ, 0, list)
 }
 
 // natMsgs returns the messages that (re)write es: per set, a destroy of the keys and an add with

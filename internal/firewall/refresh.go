@@ -57,6 +57,13 @@ func expiringMsg(set *nftables.Set, elems []nftables.SetElement) (netlink.Messag
 		}
 		list = append(list, netlink.Attribute{Type: unix.NLA_F_NESTED | uint16(i+1), Data: item})
 	}
+	return elemListMsg(set, unix.NFT_MSG_NEWSETELEM, netlink.Create, list)
+}
+
+// elemListMsg frames a set element message of type typ (NFT_MSG_NEWSETELEM, ...) for set with
+// the nested element attributes list and the extra header flags (Request and Acknowledge are
+// always set).
+func elemListMsg(set *nftables.Set, typ int, flags netlink.HeaderFlags, list []netlink.Attribute) (netlink.Message, error) {
 	nested, err := netlink.MarshalAttributes(list)
 	if err != nil {
 		return netlink.Message{}, err
@@ -70,8 +77,8 @@ func expiringMsg(set *nftables.Set, elems []nftables.SetElement) (netlink.Messag
 		return netlink.Message{}, err
 	}
 	return netlink.Message{
-		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWSETELEM),
-			Flags: netlink.Request | netlink.Acknowledge | netlink.Create},
+		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | typ),
+			Flags: netlink.Request | netlink.Acknowledge | flags},
 		Data: append(nfgen(uint8(set.Table.Family), 0), attrs...),
 	}, nil
 }
