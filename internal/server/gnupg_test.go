@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net/netip"
 	"strings"
 	"sync"
@@ -291,8 +292,8 @@ func TestBudgetBuckets(t *testing.T) {
 	}{
 		{a, 0, true}, {a, 0, false}, {c, 0, true}, {c, 0, false}, // per source
 		{a, time.Second, true}, {c, time.Second, true}, // refilled, total 2 per second
-		{netip.MustParseAddr("192.0.2.3"), time.Second, false}, // total empty
-		{netip.MustParseAddr("192.0.2.3"), 1500 * time.Millisecond, true},
+		{netip.MustParseAddr("192.0.2.3"), time.Second, false}, // total empty (its source's token is spent)
+		{netip.MustParseAddr("192.0.2.4"), 1500 * time.Millisecond, true},
 	}
 	for i, s := range steps {
 		if !b.allow(s.src, t0.Add(s.at), false) && s.want {
@@ -379,5 +380,44 @@ func BenchmarkGnuPGForged(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestBudgetFairShare: a flood from 64 sources (spoofed, say), each within its own bucket,
+// offers about three times the total rate. A valid knock arriving now and then still gets about
+// its fair share of the decryptions (Rate / demand), instead of none because the flood takes
+// every token the moment it refills; and the total stays bounded.
+func TestBudgetFairShare(t *testing.T) {
+	t0 := testNow
+	b := newBudget(Budget{}, t0) // 20/s total, 1/s per source
+	b.rnd = mrand.New(mrand.NewPCG(1, 2)).Float64
+	const seconds = 120
+	valid := netip.MustParseAddr("198.51.100.7")
+	admitted, validOK, validTried := 0, 0, 0
+	for ms := 0; ms < seconds*1000; ms++ {
+		now := t0.Add(time.Duration(ms) * time.Millisecond)
+		// Each of the 64 flooding sources sends 10 packets a second, spread out.
+		for src := range 64 {
+			if (ms+src*15)%100 == 0 {
+				if b.allow(netip.AddrFrom4([4]byte{203, 0, 113, byte(src)}), now, true) {
+					admitted++
+				}
+			}
+		}
+		if ms%2000 == 1000 {
+			validTried++
+			if b.allow(valid, now, true) {
+				validOK++
+				admitted++
+			}
+		}
+	}
+	share := float64(validOK) / float64(validTried)
+	t.Logf("valid knocks admitted: %d of %d (%.0f%%); decryptions %d in %d s", validOK, validTried, 100*share, admitted, seconds)
+	if share < 0.1 {
+		t.Errorf("valid knocks got %.0f%% of their chances, want a fair share (about 20/65)", 100*share)
+	}
+	if max := 20*seconds + 40; admitted > max {
+		t.Errorf("%d decryptions in %d s, the total bucket allows %d", admitted, seconds, max)
 	}
 }
