@@ -47,6 +47,9 @@ func textLines(s string) []string {
 				out = append(out, line)
 				line = ""
 			}
+			if line == "" && (w[0] == '.' || w[0] == '\'') {
+				w = `\&` + w // a line starting so would be a roff request; counted in its width
+			}
 			if line != "" {
 				line += " "
 			}
@@ -54,11 +57,6 @@ func textLines(s string) []string {
 		}
 		if line != "" {
 			out = append(out, line)
-		}
-	}
-	for i, l := range out {
-		if l[0] == '.' || l[0] == '\'' {
-			out[i] = `\&` + l
 		}
 	}
 	return out
