@@ -172,4 +172,3 @@ func (c *Memory) sweepLocked(now int64, budget int) int {
 	}
 	return n
 }
-
