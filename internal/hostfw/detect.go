@@ -266,11 +266,13 @@ func (d *detector) judge(f *Finding, m *chainModel, owned bool) {
 		f.Level = Error
 		f.Fix = fmt.Sprintf("this chain runs at priority %d, not after sesame's mark chain (%d), so granted packets are not marked yet: move its drops to a chain at a priority above %d (filter is 0), or set SESAME_HOST_CHAIN to a chain that does",
 			f.Priority, prioMark, prioMark)
+	case f.Hooked && !f.BySesame:
+		// Already accepts the mark (an owned table too, such as another sesame server's guard):
+		// nothing to add.
+		f.Level = Accepted
 	case owned:
 		f.Level = Error
 		f.Fix = d.ownedFix(f, markSpec)
-	case f.Hooked && !f.BySesame:
-		f.Level = Accepted
 	case f.Binary != "": // an iptables kind
 		if f.Table != "filter" {
 			f.Level = Error

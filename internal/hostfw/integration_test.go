@@ -133,12 +133,14 @@ func TestIntegrationFirewalld(t *testing.T) {
 	wantOpen(t, rep, "tcp/22, tcp/5432", "tcp/22 over IPv4, tcp/22 over IPv6")
 }
 
-// An owned table named firewalld (made with sesame's own backend, which sets OWNER|PERSIST):
+// An owned table named firewalld (made with sesame's own backend, which sets OWNER|PERSIST, with
+// another mark bit than the detector's, so its guard does not accept sesame's marked packets):
 // Detect reads the owner flag and reports that only firewalld can add the exception.
 func TestIntegrationOwnedTable(t *testing.T) {
 	nstest.Require(t)
 	ns := nstest.New(t)
-	fw, err := firewall.NewNftables(firewall.Config{TableName: "firewalld", GuardPorts: ports(t, "tcp/22"), NetNSFd: int(ns.Handle(t))})
+	fw, err := firewall.NewNftables(firewall.Config{TableName: "firewalld", GuardPorts: ports(t, "tcp/22"), NetNSFd: int(ns.Handle(t)),
+		Mark: 0x20000000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,8 +152,31 @@ func TestIntegrationOwnedTable(t *testing.T) {
 		t.Skip("kernel without owned, persistent tables (Linux < 6.9)")
 	}
 	rep := detectIn(t, ns)
-	wantFindings(t, rep, `error nft inet firewalld guard "rule 4: drop" by=firewalld hooked`)
+	wantFindings(t, rep, `error nft inet firewalld guard "rule 4: drop" by=firewalld`)
 	if errs := rep.Errors(); len(errs) != 1 || !strings.Contains(errs[0].Fix, "firewall-cmd --permanent --add-port=22/tcp") {
+		t.Errorf("errors %v", errs)
+	}
+}
+
+// Another sesame server's owned table (its guard accepts the shared mark): nothing to add, and
+// no error, though sesame cannot change that table.
+func TestIntegrationOwnedTableAcceptingMark(t *testing.T) {
+	nstest.Require(t)
+	ns := nstest.New(t)
+	fw, err := firewall.NewNftables(firewall.Config{TableName: "other", GuardPorts: ports(t, "tcp/22"), NetNSFd: int(ns.Handle(t))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fw.Close() })
+	if err := fw.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !fw.Owned() {
+		t.Skip("kernel without owned, persistent tables (Linux < 6.9)")
+	}
+	rep := detectIn(t, ns)
+	wantFindings(t, rep, `accepted nft inet other guard "rule 4: drop" hooked`)
+	if errs := rep.Errors(); len(errs) != 0 {
 		t.Errorf("errors %v", errs)
 	}
 }

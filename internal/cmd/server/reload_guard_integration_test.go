@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,5 +28,26 @@ func TestIntegrationReloadGuardsNewPorts(t *testing.T) {
 	d.WaitLog(t, 1, 3*time.Second, "guarded ports changed", "tcp/2222")
 	if r := sesametest.Dial(t, cli, other, 300*time.Millisecond); r != sesametest.Timeout {
 		t.Fatalf("after the reload tcp/2222 is %v to a host that never knocked, want timeout", r)
+	}
+}
+
+// TestIntegrationRestartChecksConfig: -R with a broken access.conf says so and exits 1 without
+// signalling the server, which keeps running with its configuration.
+func TestIntegrationRestartChecksConfig(t *testing.T) {
+	nstest.Require(t, "nft")
+	t.Parallel()
+	srv, _ := nstest.Pair(t)
+	d := sesametest.StartServer(t, srv, sesametest.ServerOptions{Config: "ENABLE_UDP_SERVER Y;\n",
+		Access: fmt.Sprintf("SOURCE ANY\nKEY %s\nHMAC_KEY %s\nOPEN_PORTS tcp/22\n", testKey, testHMAC)})
+	sesametest.WriteFile(t, d.Access, "SOURCE ANY\nOPEN_PORTS tcp/22\n") // no key
+	out, err := d.NS.Command(nstest.Binary(t), "server", "-c", d.Conf, "-a", d.Access, "-R").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), d.Access) {
+		t.Fatalf("-R with a broken access.conf: err %v, output:\n%s", err, out)
+	}
+	if strings.Contains(d.Log(), "SIGHUP") {
+		t.Errorf("the server was signalled:\n%s", d.Log())
+	}
+	if d.Exited() {
+		t.Errorf("the server stopped")
 	}
 }

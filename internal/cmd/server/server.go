@@ -65,8 +65,10 @@ func mainAs(argv0 string, link *readyLink, args []string, stdout, stderr io.Writ
 	}
 
 	control := o.kill || o.restart || o.status || o.fwList || o.fwListAll || o.fwFlush || o.fwRemove
-	// --fw-list and --fw-remove need the stanzas too: their OPEN_PORTS are guarded ports.
-	s, err := load(o, !control || o.fwList || o.fwListAll || o.fwRemove)
+	// --fw-list and --fw-remove need the stanzas too: their OPEN_PORTS are guarded ports. -R reads
+	// them so that a broken access.conf is reported here, not only in the server's log (fwknopd
+	// signals regardless).
+	s, err := load(o, !control || o.fwList || o.fwListAll || o.fwRemove || o.restart)
 	if err != nil {
 		fmt.Fprintf(stderr, "sesame server: %v\n", err)
 		link.fail(err)
