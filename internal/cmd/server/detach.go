@@ -2,13 +2,16 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -32,7 +35,8 @@ func argv0Detaches(argv0 string) bool { return filepath.Base(argv0) == "fwknopd"
 // readyLink is the child's end of the readiness pipe; nil in a process that is not a detached
 // child (every method is then a no-op).
 type readyLink struct {
-	f *os.File
+	mu sync.Mutex // the server logs from many goroutines (relayHandler)
+	f  *os.File
 }
 
 // childLink returns the pipe the parent passed, removing readyEnv from the environment so the
@@ -51,10 +55,14 @@ func childLink() *readyLink {
 }
 
 func (l *readyLink) send(kind, msg string) {
-	if l == nil || l.f == nil {
+	if l == nil {
 		return
 	}
-	fmt.Fprintf(l.f, "%s%s\n", kind, strings.ReplaceAll(msg, "\n", " / "))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f != nil {
+		fmt.Fprintf(l.f, "%s%s\n", kind, strings.ReplaceAll(msg, "\n", " / "))
+	}
 }
 
 // warn passes a warning to the parent's stderr.
@@ -76,11 +84,48 @@ func (l *readyLink) fail(err error) {
 }
 
 func (l *readyLink) close() {
-	if l != nil && l.f != nil {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f != nil {
 		l.f.Close()
 		l.f = nil
 	}
 }
+
+// relayHandler passes the detached child's warnings and errors to its parent's stderr until
+// the child is ready (the link is closed then), so a start that runs but will not work as
+// meant (an interface that does not exist yet, a port nothing guards) is seen by whoever
+// started it, whether or not syslog keeps the log.
+type relayHandler struct {
+	link  *readyLink
+	attrs []slog.Attr
+}
+
+func (h relayHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+func (h relayHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Message)
+	add := func(a slog.Attr) bool {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+		return true
+	}
+	for _, a := range h.attrs {
+		add(a)
+	}
+	r.Attrs(add)
+	h.link.warn(b.String())
+	return nil
+}
+
+func (h relayHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return relayHandler{link: h.link, attrs: append(append([]slog.Attr(nil), h.attrs...), as...)}
+}
+
+func (h relayHandler) WithGroup(string) slog.Handler { return h }
 
 // detach starts the server as a detached child with args and waits until it is ready (nil) or
 // has failed (its error). Warnings the child sends are written to stderr.

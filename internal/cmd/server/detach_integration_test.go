@@ -106,6 +106,10 @@ func TestIntegrationDetachAsFwknopd(t *testing.T) {
 	if _, err := os.Stat("/dev/log"); err != nil && !strings.Contains(out, "log is discarded") {
 		t.Errorf("no /dev/log here, and the parent did not say the detached server's log is lost: %q", out)
 	}
+	// The child's start-up warnings reach whoever started it, syslog or not.
+	if !strings.Contains(out, "allows any port (no OPEN_PORTS)") {
+		t.Errorf("the start-up warning about a stanza without OPEN_PORTS did not reach the parent: %q", out)
+	}
 	// Ready means guarded: the table is there as the parent returns, and a knock is granted.
 	srv.Run(t, "nft", "list", "set", "inet", "sesame", "guarded")
 	if r := sesametest.Dial(t, cli, sshAddr4, 300*time.Millisecond); r != sesametest.Timeout {

@@ -171,11 +171,12 @@ func newDaemonLogger(o *options, s *settings, link *readyLink, stderr io.Writer)
 	opts := &slog.HandlerOptions{Level: logLevel(o.verbose)}
 	sl, err := logging.DialSyslog(syslogNet, syslogAddr, s.syslogIdentity, s.syslogFacility)
 	if link != nil {
+		relay := relayHandler{link: link}
 		if err != nil {
 			link.warn(fmt.Sprintf("%v: the detached server's log is discarded (start it with -f to log to stderr)", err))
-			return slog.New(slog.DiscardHandler), func() {}
+			return slog.New(relay), func() {}
 		}
-		return slog.New(sl.Handler(opts)), func() { sl.Close() }
+		return slog.New(slog.NewMultiHandler(sl.Handler(opts), relay)), func() { sl.Close() }
 	}
 	log := newLogger(stderr, o.verbose)
 	if err != nil {
