@@ -215,11 +215,14 @@ func fwknopdVerdict(lines []string, sent, seen time.Time) (verdict, error) {
 			continue
 		}
 		exp, _ := strconv.ParseInt(m[3], 10, 64)
-		d := time.Duration(exp-sent.Unix()) * time.Second
+		// One second before sent: fwknopd may take its time before sent is read (seen in CI:
+		// a 60 s grant read as 59 s when a second boundary fell between the two).
+		base := sent.Unix() - 1
+		d := time.Duration(exp-base) * time.Second
 		if g.Class == granted && (g.Allow != m[1] || g.Timeout != d) {
 			return verdict{}, fmt.Errorf("fwknopd rules of one packet differ: %q after %v", l, g)
 		}
-		g = verdict{Class: granted, Allow: m[1], Timeout: d, Slack: time.Duration(seen.Unix()-sent.Unix()) * time.Second}
+		g = verdict{Class: granted, Allow: m[1], Timeout: d, Slack: time.Duration(seen.Unix()-base) * time.Second}
 		for _, p := range strings.Split(m[2], ",") {
 			ports[p] = true // fwknopd logs the whole port list once per port
 		}

@@ -74,7 +74,7 @@ func TestFwknopdVerdict(t *testing.T) {
 		"[10.99.0.3] Replay detected from source IP: 10.99.0.3, destination IP: 0.0.0.0",
 	}, "\n")
 	for n, want := range map[int]verdict{
-		1: {Class: granted, Allow: "10.99.0.72", Ports: "tcp/22,tcp/80", Timeout: 30 * time.Second, Slack: time.Second},
+		1: {Class: granted, Allow: "10.99.0.72", Ports: "tcp/22,tcp/80", Timeout: 31 * time.Second, Slack: 2 * time.Second}, // sent taken 1 s early
 		2: {Class: malformed},
 		3: {Class: natRefused},
 		4: {Class: noStanza},
