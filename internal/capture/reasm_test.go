@@ -233,6 +233,7 @@ func FuzzReassemble(f *testing.F) {
 	f.Add([]byte("hello, fragments"), uint8(8), uint64(1), false, []byte{})
 	f.Add(bytes.Repeat([]byte("A"), 700), uint8(64), uint64(7), true, []byte{0x60, 0, 0, 0, 0, 8, 44, 64})
 	f.Add(bytes.Repeat([]byte("B"), 200), uint8(3), uint64(3), false, []byte{0x45, 0, 0, 28, 0, 1, 0x20, 0})
+	f.Add(bytes.Repeat([]byte("C"), 888), uint8(0), uint64(1), false, []byte{})
 	lim := FragLimits{Timeout: time.Second, Memory: 32 << 10, PerSource: 8 << 10, Datagrams: 4}
 	f.Fuzz(func(t *testing.T, payload []byte, size uint8, seed uint64, v6 bool, junk []byte) {
 		if len(payload) > 4000 {
@@ -261,6 +262,9 @@ func FuzzReassemble(f *testing.F) {
 				return // not a fragment
 			}
 		}
+		// What holding all of it costs: the queue, the header once, the data, and each piece
+		// (the duplicate is ignored, so it costs nothing).
+		need := fragQueueCost + len(whole) + len(frags)*fragPieceCost
 		rng := rand.New(rand.NewPCG(seed, 2))
 		frags = shuffled(append(frags, frags[rng.IntN(len(frags))]), seed)
 		var got [][]byte
@@ -276,7 +280,7 @@ func FuzzReassemble(f *testing.F) {
 				t.Fatalf("%d bytes held", b)
 			}
 		}
-		if len(frags)*(fragPieceCost+n) > lim.PerSource {
+		if need > lim.PerSource {
 			return // may legitimately not fit
 		}
 		if len(got) != 1 || !bytes.Equal(got[0], whole) {
