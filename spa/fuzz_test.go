@@ -27,7 +27,18 @@ func wrapsOneSentinel(err error) bool {
 	return n == 1
 }
 
-// FuzzDecodeWire: Decode never panics, every failure wraps one sentinel, and a packet that
+// sameSentinel reports whether a and b wrap the same sentinels.
+func sameSentinel(a, b error) bool {
+	for _, s := range sentinels {
+		if errors.Is(a, s) != errors.Is(b, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// FuzzDecodeWire: Decode never panics, every failure wraps one sentinel, a prepared Decoder's
+// VerifyCheckedHMAC agrees with VerifyHMAC on every wire CheckWire passes, and a packet that
 // decodes re-encodes (fresh salt) to a packet that decodes to the same fields.
 func FuzzDecodeWire(f *testing.F) {
 	for i, k := range fuzzKeys {
@@ -45,10 +56,22 @@ func FuzzDecodeWire(f *testing.F) {
 		f.Add([]byte(mustEncode(f, m, k)))
 	}
 	f.Fuzz(func(t *testing.T, wire []byte) {
-		if err := CheckWire(wire); err != nil && !wrapsOneSentinel(err) {
-			t.Fatalf("CheckWire error %q does not wrap exactly one sentinel", err)
+		wireErr := CheckWire(wire)
+		if wireErr != nil && !wrapsOneSentinel(wireErr) {
+			t.Fatalf("CheckWire error %q does not wrap exactly one sentinel", wireErr)
 		}
 		for _, k := range fuzzKeys {
+			if wireErr == nil { // the server's per-stanza check after one CheckWire
+				d, err := NewDecoder(k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ct, err := VerifyHMAC(wire, k)
+				ct2, err2 := d.VerifyCheckedHMAC(wire)
+				if string(ct) != string(ct2) || (err == nil) != (err2 == nil) || err != nil && !sameSentinel(err, err2) {
+					t.Fatalf("VerifyCheckedHMAC: %q, %v; VerifyHMAC: %q, %v", ct2, err2, ct, err)
+				}
+			}
 			m, err := Decode(wire, k)
 			if err != nil {
 				if !wrapsOneSentinel(err) {

@@ -183,7 +183,6 @@ func (k Keys) validateHMAC() error {
 // Opener is.
 type GnuPGDecoder struct {
 	keys Keys
-	ht   DigestType
 	o    Opener
 	macs macPool
 }
@@ -200,8 +199,8 @@ func NewGnuPGDecoder(k Keys, o Opener) (*GnuPGDecoder, error) {
 	d := &GnuPGDecoder{o: o, keys: Keys{HMACType: k.HMACType}}
 	if len(k.HMACKey) > 0 {
 		d.keys.HMACKey = append([]byte(nil), k.HMACKey...)
-		d.ht, _ = k.hmacType()
-		d.macs.init(d.keys.HMACKey, d.ht)
+		ht, _ := k.hmacType()
+		d.macs.init(d.keys.HMACKey, ht)
 	}
 	return d, nil
 }
@@ -214,13 +213,26 @@ func (d *GnuPGDecoder) HasHMAC() bool { return len(d.keys.HMACKey) > 0 }
 // ErrNotGnuPG) and its HMAC ("hQ" restored) without allocating for a forgery, and returns the
 // wire without its HMAC. Without an HMAC key it only checks the wire rules.
 func (d *GnuPGDecoder) VerifyHMAC(wire []byte) ([]byte, error) {
-	if err := checkGnuPGWire(wire); err != nil {
+	if err := CheckWire(wire); err != nil {
 		return nil, err
+	}
+	return d.verifyHMAC(wire, true)
+}
+
+// VerifyCheckedHMAC is VerifyHMAC for a wire that has passed CheckWire: it checks the length
+// and the HMAC without scanning the characters again.
+func (d *GnuPGDecoder) VerifyCheckedHMAC(wire []byte) ([]byte, error) {
+	return d.verifyHMAC(wire, false)
+}
+
+func (d *GnuPGDecoder) verifyHMAC(wire []byte, scan bool) ([]byte, error) {
+	if len(wire) < gnupgLen {
+		return nil, fmt.Errorf("spa: %d characters: %w", len(wire), ErrNotGnuPG)
 	}
 	if len(d.keys.HMACKey) == 0 {
 		return wire, nil
 	}
-	ct, tag, err := sliceHMAC(wire, d.ht, gpgPrefix)
+	ct, tag, err := sliceHMAC(wire, d.macs.ht, gpgPrefix, scan)
 	if err != nil {
 		return nil, err
 	}
@@ -240,10 +252,14 @@ func (d *GnuPGDecoder) Decode(wire []byte) (*Message, error) {
 }
 
 // macPool holds keyed HMAC states in their initial state.
-type macPool struct{ p sync.Pool }
+type macPool struct {
+	p  sync.Pool
+	ht DigestType
+}
 
 func (mp *macPool) init(key []byte, ht DigestType) {
 	newHash := ht.newHash()
+	mp.ht = ht
 	mp.p.New = func() any { return &mac{h: hmac.New(newHash, key)} }
 }
 

@@ -137,12 +137,25 @@ func TestRoundTrip(t *testing.T) {
 						t.Fatalf("decoded %+v", m)
 					}
 				}
-				// The HMAC covers "hQ" + the wire text.
+				// The HMAC covers "hQ" + the wire text; the server's check after CheckWire
+				// (VerifyCheckedHMAC) agrees with the full one.
+				d := s.decoder(t, k, Policy{})
+				ct, err := d.VerifyHMAC([]byte(wire))
+				ct2, err2 := d.VerifyCheckedHMAC([]byte(wire))
+				if err != nil || err2 != nil || string(ct) != string(ct2) {
+					t.Fatalf("VerifyHMAC %v, VerifyCheckedHMAC %v, same text %v", err, err2, string(ct) == string(ct2))
+				}
+				if _, err := d.VerifyCheckedHMAC([]byte(wire[:399])); !errors.Is(err, spa.ErrNotGnuPG) {
+					t.Fatalf("399 characters: %v", err)
+				}
 				if withHMAC {
 					bad := []byte(wire)
 					bad[len(bad)-1] = map[bool]byte{true: 'B', false: 'A'}[bad[len(bad)-1] == 'A']
-					if _, err := s.decoder(t, k, Policy{}).Decode(bad); !errors.Is(err, spa.ErrHMACMismatch) {
+					if _, err := d.Decode(bad); !errors.Is(err, spa.ErrHMACMismatch) {
 						t.Fatalf("tampered HMAC: %v", err)
+					}
+					if _, err := d.VerifyCheckedHMAC(bad); !errors.Is(err, spa.ErrHMACMismatch) {
+						t.Fatalf("tampered HMAC, checked wire: %v", err)
 					}
 				}
 			})
