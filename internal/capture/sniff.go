@@ -1,7 +1,6 @@
 package capture
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -59,8 +58,9 @@ type SniffConfig struct {
 // SniffConfig.ReadBuffer), so under a flood Read makes no system call per packet.
 //
 // Read must be called from one goroutine at a time; Close may be called from any goroutine and
-// unblocks Read; Stats may be called from any goroutine. Read allocates only the returned
-// payload (and, for fragments, their copies until the datagram is whole); packets the kernel
+// unblocks Read; Stats may be called from any goroutine. Read allocates only the copies of the
+// payloads, in 64 KiB chunks that several packets share (and, for fragments, their copies until
+// the datagram is whole); packets the kernel
 // filter lets through but ParseIP or the filter's userspace check reject are counted and
 // skipped. Fragments are reassembled (DefaultFragLimits) and the whole datagram is checked.
 type Sniffer struct {
@@ -73,6 +73,8 @@ type Sniffer struct {
 	// pend holds packets taken from the ring by the last fill, pend[next:] not yet returned.
 	pend []Packet
 	next int
+	// payloads holds the copies of the payloads keep takes from the ring.
+	payloads arena
 	// readFn runs fill and leaves its error in rerr; it is built once so that Read does not
 	// allocate a closure.
 	rerr   error
@@ -335,7 +337,7 @@ func (s *Sniffer) keep(b []byte) {
 		return
 	}
 	if !fresh {
-		p.Payload = bytes.Clone(p.Payload)
+		p.Payload = s.payloads.copy(p.Payload)
 	}
 	s.pend = append(s.pend, p)
 }

@@ -169,12 +169,13 @@ func threadCPU(b *testing.B) time.Duration {
 func BenchmarkReadPath(b *testing.B) {
 	d := newDecoder(mustFilter(b, DefaultFilter), time.Now)
 	pkt := ip4(ProtoUDP, cli4, srv4, 0, udpHdr(40000, 62201, spaPayload()))
+	var a arena
 	b.ReportAllocs()
 	for b.Loop() {
 		p, _, ok := d.decode(pkt)
 		if !ok {
 			b.Fatal("rejected")
 		}
-		p.Payload = bytes.Clone(p.Payload)
+		p.Payload = a.copy(p.Payload)
 	}
 }

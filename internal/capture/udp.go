@@ -43,6 +43,8 @@ type UDPServer struct {
 
 	buf []byte // the one-datagram path for other PacketConns
 
+	payloads arena // the copies Read returns
+
 	read atomic.Uint64 // datagrams Read returned
 
 	statsMu   sync.Mutex
@@ -180,7 +182,7 @@ func (s *UDPServer) packet(src netip.AddrPort, payload []byte) Packet {
 		Src:     netip.AddrPortFrom(ip, src.Port()),
 		Dst:     netip.AddrPortFrom(dst, s.port),
 		Proto:   ProtoUDP,
-		Payload: append([]byte(nil), payload...),
+		Payload: s.payloads.copy(payload),
 	}
 }
 
