@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,4 +70,125 @@ func TestGroupCommit(t *testing.T) {
 		t.Errorf("%d commits for %d grants: no batching (%v)", len(fw.batches), n, fw.batches)
 	}
 	t.Logf("commit sizes: %v", fw.batches)
+}
+
+// TestBatcherBounds: concurrent requests are committed in batches of at most maxBatch grants
+// (a larger request alone), each request exactly once, and each caller gets its own result.
+func TestBatcherBounds(t *testing.T) {
+	fw := &slowMany{bad: netip.MustParseAddr("10.98.0.1")}
+	b := newBatcher(fw)
+	sizes := []int{600, 600, 1500, 1, 400, 999, 2}
+	errs := make([]error, len(sizes))
+	var wg sync.WaitGroup
+	for i, n := range sizes {
+		wg.Go(func() {
+			gs := make([]firewall.Grant, n)
+			for j := range gs {
+				gs[j] = firewall.Grant{Src: netip.AddrFrom4([4]byte{10, 97, byte(i), byte(j)}), Proto: 6, Port: uint16(j%60000 + 1), Timeout: time.Minute}
+			}
+			if i == 3 {
+				gs[0].Src = fw.bad
+			}
+			errs[i] = b.grant(context.Background(), gs)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if (err != nil) != (i == 3) {
+			t.Errorf("request %d of %d grants: %v", i, sizes[i], err)
+		}
+	}
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	for _, n := range fw.batches {
+		if n > maxBatch && n != 1500 {
+			t.Errorf("a batch of %d grants", n)
+		}
+	}
+	want := 0
+	for i, n := range sizes {
+		if i != 3 {
+			want += n
+		}
+	}
+	if got := len(fw.list()); got != want {
+		t.Errorf("%d grants made, want %d (batches %v)", got, want, fw.batches)
+	}
+}
+
+// panicMany panics in its first GrantMany and grants afterwards.
+type panicMany struct {
+	fakeFirewall
+	calls atomic.Int32
+}
+
+func (f *panicMany) GrantMany(ctx context.Context, gs []firewall.Grant) error {
+	if f.calls.Add(1) == 1 {
+		panic("firewall exploded")
+	}
+	return nil
+}
+
+func newReq(gs []firewall.Grant) *grantReq {
+	return &grantReq{gs: gs, done: make(chan struct{}), promote: make(chan struct{})}
+}
+
+// TestBatcherPanic: when the firewall panics in a commit, the leading caller sees the panic,
+// the other requests of that batch fail with an error (their callers return it), the lead is
+// handed on, and later grants still work.
+func TestBatcherPanic(t *testing.T) {
+	b := newBatcher(&panicMany{})
+	g := []firewall.Grant{{Src: netip.MustParseAddr("10.97.0.1"), Proto: 6, Port: 22, Timeout: time.Minute}}
+	// Two requests queued by workers that wait, then the leading worker's.
+	queued := []*grantReq{newReq(g), newReq(g)}
+	b.queue = append(b.queue, queued...)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the leading caller did not see the panic")
+			}
+		}()
+		b.grant(context.Background(), g)
+	}()
+	for i, q := range queued {
+		if !q.settled() || q.err == nil {
+			t.Fatalf("queued request %d after the panic: settled %v, err %v", i, q.settled(), q.err)
+		}
+	}
+	if b.leading || len(b.queue) != 0 {
+		t.Fatalf("after the panic: leading %v, %d queued", b.leading, len(b.queue))
+	}
+	if err := b.grant(context.Background(), g); err != nil {
+		t.Fatalf("grant after the panic: %v", err)
+	}
+
+	// A worker whose own request is behind a batch that panics: the panic reaches it, its
+	// request is withdrawn (not granted later by somebody else's commit), and the lead goes to
+	// the next request.
+	b = newBatcher(&panicMany{})
+	big := make([]firewall.Grant, maxBatch)
+	for i := range big {
+		big[i] = firewall.Grant{Src: netip.AddrFrom4([4]byte{10, 96, byte(i >> 8), byte(i)}), Proto: 6, Port: 22, Timeout: time.Minute}
+	}
+	older := newReq(big)
+	b.queue = append(b.queue, older)
+	b.leading = true // as if older's worker led; ours is promoted to lead below
+	var own error
+	go func() {
+		b.mu.Lock()
+		for len(b.queue) < 2 {
+			b.mu.Unlock()
+			time.Sleep(time.Millisecond)
+			b.mu.Lock()
+		}
+		close(b.queue[1].promote) // promote the second request (ours) as a leader would
+		b.mu.Unlock()
+	}()
+	func() {
+		defer func() { recover() }()
+		own = b.grant(context.Background(), g)
+	}()
+	if !older.settled() || older.err == nil || len(b.queue) != 0 || b.leading {
+		t.Fatalf("after the panic: older settled %v err %v; %d queued, leading %v (own %v)", older.settled(), older.err, len(b.queue), b.leading, own)
+	}
 }

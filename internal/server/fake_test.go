@@ -72,7 +72,7 @@ func (o fakeOpener) Decode(wire []byte) (*spa.Message, error) {
 	return &m, nil
 }
 
-func (o fakeOpener) VerifyHMAC(wire []byte) ([]byte, error) {
+func (o fakeOpener) VerifyCheckedHMAC(wire []byte) ([]byte, error) {
 	p, ok := o.c.lookup(wire)
 	if len(o.k.HMACKey) > 0 && (!ok || !bytes.Equal(p.keys.HMACKey, o.k.HMACKey)) {
 		return nil, fmt.Errorf("fake: %w", spa.ErrHMACMismatch)

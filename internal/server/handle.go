@@ -145,7 +145,7 @@ func (s *Server) cheap(ctx context.Context, pkt capture.Packet) (Result, bool) {
 			}
 			continue
 		}
-		_, err := o.VerifyHMAC(wire)
+		_, err := o.VerifyCheckedHMAC(wire)
 		if err == nil {
 			return Result{}, false
 		}

@@ -16,10 +16,11 @@ import (
 // stanzas) and *spa.GnuPGDecoder (GnuPG stanzas) implement it. Implementations are safe for
 // concurrent use.
 type Opener interface {
-	// VerifyHMAC checks only the HMAC of wire (a no-op without an HMAC key): the cheap test
-	// that lets Run's reader reject forged packets before handing them to workers. Errors
-	// wrap the spa sentinels (spa.ErrHMACMismatch for a forgery).
-	VerifyHMAC(wire []byte) ([]byte, error)
+	// VerifyCheckedHMAC checks only the HMAC of wire, which has passed spa.CheckWire (a no-op
+	// without an HMAC key): the cheap test that lets Run's reader reject forged packets before
+	// handing them to workers. Errors wrap the spa sentinels (spa.ErrHMACMismatch for a
+	// forgery).
+	VerifyCheckedHMAC(wire []byte) ([]byte, error)
 	// Decode checks the HMAC, decrypts and decodes wire. Errors wrap the spa sentinels.
 	Decode(wire []byte) (*spa.Message, error)
 }

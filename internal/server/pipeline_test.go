@@ -19,9 +19,9 @@ import (
 // panicOpener panics on every packet.
 type panicOpener struct{}
 
-func (panicOpener) VerifyHMAC([]byte) ([]byte, error)   { panic("opener exploded") }
-func (panicOpener) Decode([]byte) (*spa.Message, error) { panic("opener exploded") }
-func newPanicOpener(spa.Keys) (Opener, error)           { return panicOpener{}, nil }
+func (panicOpener) VerifyCheckedHMAC([]byte) ([]byte, error) { panic("opener exploded") }
+func (panicOpener) Decode([]byte) (*spa.Message, error)      { panic("opener exploded") }
+func newPanicOpener(spa.Keys) (Opener, error)                { return panicOpener{}, nil }
 func countingOpener(n *atomic.Int32, c *fakeCodec) func(spa.Keys) (Opener, error) {
 	return func(k spa.Keys) (Opener, error) { n.Add(1); return c.opener(k) }
 }

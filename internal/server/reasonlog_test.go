@@ -19,9 +19,9 @@ import (
 // fakeGnuPG is a GnuPG Opener that fails every packet with err.
 type fakeGnuPG struct{ err error }
 
-func (f fakeGnuPG) VerifyHMAC(w []byte) ([]byte, error) { return w, nil }
-func (f fakeGnuPG) Decode([]byte) (*spa.Message, error) { return nil, f.err }
-func (fakeGnuPG) HasHMAC() bool                         { return true }
+func (f fakeGnuPG) VerifyCheckedHMAC(w []byte) ([]byte, error) { return w, nil }
+func (f fakeGnuPG) Decode([]byte) (*spa.Message, error)        { return nil, f.err }
+func (fakeGnuPG) HasHMAC() bool                                { return true }
 
 // logOf runs one packet through Handle, and through the reader's cheap checks when they settle
 // it, on servers built from cfg, and returns the log line(s) of each path.

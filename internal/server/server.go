@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -171,15 +172,8 @@ func (s *Server) Run(ctx context.Context, src capture.Source) error {
 	var wg sync.WaitGroup
 	if s.workers > 1 {
 		if mg, ok := s.fw.(ManyGranter); ok {
-			b := newBatcher(mg, s.workers)
-			var bwg sync.WaitGroup
-			bwg.Go(func() { b.run(ctx) })
-			s.batch.Store(b)
-			defer func() { // after the workers have stopped (deferred below, so run first)
-				s.batch.Store(nil)
-				close(b.reqs)
-				bwg.Wait()
-			}()
+			s.batch.Store(newBatcher(mg))
+			defer s.batch.Store(nil) // after the workers have stopped (deferred below, so run first)
 		}
 		ch := make(chan capture.Packet, s.queue)
 		for range s.workers {
@@ -193,9 +187,11 @@ func (s *Server) Run(ctx context.Context, src capture.Source) error {
 		defer close(ch)
 		// The reader rejects what fails the cheap checks (wire, source, HMAC) itself and
 		// hands the rest to the workers. A full queue blocks the reader, so the backlog stays
-		// in the source's buffer.
+		// in the source's buffer. A queued payload gets its own copy: a source may carve
+		// payloads out of shared chunks, and a queue of them would keep every chunk alive.
 		handle = func(p capture.Packet) {
 			if !s.precheck(ctx, p) {
+				p.Payload = bytes.Clone(p.Payload)
 				ch <- p
 			}
 		}
