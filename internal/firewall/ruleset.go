@@ -77,6 +77,7 @@ func newObjects(tableName string) objects {
 // concatenated lookups read consecutive 32-bit registers starting at the source register.
 const (
 	reg1     = unix.NFT_REG_1
+	reg32_00 = unix.NFT_REG32_00 // the first 32-bit register of reg1
 	reg32_01 = unix.NFT_REG32_01
 	reg32_02 = unix.NFT_REG32_02
 	reg32_04 = unix.NFT_REG32_04
@@ -87,65 +88,37 @@ const (
 //
 //	meta nfproto ipv4 ip saddr . meta l4proto . th dport @grants4 meta mark set meta mark | MARK
 func markRule4(o objects, mark uint32) []expr.Any {
-	e := []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{unix.NFPROTO_IPV4}},
-		&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg32_01},
-		&expr.Payload{DestRegister: reg32_02, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		&expr.Lookup{SourceRegister: reg1, SetName: o.grants4.Name, SetID: o.grants4.ID},
-	}
-	return append(e, setMark(mark)...)
+	return lookupMark(fam4.srcKey(), o.grants4, mark)
 }
 
-// markRule6 is markRule4 for IPv6 (ip6 saddr is 16 bytes, so proto and port move to the 32-bit
-// registers after it).
+// markRule6 is markRule4 for ip6 saddr and @grants6.
 func markRule6(o objects, mark uint32) []expr.Any {
-	e := []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{unix.NFPROTO_IPV6}},
-		&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg32_04},
-		&expr.Payload{DestRegister: reg32_05, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		&expr.Lookup{SourceRegister: reg1, SetName: o.grants6.Name, SetID: o.grants6.ID},
-	}
-	return append(e, setMark(mark)...)
+	return lookupMark(fam6.srcKey(), o.grants6, mark)
 }
-
-// More 32-bit registers for the destination keys.
-const (
-	reg32_08 = unix.NFT_REG32_08
-	reg32_09 = unix.NFT_REG32_09
-)
 
 // markRuleD4 is, in nft syntax:
 //
 //	meta nfproto ipv4 ip saddr . ip daddr . meta l4proto . th dport @grantsd4 meta mark set meta mark | MARK
 func markRuleD4(o objects, mark uint32) []expr.Any {
-	e := []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{unix.NFPROTO_IPV4}},
-		&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
-		&expr.Payload{DestRegister: reg32_01, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg32_02},
-		&expr.Payload{DestRegister: reg32_03, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		&expr.Lookup{SourceRegister: reg1, SetName: o.grantsd4.Name, SetID: o.grantsd4.ID},
-	}
-	return append(e, setMark(mark)...)
+	return lookupMark(fam4.dstKey(), o.grantsd4, mark)
 }
 
-// markRuleD6 is markRuleD4 for IPv6 (saddr in registers 0-3, daddr 4-7, proto 8, port 9).
+// markRuleD6 is markRuleD4 for ip6 saddr . ip6 daddr and @grantsd6.
 func markRuleD6(o objects, mark uint32) []expr.Any {
-	e := []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{unix.NFPROTO_IPV6}},
-		&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
-		&expr.Payload{DestRegister: reg32_04, Base: expr.PayloadBaseNetworkHeader, Offset: 24, Len: 16},
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg32_08},
-		&expr.Payload{DestRegister: reg32_09, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		&expr.Lookup{SourceRegister: reg1, SetName: o.grantsd6.Name, SetID: o.grantsd6.ID},
-	}
-	return append(e, setMark(mark)...)
+	return lookupMark(fam6.dstKey(), o.grantsd6, mark)
+}
+
+// dstKey loads `ip saddr . ip daddr . meta l4proto . th dport` into reg1. Each field takes whole
+// 32-bit registers from NFT_REG32_00 on (an address alen/4 of them; proto and port one each):
+// for IPv4 saddr 0, daddr 1, proto 2, port 3; for IPv6 saddr 0-3, daddr 4-7, proto 8, port 9.
+func (f fam) dstKey() []expr.Any {
+	words := f.alen / 4
+	return append(f.isFam(),
+		&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: f.saddr, Len: f.alen},
+		&expr.Payload{DestRegister: reg32_00 + words, Base: expr.PayloadBaseNetworkHeader, Offset: f.daddr, Len: f.alen},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg32_00 + 2*words},
+		&expr.Payload{DestRegister: reg32_00 + 2*words + 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+	)
 }
 
 // setMark is `meta mark set meta mark | MARK`: mark = (mark & ^MARK) ^ MARK.
