@@ -12,6 +12,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
+	"github.com/sesame-spa/sesame/internal/benchtest"
 	"github.com/sesame-spa/sesame/internal/fwknoptest"
 	"github.com/sesame-spa/sesame/internal/gpgtest"
 	"github.com/sesame-spa/sesame/internal/nstest"
@@ -161,7 +162,7 @@ type target struct {
 }
 
 func (g *target) grants(prefix string) int {
-	return countLines(g.log, g.grantLine, g.allowAt+prefix)
+	return benchtest.CountLines(g.log, g.grantLine, g.allowAt+prefix)
 }
 
 func startSesame(t testing.TB, w *world, withHMAC bool) *target {
@@ -169,7 +170,7 @@ func startSesame(t testing.TB, w *world, withHMAC bool) *target {
 	s := sesametest.StartServer(t, srv, sesametest.ServerOptions{Config: "ENABLE_UDP_SERVER Y;\nSESAME_GUARD_PORTS tcp/22;\n",
 		Access: w.access(withHMAC), StartTimeout: 30 * time.Second})
 	return &target{name: "sesame", srv: srv, cli: cli, pid: s.PID, log: s.LogPath, grantLine: "access granted",
-		allowAt: "allow=", cpu: func() time.Duration { return schedCPU(t, s.PID) }, ses: s}
+		allowAt: "allow=", cpu: func() time.Duration { return benchtest.SchedCPU(t, s.PID) }, ses: s}
 }
 
 func startFwknopd(t testing.TB, w *world, withHMAC bool) *target {
@@ -179,9 +180,9 @@ func startFwknopd(t testing.TB, w *world, withHMAC bool) *target {
 	// fwknopd's CPU: its own, its reaped children's (gpg, iptables) and the gpg-agent's that
 	// holds the server's key (a daemon, not its child).
 	cpu := func() time.Duration {
-		c := statCPU(t, f.PID, true)
+		c := benchtest.StatCPU(t, f.PID, true)
 		for _, p := range agentPIDs(home) {
-			c += statCPU(t, p, false)
+			c += benchtest.StatCPU(t, p, false)
 		}
 		return c
 	}
@@ -193,8 +194,8 @@ func startFwknopd(t testing.TB, w *world, withHMAC bool) *target {
 func knockRate(t testing.TB, w *world, g *target, n int) float64 {
 	pk := w.gnupgPackets(t, n, true, func(i int) string { return fmt.Sprintf("10.100.%d.%d", i/250, i%250+1) })
 	start := time.Now()
-	blast(t, g.cli, srvSPA, pk, 0)
-	got, last := waitStable(func() int { return g.grants("10.100.") }, n, 5*time.Second, 90*time.Second)
+	benchtest.Blast(t, g.cli, srvSPA, pk, 0)
+	got, last := benchtest.WaitStable(func() int { return g.grants("10.100.") }, n, 5*time.Second, 90*time.Second)
 	el := last.Sub(start)
 	t.Logf("%s: %d of %d GnuPG knocks granted in %v", g.name, got, n, el)
 	if got == 0 {
@@ -209,11 +210,11 @@ func knockRate(t testing.TB, w *world, g *target, n int) float64 {
 func forgedSesame(t testing.TB, g *target, junk [][]byte) float64 {
 	var handled int
 	var cpu time.Duration
-	for range envInt("BENCH_FORGED_ROUNDS", 4) {
-		p0, c0 := packets(t, g.ses), g.cpu()
-		signal(t, g.pid, 19) // SIGSTOP
-		blast(t, g.cli, srvSPA, junk, 0)
-		signal(t, g.pid, 18) // SIGCONT
+	for range benchtest.EnvInt("BENCH_FORGED_ROUNDS", 4) {
+		p0, c0 := benchtest.Packets(t, g.ses), g.cpu()
+		benchtest.Signal(t, g.pid, 19) // SIGSTOP
+		benchtest.Blast(t, g.cli, srvSPA, junk, 0)
+		benchtest.Signal(t, g.pid, 18) // SIGCONT
 		for prev := time.Duration(-1); ; {
 			time.Sleep(50 * time.Millisecond)
 			c := g.cpu()
@@ -222,7 +223,7 @@ func forgedSesame(t testing.TB, g *target, junk [][]byte) float64 {
 			}
 			prev = c
 		}
-		p1, c1 := packets(t, g.ses), g.cpu()
+		p1, c1 := benchtest.Packets(t, g.ses), g.cpu()
 		handled += p1 - p0
 		cpu += c1 - c0
 	}
@@ -237,10 +238,10 @@ const fwknopdPacketLine = "Got UDP datagram"
 // forgedFwknopd: fwknopd's small socket buffer cannot be pre-filled usefully, so it gets a
 // flood for d and the packets it logged are divided by the CPU it spent (the backlog included).
 func forgedFwknopd(t testing.TB, g *target, junk [][]byte, d time.Duration) float64 {
-	n0, c0 := countLines(g.log, fwknopdPacketLine), g.cpu()
-	sent := floodFor(t, g.cli, []string{nstest.CliIP4}, srvSPA, junk, d)
+	n0, c0 := benchtest.CountLines(g.log, fwknopdPacketLine), g.cpu()
+	sent := benchtest.FloodFor(t, g.cli, []string{nstest.CliIP4}, srvSPA, junk, d)
 	waitIdle(g.cpu, 30*time.Second)
-	n1, c1 := countLines(g.log, fwknopdPacketLine), g.cpu()
+	n1, c1 := benchtest.CountLines(g.log, fwknopdPacketLine), g.cpu()
 	t.Logf("fwknopd: %d forged GnuPG packets sent in %v, %d handled with %v CPU (with %d gpg-agent)", sent, d, n1-n0, c1-c0,
 		len(agentPIDs(g.home)))
 	if os.Getenv("BENCH_DEBUG") != "" {
@@ -263,7 +264,7 @@ func control(t testing.TB, w *world, g *target, withHMAC bool) {
 	}
 	sendFrom(t, g.cli, "10.99.0.10", srvSPA, rijndaelPackets(t, 1, func(int) string { return rp + "1" })[0])
 	sendFrom(t, g.cli, "10.99.0.11", srvSPA, w.gnupgPackets(t, 1, withHMAC, func(int) string { return gp + "1" })[0])
-	if n, _ := waitStable(func() int { return g.grants(rp) + g.grants(gp) }, 2, 10*time.Second, 10*time.Second); n != 2 {
+	if n, _ := benchtest.WaitStable(func() int { return g.grants(rp) + g.grants(gp) }, 2, 10*time.Second, 10*time.Second); n != 2 {
 		t.Fatalf("%s: %d of 2 control knocks granted without a flood", g.name, n)
 	}
 }
@@ -291,7 +292,7 @@ func underFlood(t testing.TB, w *world, g *target, withHMAC bool, junk [][]byte,
 	r0, g0 := g.grants(rp), g.grants(gp)
 	var sent int
 	done := make(chan struct{})
-	go func() { defer close(done); sent = floodFor(t, g.cli, srcs, srvSPA, junk, d) }()
+	go func() { defer close(done); sent = benchtest.FloodFor(t, g.cli, srcs, srvSPA, junk, d) }()
 	// 70 knocks over the flood, two of every seven GnuPG.
 	start := time.Now()
 	ri, gi := 0, 0
@@ -340,8 +341,8 @@ type row struct {
 func BenchmarkGnuPGVsFwknopd(b *testing.B) {
 	nstest.Require(b, "gpg", "gpgconf", "fwknopd", "iptables", "nft")
 	w := newWorld(b)
-	flood := time.Duration(envInt("BENCH_FLOOD_SECONDS", 5)) * time.Second
-	nsrc := min(envInt("BENCH_FLOOD_SOURCES", 64), 150)
+	flood := time.Duration(benchtest.EnvInt("BENCH_FLOOD_SECONDS", 5)) * time.Second
+	nsrc := min(benchtest.EnvInt("BENCH_FLOOD_SOURCES", 64), 150)
 	junk := w.forged(b, 256)
 	var rows []row
 	phase := 0
@@ -355,7 +356,7 @@ func BenchmarkGnuPGVsFwknopd(b *testing.B) {
 		addAddrs(b, fwk.cli, 1)
 		if withHMAC {
 			rows = append(rows, row{"GnuPG knocks granted / s (" + tag + ")", "knocks/s",
-				knockRate(b, w, ses, envInt("BENCH_SESAME_KNOCKS", 1000)), knockRate(b, w, fwk, envInt("BENCH_FWKNOPD_KNOCKS", 40))})
+				knockRate(b, w, ses, benchtest.EnvInt("BENCH_SESAME_KNOCKS", 1000)), knockRate(b, w, fwk, benchtest.EnvInt("BENCH_FWKNOPD_KNOCKS", 40))})
 		}
 		control(b, w, ses, withHMAC)
 		control(b, w, fwk, withHMAC)

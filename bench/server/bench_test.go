@@ -4,14 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
-	"regexp"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sesame-spa/sesame/internal/benchtest"
 	"github.com/sesame-spa/sesame/internal/firewall"
 	"github.com/sesame-spa/sesame/internal/fwknoptest"
 	"github.com/sesame-spa/sesame/internal/nstest"
@@ -39,22 +36,6 @@ func startSesame(t testing.TB, ns *nstest.NS, extraConf string) *sesametest.Serv
 	return sesametest.StartServer(t, ns, sesametest.ServerOptions{
 		Config: "ENABLE_UDP_SERVER Y;\nSESAME_GUARD_PORTS tcp/22;\n" + extraConf,
 		Access: fmt.Sprintf("SOURCE ANY\nKEY %s\nHMAC_KEY %s\nFW_ACCESS_TIMEOUT 600\n", benchKey, benchHMAC)})
-}
-
-var packetsRE = regexp.MustCompile(`msg=stats packets=(\d+)`)
-
-// packets asks sesame for its counters (SIGUSR1) and returns the packets handled.
-func packets(t testing.TB, p *sesametest.Server) int {
-	t.Helper()
-	before := countLines(p.LogPath, "msg=stats")
-	signal(t, p.PID, syscall.SIGUSR1)
-	waitStable(func() int { return countLines(p.LogPath, "msg=stats") }, before+1, 2*time.Second, 2*time.Second)
-	m := packetsRE.FindAllStringSubmatch(p.Log(), -1)
-	if len(m) == 0 {
-		t.Fatalf("no stats line in the sesame log")
-	}
-	n, _ := strconv.Atoi(m[len(m)-1][1])
-	return n
 }
 
 // dropHost gives ns an iptables INPUT policy of DROP that still accepts lo, established
@@ -98,7 +79,7 @@ func knockSeries(t testing.TB, cli *nstest.NS, n int) []time.Duration {
 func BenchmarkServerVsFwknopd(b *testing.B) {
 	var t testing.TB = b
 	nstest.Require(t, "fwknopd", "iptables", "nft")
-	knocks, fknocks := envInt("BENCH_KNOCKS", 50), envInt("BENCH_FWKNOPD_KNOCKS", 30)
+	knocks, fknocks := benchtest.EnvInt("BENCH_KNOCKS", 50), benchtest.EnvInt("BENCH_FWKNOPD_KNOCKS", 30)
 	var rows []row
 
 	// 1. Knock-to-open and garbage, one namespace pair per server.
@@ -140,11 +121,11 @@ func BenchmarkServerVsFwknopd(b *testing.B) {
 	t.Logf("sesame: %d forged packets drained with %v CPU", handled, cpu)
 
 	flood := 3 * time.Second
-	hmacFail := func() int { return countLines(fwk.LogPath, "HMAC") }
-	f0, fc0 := hmacFail(), cpuTime(t, fwk.PID)
-	fsent := floodFor(t, cliF, srvSPA, junk, flood)
+	hmacFail := func() int { return benchtest.CountLines(fwk.LogPath, "HMAC") }
+	f0, fc0 := hmacFail(), benchtest.StatCPU(t, fwk.PID, true)
+	fsent := benchtest.FloodFor(t, cliF, nil, srvSPA, junk, flood)
 	time.Sleep(300 * time.Millisecond)
-	f1, fc1 := hmacFail(), cpuTime(t, fwk.PID)
+	f1, fc1 := hmacFail(), benchtest.StatCPU(t, fwk.PID, true)
 	fwkGarbage := 0.0
 	if fc1 > fc0 {
 		fwkGarbage = float64(f1-f0) / (fc1 - fc0).Seconds()
@@ -153,15 +134,15 @@ func BenchmarkServerVsFwknopd(b *testing.B) {
 	rows = append(rows, row{"garbage packets / s / core", sesGarbage, fwkGarbage, "pkt/s", "higher", ">= 200,000"})
 
 	// 3. Grants per second: distinct valid packets offered faster than the server can grant.
-	nS, nF := envInt("BENCH_GRANTS", 20000), envInt("BENCH_FWKNOPD_GRANTS", 150)
+	nS, nF := benchtest.EnvInt("BENCH_GRANTS", 20000), benchtest.EnvInt("BENCH_FWKNOPD_GRANTS", 150)
 	gs := make([][]byte, nS)
 	for i := range gs {
 		gs[i] = packet(t, fmt.Sprintf("10.100.%d.%d", i/250, i%250+1))
 	}
-	g0 := countLines(ses.LogPath, "access granted")
+	g0 := benchtest.CountLines(ses.LogPath, "access granted")
 	start := time.Now()
-	blast(t, cliS, srvSPA, gs, envInt("BENCH_GRANT_RATE", 40000))
-	gn, last := waitStable(func() int { return countLines(ses.LogPath, "access granted") - g0 }, nS, 500*time.Millisecond, 60*time.Second)
+	benchtest.Blast(t, cliS, srvSPA, gs, benchtest.EnvInt("BENCH_GRANT_RATE", 40000))
+	gn, last := benchtest.WaitStable(func() int { return benchtest.CountLines(ses.LogPath, "access granted") - g0 }, nS, 500*time.Millisecond, 60*time.Second)
 	sesRate := float64(gn) / last.Sub(start).Seconds()
 	t.Logf("sesame: %d of %d grants in %v", gn, nS, last.Sub(start))
 
@@ -169,10 +150,10 @@ func BenchmarkServerVsFwknopd(b *testing.B) {
 	for i := range fg {
 		fg[i] = packet(t, fmt.Sprintf("10.100.%d.%d", i/250, i%250+1))
 	}
-	fg0 := countLines(fwk.LogPath, "Added access rule")
+	fg0 := benchtest.CountLines(fwk.LogPath, "Added access rule")
 	start = time.Now()
-	blast(t, cliF, srvSPA, fg, 0)
-	fn, flast := waitStable(func() int { return countLines(fwk.LogPath, "Added access rule") - fg0 }, nF, 3*time.Second, 60*time.Second)
+	benchtest.Blast(t, cliF, srvSPA, fg, 0)
+	fn, flast := benchtest.WaitStable(func() int { return benchtest.CountLines(fwk.LogPath, "Added access rule") - fg0 }, nF, 3*time.Second, 60*time.Second)
 	fwkRate := float64(fn) / flast.Sub(start).Seconds()
 	t.Logf("fwknopd: %d of %d grants in %v", fn, nF, flast.Sub(start))
 	rows = append(rows, row{"grants / s", sesRate, fwkRate, "grant/s", "higher", ">= 10,000"})
@@ -209,7 +190,7 @@ func BenchmarkServerVsFwknopd(b *testing.B) {
 	startFwknopd(t, srvLF)
 	have, fwkRules := 1, 0
 	for k, n := range []int{10, 10000, 1000000} {
-		if n > envInt("BENCH_MAX_GRANTS", 1000000) {
+		if n > benchtest.EnvInt("BENCH_MAX_GRANTS", 1000000) {
 			break
 		}
 		addGrants(t, fwBig, have, n)
@@ -288,13 +269,6 @@ func fillIptables(t testing.TB, ns *nstest.NS, have, want int) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("iptables-restore: %v\n%s", err, out)
 	}
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return v
-	}
-	return def
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -6,12 +6,7 @@ import (
 	"golang.org/x/sys/unix"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -163,118 +158,6 @@ func pct(ds []time.Duration, p int) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[min(len(s)-1, len(s)*p/100)]
-}
-
-// blast sends payloads from ns to addr, paced at rate packets/s (0: as fast as possible),
-// and returns when all are sent.
-func blast(t testing.TB, ns *nstest.NS, addr string, payloads [][]byte, rate int) time.Duration {
-	t.Helper()
-	var el time.Duration
-	err := ns.Do(t, func() error {
-		c, err := net.Dial("udp", addr)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		start := time.Now()
-		for i, p := range payloads {
-			c.Write(p)
-			if rate > 0 && i%20 == 19 {
-				due := start.Add(time.Duration(i+1) * time.Second / time.Duration(rate))
-				if w := time.Until(due); w > 0 {
-					time.Sleep(w)
-				}
-			}
-		}
-		el = time.Since(start)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return el
-}
-
-// floodFor sends payloads round-robin from ns to addr for d, as fast as possible.
-func floodFor(t testing.TB, ns *nstest.NS, addr string, payloads [][]byte, d time.Duration) int {
-	t.Helper()
-	n := 0
-	err := ns.Do(t, func() error {
-		c, err := net.Dial("udp", addr)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		end := time.Now().Add(d)
-		for time.Now().Before(end) {
-			for range 32 {
-				c.Write(payloads[n%len(payloads)])
-				n++
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-// cpuTime is the CPU time (user+system, including reaped children) of pid.
-func cpuTime(t testing.TB, pid int) time.Duration {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	var ticks int64
-	for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime (fields 14-17)
-		v, _ := strconv.ParseInt(f[i], 10, 64)
-		ticks += v
-	}
-	return time.Duration(ticks) * time.Second / 100 // USER_HZ
-}
-
-// countLines counts the lines of path containing every substring.
-func countLines(path string, substrs ...string) int {
-	b, _ := os.ReadFile(path)
-	n := 0
-	for _, l := range strings.Split(string(b), "\n") {
-		ok := true
-		for _, s := range substrs {
-			ok = ok && strings.Contains(l, s)
-		}
-		if ok {
-			n++
-		}
-	}
-	return n
-}
-
-// waitStable polls count until it stops growing for quiet (or reaches want) and returns the
-// final count and when it last grew.
-func waitStable(count func() int, want int, quiet, limit time.Duration) (int, time.Time) {
-	last, lastT := count(), time.Now()
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-		n := count()
-		if n != last {
-			last, lastT = n, time.Now()
-		}
-		if n >= want || time.Since(lastT) > quiet {
-			break
-		}
-	}
-	return last, lastT
-}
-
-func signal(t testing.TB, pid int, sig syscall.Signal) {
-	if err := syscall.Kill(pid, sig); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // connectOnce times one TCP connect from local in ns to addr.

@@ -2,14 +2,11 @@ package server
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sesame-spa/sesame/internal/benchtest"
 	"github.com/sesame-spa/sesame/internal/nstest"
 	"github.com/sesame-spa/sesame/internal/sesametest"
 )
@@ -36,13 +33,13 @@ func BenchmarkSniffGarbage(b *testing.B) {
 		Config: fmt.Sprintf("PCAP_INTF %s;\nSESAME_GUARD_PORTS tcp/22;\n", srv.Ifc),
 		Access: fmt.Sprintf("SOURCE ANY\nKEY %s\nHMAC_KEY %s\nFW_ACCESS_TIMEOUT 600\n", benchKey, benchHMAC)})
 	junk := forged(b, 512)
-	burst := make([][]byte, envInt("BENCH_SNIFF_BURST", 2000))
+	burst := make([][]byte, benchtest.EnvInt("BENCH_SNIFF_BURST", 2000))
 	for i := range burst {
 		burst[i] = junk[i%len(junk)]
 	}
 	var handled int
 	var cpu, idle time.Duration
-	rounds := envInt("BENCH_SNIFF_ROUNDS", 20)
+	rounds := benchtest.EnvInt("BENCH_SNIFF_ROUNDS", 20)
 	for range rounds {
 		if n, c := drainRound(b, ses, cli, nil); n == 0 {
 			idle += c
@@ -65,45 +62,21 @@ func BenchmarkSniffGarbage(b *testing.B) {
 // server and waits until its CPU time stops growing (50 ms without a nanosecond of CPU). It
 // returns the packets the server handled and the CPU time it took.
 func drainRound(b testing.TB, ses *sesametest.Server, cli *nstest.NS, burst [][]byte) (int, time.Duration) {
-	p0, c0 := packets(b, ses), schedCPU(b, ses.PID)
-	signal(b, ses.PID, syscall.SIGSTOP)
+	p0, c0 := benchtest.Packets(b, ses), benchtest.SchedCPU(b, ses.PID)
+	benchtest.Signal(b, ses.PID, syscall.SIGSTOP)
 	if len(burst) > 0 {
-		blast(b, cli, srvSPA, burst, 0)
+		benchtest.Blast(b, cli, srvSPA, burst, 0)
 	}
-	signal(b, ses.PID, syscall.SIGCONT)
+	benchtest.Signal(b, ses.PID, syscall.SIGCONT)
 	for prev := time.Duration(-1); ; {
 		time.Sleep(50 * time.Millisecond)
-		c := schedCPU(b, ses.PID)
+		c := benchtest.SchedCPU(b, ses.PID)
 		if c == prev {
 			break
 		}
 		prev = c
 	}
-	c1 := schedCPU(b, ses.PID) // before the stats request, whose logging is not packet work
-	p1 := packets(b, ses)
+	c1 := benchtest.SchedCPU(b, ses.PID) // before the stats request, whose logging is not packet work
+	p1 := benchtest.Packets(b, ses)
 	return p1 - p0, c1 - c0
-}
-
-// schedCPU is the CPU time of pid's threads (user and system, nanosecond resolution): the sum
-// of the first field of /proc/PID/task/*/schedstat. Threads that exited are not counted; a Go
-// daemon keeps its threads.
-func schedCPU(t testing.TB, pid int) time.Duration {
-	t.Helper()
-	paths, err := filepath.Glob(filepath.Join("/proc", strconv.Itoa(pid), "task", "*", "schedstat"))
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("schedstat of %d: %v", pid, err)
-	}
-	var ns int64
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue // the thread exited
-		}
-		f := strings.Fields(string(b))
-		if len(f) > 0 {
-			v, _ := strconv.ParseInt(f[0], 10, 64)
-			ns += v
-		}
-	}
-	return time.Duration(ns)
 }
