@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sesame-spa/sesame/internal/redistest"
 )
 
 // An ACL user limited to sesame's keys can do everything the Fleet does; a wrong password
@@ -25,7 +27,7 @@ func TestACLAuth(t *testing.T) {
 	r := newRedis(t, "--user", "default", "off", "--user", "gw", "on", ">s3cret", "~sesame:*", "&*", "+@all")
 	group := groupName(t)
 	ctx := context.Background()
-	url := fmt.Sprintf("redis://gw:s3cret@127.0.0.1:%d", r.port)
+	url := fmt.Sprintf("redis://gw:s3cret@127.0.0.1:%d", r.Port)
 	a := newGateway(t, url, group)
 	b := newGateway(t, url, group)
 	if fresh, err := a.CheckAndAdd(ctx, digest1, time.Now(), time.Minute); err != nil || !fresh {
@@ -43,7 +45,7 @@ func TestACLAuth(t *testing.T) {
 	if ev := rb.next(t); !sameEntries(ev.entries, es) {
 		t.Errorf("applied %v", ev.entries)
 	}
-	for _, bad := range []string{fmt.Sprintf("redis://gw:wrong@127.0.0.1:%d", r.port), r.url()} {
+	for _, bad := range []string{fmt.Sprintf("redis://gw:wrong@127.0.0.1:%d", r.Port), r.URL()} {
 		g := newGateway(t, bad, group)
 		if _, err := g.CheckAndAdd(ctx, "other", time.Now(), time.Minute); !errors.Is(err, ErrUnavailable) {
 			t.Errorf("%s: %v, want an error", bad, err)
@@ -63,12 +65,8 @@ func TestTLS(t *testing.T) {
 	writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.Raw)
 	makeLeaf(t, dir, "server", ca, caKey, true)
 	makeLeaf(t, dir, "client", ca, caKey, false)
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	newRedis(t, "--tls-port", itoa(port), "--tls-cert-file", filepath.Join(dir, "server.pem"),
-		"--tls-key-file", filepath.Join(dir, "server.key"), "--tls-ca-cert-file", filepath.Join(dir, "ca.pem"))
+	port := redistest.Start(t, redistest.Options{TLS: &redistest.TLSFiles{Cert: filepath.Join(dir, "server.pem"),
+		Key: filepath.Join(dir, "server.key"), CA: filepath.Join(dir, "ca.pem")}}).Port
 	cfg, err := LoadTLS(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key"))
 	if err != nil {
 		t.Fatal(err)
@@ -150,14 +148,14 @@ func TestSentinel(t *testing.T) {
 	master := newRedis(t, "--requirepass", "pw")
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "sentinel.conf")
-	text := fmt.Sprintf("sentinel monitor fleetmaster 127.0.0.1 %d 1\nsentinel auth-pass fleetmaster pw\n", master.port)
+	text := fmt.Sprintf("sentinel monitor fleetmaster 127.0.0.1 %d 1\nsentinel auth-pass fleetmaster pw\n", master.Port)
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := newRedis(t, "--sentinel", conf)
+	s := redistest.Start(t, redistest.Options{Sentinel: conf})
 	group := groupName(t)
 	ctx := context.Background()
-	url := fmt.Sprintf("redis+sentinel://:pw@127.0.0.1:%d/fleetmaster", s.port)
+	url := fmt.Sprintf("redis+sentinel://:pw@127.0.0.1:%d/fleetmaster", s.Port)
 	a := newGateway(t, url, group)
 	b := newGateway(t, url, group)
 	if fresh, err := a.CheckAndAdd(ctx, digest1, time.Now(), time.Minute); err != nil || !fresh {
@@ -166,7 +164,7 @@ func TestSentinel(t *testing.T) {
 	if fresh, err := b.CheckAndAdd(ctx, digest1, time.Now(), time.Minute); err != nil || fresh {
 		t.Fatalf("through sentinel, replay: %v %v", fresh, err)
 	}
-	mc := master.client(t)
+	mc := client(t, master)
 	if err := mc.Do(ctx, "auth", "pw").Err(); err != nil {
 		t.Fatal(err)
 	}

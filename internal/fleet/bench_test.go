@@ -43,7 +43,7 @@ func BenchmarkReplayCheck(b *testing.B) {
 		reportPercentiles(b, ds)
 	}
 	b.Run("redis", func(b *testing.B) {
-		g := newGateway(b, shared(b).url(), groupName(b), func(c *Config) { c.Local = replay.NewMemory(time.Now) })
+		g := newGateway(b, shared(b).URL(), groupName(b), func(c *Config) { c.Local = replay.NewMemory(time.Now) })
 		run(b, g)
 	})
 	b.Run("memory", func(b *testing.B) { run(b, replay.NewMemory(time.Now)) })
@@ -53,8 +53,8 @@ func BenchmarkReplayCheck(b *testing.B) {
 func BenchmarkFanout(b *testing.B) {
 	needRedis(b)
 	group := groupName(b)
-	a := newGateway(b, shared(b).url(), group)
-	g := newGateway(b, shared(b).url(), group)
+	a := newGateway(b, shared(b).URL(), group)
+	g := newGateway(b, shared(b).URL(), group)
 	rb := g.run(b)
 	for g.catchUps.Load() == 0 {
 		time.Sleep(time.Millisecond)
@@ -79,7 +79,7 @@ func BenchmarkFanout(b *testing.B) {
 func BenchmarkPublishThreeGateways(b *testing.B) {
 	needRedis(b)
 	group := groupName(b)
-	gws := []*gateway{newGateway(b, shared(b).url(), group), newGateway(b, shared(b).url(), group), newGateway(b, shared(b).url(), group)}
+	gws := []*gateway{newGateway(b, shared(b).URL(), group), newGateway(b, shared(b).URL(), group), newGateway(b, shared(b).URL(), group)}
 	ctx := context.Background()
 	b.SetParallelism(1)
 	var n int64

@@ -36,8 +36,8 @@ func sameEntries(a, b []ledger.Entry) bool {
 func TestFanoutAToB(t *testing.T) {
 	needRedis(t)
 	group := groupName(t)
-	a := newGateway(t, shared(t).url(), group)
-	b := newGateway(t, shared(t).url(), group)
+	a := newGateway(t, shared(t).URL(), group)
+	b := newGateway(t, shared(t).URL(), group)
 	ra, rb := a.run(t), b.run(t)
 	waitReading(t, a, b)
 
@@ -94,7 +94,7 @@ func TestCatchUpOnStart(t *testing.T) {
 	needRedis(t)
 	group := groupName(t)
 	now := time.Now()
-	a := newGateway(t, shared(t).url(), group)
+	a := newGateway(t, shared(t).URL(), group)
 	long := grants(now, 1)
 	long[0].Expires = now.Add(time.Hour).Truncate(time.Millisecond)
 	short := grants(now, 2)[1:]
@@ -102,7 +102,7 @@ func TestCatchUpOnStart(t *testing.T) {
 	if err := a.Publish(context.Background(), append(long, short...)); err != nil {
 		t.Fatal(err)
 	}
-	b := newGateway(t, shared(t).url(), group, func(c *Config) {
+	b := newGateway(t, shared(t).URL(), group, func(c *Config) {
 		c.Now = func() time.Time { return time.Now().Add(30 * time.Minute) }
 	})
 	rb := b.run(t)
@@ -110,7 +110,7 @@ func TestCatchUpOnStart(t *testing.T) {
 	if ev.kind != "apply" || !sameEntries(ev.entries, long) {
 		t.Fatalf("B caught up %s %v, want %v", ev.kind, ev.entries, long)
 	}
-	c := shared(t).client(t)
+	c := client(t, shared(t))
 	eventually(t, "expired grant pruned", func() bool {
 		return !c.HExists(context.Background(), b.live, keyString(short[0].Key)).Val()
 	})
@@ -125,8 +125,8 @@ func TestRevokePropagates(t *testing.T) {
 	needRedis(t)
 	group := groupName(t)
 	ctx := context.Background()
-	a := newGateway(t, shared(t).url(), group)
-	b := newGateway(t, shared(t).url(), group)
+	a := newGateway(t, shared(t).URL(), group)
+	b := newGateway(t, shared(t).URL(), group)
 	rb := b.run(t)
 	waitReading(t, b)
 	es := grants(time.Now(), 3)
@@ -135,7 +135,7 @@ func TestRevokePropagates(t *testing.T) {
 	}
 	for n := 0; n < 3; n += len(rb.next(t).entries) {
 	}
-	c := shared(t).client(t)
+	c := client(t, shared(t))
 	saved := c.HGet(ctx, a.live, keyString(es[0].Key)).Val()
 	if err := a.Revoke(ctx, []ledger.Key{es[0].Key}); err != nil {
 		t.Fatal(err)
@@ -167,12 +167,12 @@ func TestForgedMessagesRefused(t *testing.T) {
 	needRedis(t)
 	group := groupName(t)
 	ctx := context.Background()
-	a := newGateway(t, shared(t).url(), group)
-	b := newGateway(t, shared(t).url(), group)
+	a := newGateway(t, shared(t).URL(), group)
+	b := newGateway(t, shared(t).URL(), group)
 	rb := b.run(t)
 	waitReading(t, b)
 	refused0 := b.Status().Refused
-	c := shared(t).client(t)
+	c := client(t, shared(t))
 	add := func(text string) {
 		t.Helper()
 		if err := c.XAdd(ctx, &redis.XAddArgs{Stream: a.stream, Values: []any{"m", text}}).Err(); err != nil {
@@ -239,7 +239,7 @@ func TestForgedMessagesRefused(t *testing.T) {
 // published after a longer one does not cut it.
 func TestLiveKeepsLaterExpiry(t *testing.T) {
 	needRedis(t)
-	a := newGateway(t, shared(t).url(), groupName(t))
+	a := newGateway(t, shared(t).URL(), groupName(t))
 	ctx := context.Background()
 	now := time.Now()
 	e := grants(now, 1)

@@ -17,8 +17,8 @@ func TestRedisDownPolicies(t *testing.T) {
 	r := newRedis(t)
 	group := groupName(t)
 	ctx := context.Background()
-	closed := newGateway(t, r.url(), group, func(c *Config) { c.Timeout = 200 * time.Millisecond })
-	local := newGateway(t, r.url(), group, func(c *Config) {
+	closed := newGateway(t, r.URL(), group, func(c *Config) { c.Timeout = 200 * time.Millisecond })
+	local := newGateway(t, r.URL(), group, func(c *Config) {
 		c.Timeout = 200 * time.Millisecond
 		c.OnError, c.Local = Local, replay.NewMemory(time.Now)
 	})
@@ -30,7 +30,7 @@ func TestRedisDownPolicies(t *testing.T) {
 		t.Fatalf("before the outage: %v %v", fresh, err)
 	}
 
-	r.stop()
+	r.Stop()
 	if _, err := closed.CheckAndAdd(ctx, "during-outage", now, time.Minute); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("closed during the outage: %v, want ErrUnavailable", err)
 	}
@@ -56,9 +56,7 @@ func TestRedisDownPolicies(t *testing.T) {
 		t.Fatalf("publish during the outage: %v", err)
 	}
 
-	if err := r.start(); err != nil { // same port, empty
-		t.Fatal(err)
-	}
+	r.Restart(t) // same port, empty
 	eventually(t, "closed recovers", func() bool {
 		fresh, err := closed.CheckAndAdd(ctx, "after-outage", time.Now(), time.Minute)
 		return err == nil && fresh

@@ -1,52 +1,37 @@
 package fleet
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sesame-spa/sesame/internal/ledger"
-	"github.com/sesame-spa/sesame/internal/nstest"
+	"github.com/sesame-spa/sesame/internal/redistest"
 )
 
-// The tests run Debian's redis-server on loopback: one shared instance for the package
-// (started in TestMain), and their own for tests that kill it or configure it. Each is
-// started with a temp dir, --port, --save "" and stopped by PID.
+// The tests run Debian's redis-server on loopback (internal/redistest): one shared instance
+// for the package (started by the first test that needs it, stopped by TestMain), and their
+// own for tests that kill it or configure it.
 
 var (
-	redisBin    string // "" when redis-server is missing: Redis tests skip
 	sharedOnce  sync.Once
 	sharedDir   string
-	sharedSrv   *redisServer // the package's instance, started by the first test that needs it
+	sharedSrv   *redistest.Server
 	sharedStart error
 )
 
 func TestMain(m *testing.M) {
-	bin, err := exec.LookPath("redis-server")
-	switch {
-	case err == nil:
-		redisBin = bin
-	case nstest.InCI():
-		fmt.Fprintln(os.Stderr, "internal/fleet: redis-server is missing under CI=true (apt-get install redis-server)")
-		os.Exit(1)
-	}
 	code := m.Run()
 	if sharedSrv != nil {
-		sharedSrv.stop()
+		sharedSrv.Stop()
 	}
 	if sharedDir != "" {
 		os.RemoveAll(sharedDir)
@@ -54,21 +39,19 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// needRedis skips t when redis-server is missing (TestMain has already failed under CI).
+// needRedis skips t when redis-server is missing (fails it under CI=true).
 func needRedis(t testing.TB) {
 	t.Helper()
-	if redisBin == "" {
-		t.Skip("redis-server not installed (apt-get install redis-server)")
-	}
+	redistest.Require(t)
 }
 
 // shared returns the package's redis-server, starting it on first use (TestMain stops it).
-func shared(t testing.TB) *redisServer {
+func shared(t testing.TB) *redistest.Server {
 	t.Helper()
 	needRedis(t)
 	sharedOnce.Do(func() {
 		if sharedDir, sharedStart = os.MkdirTemp("", "fleet-redis-"); sharedStart == nil {
-			sharedSrv, sharedStart = startRedis(sharedDir, nil)
+			sharedSrv, sharedStart = redistest.Launch(redistest.Options{Dir: sharedDir})
 		}
 	})
 	if sharedStart != nil {
@@ -77,137 +60,15 @@ func shared(t testing.TB) *redisServer {
 	return sharedSrv
 }
 
-// redisServer is one redis-server process.
-type redisServer struct {
-	dir   string
-	port  int
-	extra []string
-	ready string // the log line that says it serves
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
-}
-
-// startRedis starts redis-server on a free loopback port with dir as its working directory.
-// extra are more arguments; a first element "--sentinel" starts a sentinel from a config file
-// (the second element).
-func startRedis(dir string, extra []string) (*redisServer, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	r := &redisServer{dir: dir, port: port, extra: extra, ready: "Ready to accept connections"}
-	return r, r.start()
-}
-
-// newRedis starts a redis-server for t alone and stops it when t ends.
-func newRedis(t testing.TB, extra ...string) *redisServer {
+// newRedis starts a redis-server for t alone with more arguments and stops it when t ends.
+func newRedis(t testing.TB, args ...string) *redistest.Server {
 	t.Helper()
-	needRedis(t)
-	r, err := startRedis(t.TempDir(), extra)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.stop)
-	return r
+	return redistest.Start(t, redistest.Options{Args: args})
 }
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func (r *redisServer) args() []string {
-	port := strconv.Itoa(r.port)
-	if len(r.extra) > 1 && r.extra[0] == "--sentinel" {
-		r.ready = "+monitor master"
-		return append([]string{r.extra[1], "--sentinel", "--port", port, "--bind", "127.0.0.1"}, r.extra[2:]...)
-	}
-	if tlsPort := argValue(r.extra, "--tls-port"); tlsPort != "" {
-		port = "0"
-	}
-	return append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", r.dir, "--daemonize", "no", "--logfile", ""}, r.extra...)
-}
-
-func argValue(args []string, name string) string {
-	for i := 0; i+1 < len(args); i++ {
-		if args[i] == name {
-			return args[i+1]
-		}
-	}
-	return ""
-}
-
-// start runs redis-server and waits for its ready line.
-func (r *redisServer) start() error {
-	cmd := exec.Command(redisBin, r.args()...)
-	cmd.Dir = r.dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlives the test
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	var omu sync.Mutex
-	var out bytes.Buffer
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		once := sync.Once{}
-		for sc.Scan() {
-			omu.Lock()
-			out.WriteString(sc.Text() + "\n")
-			omu.Unlock()
-			if strings.Contains(sc.Text(), r.ready) {
-				once.Do(func() { close(ready) })
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	done := make(chan struct{})
-	var werr error
-	go func() { werr = cmd.Wait(); pw.Close(); close(done) }()
-	log := func() string { omu.Lock(); defer omu.Unlock(); return out.String() }
-	select {
-	case <-ready:
-		r.mu.Lock()
-		r.cmd, r.done = cmd, done
-		r.mu.Unlock()
-		return nil
-	case <-done:
-		return fmt.Errorf("redis-server %v exited (%v):\n%s", r.args(), werr, log())
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		return fmt.Errorf("redis-server %v not ready after 20 s:\n%s", r.args(), log())
-	}
-}
-
-// stop kills the process by PID and waits for it to exit.
-func (r *redisServer) stop() {
-	r.mu.Lock()
-	cmd, done := r.cmd, r.done
-	r.cmd = nil
-	r.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Kill()
-	<-done
-}
-
-// url is a redis:// URL for r.
-func (r *redisServer) url() string { return fmt.Sprintf("redis://127.0.0.1:%d", r.port) }
 
 // client is a plain go-redis client for r (the tests' attacker and inspector).
-func (r *redisServer) client(t testing.TB) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.port), Protocol: 2, DisableIdentity: true})
+func client(t testing.TB, r *redistest.Server) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: r.HostPort(), Protocol: 2, DisableIdentity: true})
 	t.Cleanup(func() { c.Close() })
 	return c
 }

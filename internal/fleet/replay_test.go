@@ -22,8 +22,8 @@ const digest1 = "Cnq1ZcxUbI6j1nfrfnNR1wH0Y1iV1B2D3E4F5G6H7I8" // 43 characters, 
 func TestReplayAcceptedOnceAcrossGateways(t *testing.T) {
 	needRedis(t)
 	group := groupName(t)
-	a := newGateway(t, shared(t).url(), group)
-	b := newGateway(t, shared(t).url(), group)
+	a := newGateway(t, shared(t).URL(), group)
+	b := newGateway(t, shared(t).URL(), group)
 	ctx := context.Background()
 	now := time.Now()
 	if fresh, err := a.CheckAndAdd(ctx, digest1, now, time.Minute); err != nil || !fresh {
@@ -67,16 +67,16 @@ func TestReplayRefusedAfterRestart(t *testing.T) {
 	needRedis(t)
 	group := groupName(t)
 	ctx := context.Background()
-	a := newGateway(t, shared(t).url(), group)
+	a := newGateway(t, shared(t).URL(), group)
 	if fresh, err := a.CheckAndAdd(ctx, digest1, time.Now(), 90*time.Second); err != nil || !fresh {
 		t.Fatalf("first: %v %v", fresh, err)
 	}
 	a.Close()
-	a2 := newGateway(t, shared(t).url(), group)
+	a2 := newGateway(t, shared(t).URL(), group)
 	if fresh, err := a2.CheckAndAdd(ctx, digest1, time.Now(), 90*time.Second); err != nil || fresh {
 		t.Fatalf("after restart: fresh=%v err=%v, want a replay", fresh, err)
 	}
-	c := shared(t).client(t)
+	c := client(t, shared(t))
 	keys, err := c.Keys(ctx, "sesame:{"+group+"}:replay:*").Result()
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("replay keys %v, %v", keys, err)
@@ -88,7 +88,7 @@ func TestReplayRefusedAfterRestart(t *testing.T) {
 		t.Errorf("PTTL %v, want about 90 s", ttl)
 	}
 	// Another group (or another fleet key) does not share digests.
-	other := newGateway(t, shared(t).url(), group+"x")
+	other := newGateway(t, shared(t).URL(), group+"x")
 	if fresh, err := other.CheckAndAdd(ctx, digest1, time.Now(), time.Minute); err != nil || !fresh {
 		t.Errorf("other group: fresh=%v err=%v, want fresh", fresh, err)
 	}
@@ -96,7 +96,7 @@ func TestReplayRefusedAfterRestart(t *testing.T) {
 
 func TestReplayBadDigest(t *testing.T) {
 	needRedis(t)
-	a := newGateway(t, shared(t).url(), groupName(t))
+	a := newGateway(t, shared(t).URL(), groupName(t))
 	for _, d := range []string{"", "a b", strings.Repeat("x", 65), "tab\there"} {
 		if _, err := a.CheckAndAdd(context.Background(), d, time.Now(), time.Minute); !errors.Is(err, errBadDigest) {
 			t.Errorf("%q: %v", d, err)
@@ -108,8 +108,8 @@ func TestReplayBadDigest(t *testing.T) {
 // refuses).
 func TestReplayWaitReplicas(t *testing.T) {
 	master := newRedis(t, "--repl-diskless-sync-delay", "0")
-	replica := newRedis(t, "--replicaof", "127.0.0.1", itoa(master.port))
-	mc := master.client(t)
+	replica := newRedis(t, "--replicaof", "127.0.0.1", itoa(master.Port))
+	mc := client(t, master)
 	eventually(t, "replica online", func() bool {
 		info := mc.Info(context.Background(), "replication").Val()
 		return strings.Contains(info, "connected_slaves:1") && strings.Contains(info, "state=online")
@@ -117,7 +117,7 @@ func TestReplayWaitReplicas(t *testing.T) {
 	_ = replica
 	group := groupName(t)
 	ctx := context.Background()
-	a := newGateway(t, master.url(), group, func(c *Config) { c.WaitReplicas = 1 })
+	a := newGateway(t, master.URL(), group, func(c *Config) { c.WaitReplicas = 1 })
 	if fresh, err := a.CheckAndAdd(ctx, digest1, time.Now(), time.Minute); err != nil || !fresh {
 		t.Fatalf("with a replica: %v %v", fresh, err)
 	}
@@ -125,7 +125,7 @@ func TestReplayWaitReplicas(t *testing.T) {
 		t.Fatalf("publish with a replica: %v", err)
 	}
 	lone := newRedis(t)
-	b := newGateway(t, lone.url(), group, func(c *Config) { c.WaitReplicas = 1; c.Timeout = 100 * time.Millisecond })
+	b := newGateway(t, lone.URL(), group, func(c *Config) { c.WaitReplicas = 1; c.Timeout = 100 * time.Millisecond })
 	if _, err := b.CheckAndAdd(ctx, digest1, time.Now(), time.Minute); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "0 of 1 replicas") {
 		t.Fatalf("without replicas: %v, want a WAIT failure", err)
 	}

@@ -2,10 +2,11 @@
 // process's own network namespace, or inside a namespace made by internal/nstest, with its own
 // temporary directory, no persistence, and stopped by PID.
 //
-// Start waits for the "Ready to accept connections" line. Stop kills the process (SIGKILL, an
-// outage as the gateways see it) and Restart starts a new, empty one on the same address and
-// port. Cli runs redis-cli against it from the same namespace. Without redis-server, Require
-// skips the test, or fails it under CI=true (nstest.InCI).
+// Start waits for the "Ready to accept connections" line (a Sentinel's "+monitor master"). Stop
+// kills the process (SIGKILL, an outage as the gateways see it) and Restart starts a new, empty
+// one on the same address and port. Cli runs redis-cli against it from the same namespace.
+// Without redis-server, Require skips the test, or fails it under CI=true (nstest.InCI). Launch
+// starts one outside a test (a package's shared server, from TestMain).
 package redistest
 
 import (
@@ -53,6 +54,21 @@ type Options struct {
 	Port int
 	// Args are more redis-server arguments ("--requirepass", "x", ...).
 	Args []string
+	// Dir is the server's working directory (default: a t.TempDir; Launch needs it).
+	Dir string
+	// TLS, when set, makes the server serve TLS only: Port is the TLS port (--tls-port) and the
+	// plain port is off (--port 0). Cli does not speak TLS.
+	TLS *TLSFiles
+	// Sentinel, when set, is the path of a sentinel configuration file: the server runs as a
+	// Sentinel on Port and is ready once it monitors a master (the file must name one). The
+	// file must be writable: Sentinel rewrites it.
+	Sentinel string
+}
+
+// TLSFiles are the PEM files of a TLS server.
+type TLSFiles struct {
+	Cert, Key string // the server's certificate and private key
+	CA        string // the CA that signs the client certificates Redis requires
 }
 
 // Server is one redis-server process (or none, between Stop and Restart).
@@ -60,9 +76,11 @@ type Server struct {
 	Addr string // bound address
 	Port int
 
-	ns   *nstest.NS
-	dir  string
-	args []string
+	ns       *nstest.NS
+	dir      string
+	args     []string
+	tls      *TLSFiles
+	sentinel string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -76,7 +94,36 @@ type Server struct {
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
 	Require(t)
-	s := &Server{Addr: o.Addr, Port: o.Port, ns: o.NS, dir: t.TempDir(), args: o.Args}
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	s, err := newServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Launch starts redis-server outside a test, in o.Dir (which must be set), and returns once it
+// is ready. The caller stops it with Stop and removes o.Dir. It returns an error if o.Dir is
+// empty, no port is free, or the server exits or is not ready within 20 s.
+func Launch(o Options) (*Server, error) {
+	if o.Dir == "" {
+		return nil, fmt.Errorf("redistest: Launch needs Options.Dir")
+	}
+	s, err := newServer(o)
+	if err != nil {
+		return nil, err
+	}
+	return s, s.start()
+}
+
+func newServer(o Options) (*Server, error) {
+	s := &Server{Addr: o.Addr, Port: o.Port, ns: o.NS, dir: o.Dir, args: o.Args, tls: o.TLS, sentinel: o.Sentinel}
 	if s.Addr == "" {
 		s.Addr = "127.0.0.1"
 	}
@@ -86,16 +133,12 @@ func Start(t testing.TB, o Options) *Server {
 		} else {
 			p, err := FreePort()
 			if err != nil {
-				t.Fatal(err)
+				return nil, fmt.Errorf("redistest: %w", err)
 			}
 			s.Port = p
 		}
 	}
-	t.Cleanup(s.Stop)
-	if err := s.start(); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return s, nil
 }
 
 // FreePort returns a TCP port free on 127.0.0.1 at the time of the call.
@@ -131,9 +174,29 @@ func (s *Server) command(name string, args ...string) *exec.Cmd {
 	return exec.Command(name, args...)
 }
 
+// serverArgs are the redis-server arguments.
+func (s *Server) serverArgs() []string {
+	port := strconv.Itoa(s.Port)
+	if s.sentinel != "" {
+		return append([]string{s.sentinel, "--sentinel", "--port", port, "--bind", s.Addr, "--protected-mode", "no"}, s.args...)
+	}
+	var tls []string
+	if s.tls != nil {
+		tls = []string{"--tls-port", port, "--tls-cert-file", s.tls.Cert, "--tls-key-file", s.tls.Key,
+			"--tls-ca-cert-file", s.tls.CA}
+		port = "0"
+	}
+	args := []string{"--port", port, "--bind", s.Addr, "--save", "", "--appendonly", "no",
+		"--dir", s.dir, "--daemonize", "no", "--logfile", "", "--protected-mode", "no"}
+	return append(append(args, tls...), s.args...)
+}
+
 func (s *Server) start() error {
-	args := append([]string{"--port", strconv.Itoa(s.Port), "--bind", s.Addr, "--save", "", "--appendonly", "no",
-		"--dir", s.dir, "--daemonize", "no", "--logfile", "", "--protected-mode", "no"}, s.args...)
+	args := s.serverArgs()
+	ready := "Ready to accept connections"
+	if s.sentinel != "" {
+		ready = "+monitor master"
+	}
 	cmd := s.command("redis-server", args...)
 	cmd.Dir = s.dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlives the test process
@@ -143,7 +206,7 @@ func (s *Server) start() error {
 		return fmt.Errorf("redis-server: %w", err)
 	}
 	out, omu := &bytes.Buffer{}, &sync.Mutex{}
-	ready := make(chan struct{})
+	readyc := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(pr)
 		var once sync.Once
@@ -151,8 +214,8 @@ func (s *Server) start() error {
 			omu.Lock()
 			out.WriteString(sc.Text() + "\n")
 			omu.Unlock()
-			if strings.Contains(sc.Text(), "Ready to accept connections") {
-				once.Do(func() { close(ready) })
+			if strings.Contains(sc.Text(), ready) {
+				once.Do(func() { close(readyc) })
 			}
 		}
 		io.Copy(io.Discard, pr)
@@ -162,7 +225,7 @@ func (s *Server) start() error {
 	go func() { werr = cmd.Wait(); pw.Close(); close(done) }()
 	log := func() string { omu.Lock(); defer omu.Unlock(); return out.String() }
 	select {
-	case <-ready:
+	case <-readyc:
 		s.mu.Lock()
 		s.cmd, s.done, s.out, s.omu = cmd, done, out, omu
 		s.mu.Unlock()

@@ -32,3 +32,23 @@ func TestStartStopRestart(t *testing.T) {
 		t.Errorf("log: %q", s.Log())
 	}
 }
+
+// Launch needs a directory; with one it starts a server the caller stops.
+func TestLaunch(t *testing.T) {
+	if _, err := Launch(Options{}); err == nil {
+		t.Fatal("Launch without Dir: no error")
+	}
+	Require(t)
+	s, err := Launch(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if got := s.Cli(t, "PING"); got != "PONG" {
+		t.Errorf("PING: %q", got)
+	}
+	s.Stop()
+	if s.PID() != 0 {
+		t.Error("PID after Stop")
+	}
+}
