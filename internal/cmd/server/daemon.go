@@ -436,8 +436,10 @@ func startFirewall(ctx context.Context, s *settings, log *slog.Logger) (*keeper.
 	return k, stop, nil
 }
 
-// checkOverlap refuses guarded ports that another sesame table guards too: a drop in either
-// table is final, so the other table would drop this one's grants.
+// checkOverlap refuses guarded ports that another sesame table guards too: both tables mark
+// granted packets with the same bit (firewall.DefaultMark), so a grant made by either server
+// would pass both guards, and neither server's access.conf alone would decide who reaches the
+// port.
 func checkOverlap(s *settings, peers map[string][]firewall.Port) error {
 	mine := map[firewall.Port]bool{}
 	for _, p := range s.guardPorts {
@@ -451,7 +453,7 @@ func checkOverlap(s *settings, peers map[string][]firewall.Port) error {
 			}
 		}
 		if len(both) > 0 {
-			return fmt.Errorf("firewall: table inet %s (another sesame server) also guards %s, so each would drop the other's grants: guard disjoint ports (OPEN_PORTS, SESAME_GUARD_PORTS) or remove that table with `sesame server --fw-remove` and SESAME_TABLE %s",
+			return fmt.Errorf("firewall: table inet %s (another sesame server) also guards %s; both mark granted packets with the same bit, so either server's grants would open the port past both guards: guard disjoint ports (OPEN_PORTS, SESAME_GUARD_PORTS) or remove that table with `sesame server --fw-remove` and SESAME_TABLE %s",
 				table, strings.Join(both, ", "), table)
 		}
 	}
