@@ -122,7 +122,7 @@ func newFlags() *flags {
 	fs.StringVar(&f.gpgHome, "gpg-home-dir", "", "GnuPG mode: the GnuPG home holding the keys (default $GNUPGHOME or ~/.gnupg)")
 	fs.BoolVar(&f.gpgAgent, "gpg-agent", false, "GnuPG mode: accepted for fwknop, but sesame cannot sign through gpg-agent: "+
 		"a passphrase-protected signing key is refused (drop it to be asked for the passphrase)")
-	fs.StringVar(&f.gpgExe, "gpg-exe", "", "GnuPG mode: the gpg sesame runs once to read the keys (default gpg on PATH); "+
+	fs.StringVar(&f.gpgExe, "gpg-exe", "", "GnuPG mode: the gpg sesame runs to read the keys (default gpg on PATH); "+
 		"packets are built in-process, never by gpg")
 	fs.BoolVarP(&f.version, "version", "V", false, "print the version")
 	fs.BoolVarP(&f.help, "help", "h", false, "print this help")

@@ -497,7 +497,7 @@ func warnForwarding(s *settings, off func() (bool, bool, error), log *slog.Logge
 func warnUnguarded(s *settings, hooks []firewall.HostChain, log *slog.Logger) {
 	for _, st := range s.unguardable {
 		if len(hooks) == 0 {
-			log.Warn("firewall: "+st+" allows any port (no OPEN_PORTS): sesame guards only "+guardedText(s.guardPorts)+
+			log.Warn("firewall: "+st+" allows any port (no OPEN_PORTS): sesame guards "+guardsOnly(s.guardPorts)+
 				" and no host firewall drops by default, so other ports it grants are open to everyone anyway; set OPEN_PORTS or SESAME_GUARD_PORTS", "stanza", st)
 		}
 	}
@@ -512,6 +512,14 @@ func guardedText(ps []firewall.Port) string {
 		return "no port"
 	}
 	return portsList(ps)
+}
+
+// guardsOnly completes "sesame guards ...": "only tcp/22, udp/53", or "no port".
+func guardsOnly(ps []firewall.Port) string {
+	if len(ps) == 0 {
+		return "no port"
+	}
+	return "only " + portsList(ps)
 }
 
 func portsList(ps []firewall.Port) string {

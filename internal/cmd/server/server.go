@@ -120,8 +120,8 @@ func mainAs(argv0 string, link *readyLink, args []string, stdout, stderr io.Writ
 			fmt.Fprintf(stdout, "warning: %s\n", w)
 		}
 		for _, st := range s.unguardable {
-			fmt.Fprintf(stdout, "warning: %s allows any port (no OPEN_PORTS): sesame guards only %s; other ports it grants are guarded only by a host firewall that drops\n",
-				st, guardedText(s.guardPorts))
+			fmt.Fprintf(stdout, "warning: %s allows any port (no OPEN_PORTS): sesame guards %s; other ports it grants are guarded only by a host firewall that drops\n",
+				st, guardsOnly(s.guardPorts))
 		}
 		return 0
 	}
