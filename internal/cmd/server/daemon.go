@@ -164,8 +164,9 @@ var errLimit = errors.New("done")
 // Grants stay unless FLUSH_IPT_AT_EXIT is Y.
 //
 // link is the readiness pipe of a detached child (nil otherwise): it is told "ready" where
-// systemd is notified.
-func runDaemon(o *options, s *settings, log *slog.Logger, link *readyLink) error {
+// systemd is notified. sigs is where mainAs caught SIGHUP and SIGUSR1 before reading the files;
+// it gets SIGTERM and SIGINT too once the server is about to run.
+func runDaemon(o *options, s *settings, log *slog.Logger, link *readyLink, sigs chan os.Signal) error {
 	if !o.foreground && link == nil {
 		log.Info("sesame server does not daemonize: running in the foreground (invoked as fwknopd it detaches; use systemd to background it)")
 	}
@@ -292,9 +293,11 @@ func runDaemon(o *options, s *settings, log *slog.Logger, link *readyLink) error
 		source = &limitSource{Source: src, n: o.packetLimit}
 	}
 
-	sigs := make(chan os.Signal, 4)
+	if sigs == nil {
+		sigs = make(chan os.Signal, 4)
+		defer signal.Stop(sigs)
+	}
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
-	defer signal.Stop(sigs)
 
 	if s.tcpServer && s.pcapFile == "" {
 		if err := startTCPServer(ctx, s, log); err != nil {

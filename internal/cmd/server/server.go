@@ -23,6 +23,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
 	"syscall"
@@ -65,6 +66,17 @@ func mainAs(argv0 string, link *readyLink, args []string, stdout, stderr io.Writ
 	}
 
 	control := o.kill || o.restart || o.status || o.fwList || o.fwListAll || o.fwFlush || o.fwRemove
+	var sigs chan os.Signal
+	if !control {
+		// SIGHUP and SIGUSR1 are caught before the files are read (reading GnuPG keys can take
+		// a while) and acted on once the server runs: one from logrotate or a config tool
+		// during start-up must not kill the server (their default action). SIGTERM and SIGINT
+		// keep their default until then: a start they interrupt leaves the firewall as a
+		// crash would.
+		sigs = make(chan os.Signal, 4)
+		signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
+		defer signal.Stop(sigs)
+	}
 	// --fw-list and --fw-remove need the stanzas too: their OPEN_PORTS are guarded ports. -R reads
 	// them so that a broken access.conf is reported here, not only in the server's log (fwknopd
 	// signals regardless).
@@ -130,7 +142,7 @@ func mainAs(argv0 string, link *readyLink, args []string, stdout, stderr io.Writ
 	}
 	log, closeLog := newDaemonLogger(o, s, link, stderr)
 	defer closeLog()
-	err = runDaemon(o, s, log, link)
+	err = runDaemon(o, s, log, link, sigs)
 	link.fail(err) // a no-op once ready was sent
 	return exit(stderr, err)
 }
