@@ -10,8 +10,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/sesame-spa/sesame/internal/firewall"
+	"github.com/sesame-spa/sesame/spa"
 )
 
 // slowMany is a ManyGranter whose commits take a while (a cost model of a netlink
@@ -190,5 +192,54 @@ func TestBatcherPanic(t *testing.T) {
 	}()
 	if !older.settled() || older.err == nil || len(b.queue) != 0 || b.leading {
 		t.Fatalf("after the panic: older settled %v err %v; %d queued, leading %v (own %v)", older.settled(), older.err, len(b.queue), b.leading, own)
+	}
+}
+
+// chunkOpener is fakeOpener that records whether a wire it decodes lies in chunk.
+type chunkOpener struct {
+	fakeOpener
+	chunk   []byte
+	aliased *atomic.Bool
+}
+
+func (o chunkOpener) Decode(wire []byte) (*spa.Message, error) {
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(o.chunk)))
+	if p := uintptr(unsafe.Pointer(unsafe.SliceData(wire))); p >= lo && p < lo+uintptr(len(o.chunk)) {
+		o.aliased.Store(true)
+	}
+	return o.fakeOpener.Decode(wire)
+}
+
+// TestRunQueuedPayloadOwnCopy: a packet the reader hands to a worker carries a copy of its
+// payload, not a slice of the source's buffer, so a queue of packets cannot keep the source's
+// shared chunks (capture's arena) alive.
+func TestRunQueuedPayloadOwnCopy(t *testing.T) {
+	codec := newFakeCodec()
+	w := codec.add(baseMessage(), keysA)
+	chunk := make([]byte, 4096)
+	wire := chunk[100 : 100+len(w) : 100+len(w)]
+	copy(wire, w)
+	var aliased atomic.Bool
+	open := func(k spa.Keys) (Opener, error) {
+		return chunkOpener{fakeOpener{codec, k}, chunk, &aliased}, nil
+	}
+	s, err := New(Config{Policy: basePolicy(baseStanza()), Firewall: &fakeFirewall{}, Cache: newFakeCache(),
+		NewOpener: open, Workers: 2, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := newChanSource()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background(), src) }()
+	src.ch <- pkt("10.99.0.2", wire)
+	close(src.ch)
+	if err := <-done; !errors.Is(err, io.EOF) {
+		t.Fatalf("Run: %v", err)
+	}
+	if st := s.Stats(); st.ByReason[Granted] != 1 {
+		t.Fatalf("stats %+v, want the packet granted", st)
+	}
+	if aliased.Load() {
+		t.Fatal("the worker decoded the source's buffer, not a copy")
 	}
 }
