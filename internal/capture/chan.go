@@ -12,12 +12,18 @@ type Chan struct {
 	ch   chan Packet
 	done chan struct{}
 	once sync.Once
+
+	mu     sync.Mutex
+	screen func(Packet) bool
 }
 
 // Fake is another name for Chan.
 type Fake = Chan
 
-var _ Source = (*Chan)(nil)
+var (
+	_ Source   = (*Chan)(nil)
+	_ Screener = (*Chan)(nil)
+)
 
 // NewChan returns a Chan holding up to buffer unread packets before Push blocks.
 func NewChan(buffer int) *Chan {
@@ -40,20 +46,35 @@ func (c *Chan) Push(p Packet) error {
 	}
 }
 
-// Read returns the next pushed packet. After Close it returns an error wrapping net.ErrClosed,
-// even if packets are still queued.
+// Read returns the next pushed packet the screen (if any) does not settle. After Close it
+// returns an error wrapping net.ErrClosed, even if packets are still queued.
 func (c *Chan) Read() (Packet, error) {
-	select {
-	case <-c.done:
-		return Packet{}, fmt.Errorf("capture: read: %w", net.ErrClosed)
-	default:
+	for {
+		select {
+		case <-c.done:
+			return Packet{}, fmt.Errorf("capture: read: %w", net.ErrClosed)
+		default:
+		}
+		select {
+		case p := <-c.ch:
+			c.mu.Lock()
+			f := c.screen
+			c.mu.Unlock()
+			if f != nil && f(p) {
+				continue
+			}
+			return p, nil
+		case <-c.done:
+			return Packet{}, fmt.Errorf("capture: read: %w", net.ErrClosed)
+		}
 	}
-	select {
-	case p := <-c.ch:
-		return p, nil
-	case <-c.done:
-		return Packet{}, fmt.Errorf("capture: read: %w", net.ErrClosed)
-	}
+}
+
+// Screen implements Screener.
+func (c *Chan) Screen(f func(Packet) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.screen = f
 }
 
 // Close unblocks Read and Push. Closing twice is not an error.

@@ -30,6 +30,7 @@ func SplitInterfaces(s string) []string {
 // subSniffer is what MultiSniffer merges: a ResilientSniffer (or a test's fake).
 type subSniffer interface {
 	Source
+	Screener
 	Statser
 	Reattachments() (n uint64, attached bool)
 	Filter() Filter
@@ -148,6 +149,14 @@ func (m *MultiSniffer) Read() (Packet, error) {
 		return r.p, r.err
 	case <-m.done:
 		return Packet{}, m.closedError()
+	}
+}
+
+// Screen implements Screener: every interface's sniffer gets f (each calls it from its own
+// goroutine when there are several).
+func (m *MultiSniffer) Screen(f func(Packet) bool) {
+	for _, s := range m.subs {
+		s.Screen(f)
 	}
 }
 

@@ -62,6 +62,7 @@ type ResilientSniffer struct {
 	attached bool        // a socket was open at some point
 	base     SourceStats // counters of the sockets already closed
 	reattach uint64
+	screen   func(Packet) bool // given to every socket opened (Screener)
 }
 
 var _ Source = (*ResilientSniffer)(nil)
@@ -278,7 +279,7 @@ func (r *ResilientSniffer) tryAttach(start bool) (linkState, error) {
 	return linkAttached, nil
 }
 
-// openSource runs r.open in the sniffer's network namespace.
+// openSource runs r.open in the sniffer's network namespace and gives the socket the screen.
 func (r *ResilientSniffer) openSource() (Source, error) {
 	var src Source
 	err := r.ns.do(func() (err error) {
@@ -291,7 +292,27 @@ func (r *ResilientSniffer) openSource() (Source, error) {
 		}
 		return nil, err
 	}
+	r.mu.Lock()
+	screenSource(src, r.screen)
+	r.mu.Unlock()
 	return src, nil
+}
+
+// Screen implements Screener: the open socket and every one opened later get f.
+func (r *ResilientSniffer) Screen(f func(Packet) bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.screen = f
+	if r.cur != nil {
+		screenSource(r.cur, f)
+	}
+}
+
+// screenSource gives src the screen f if src is a Screener and f is set.
+func screenSource(src Source, f func(Packet) bool) {
+	if sc, ok := src.(Screener); ok && f != nil {
+		sc.Screen(f)
+	}
 }
 
 // detach closes src, which lost its interface, keeping its counters.

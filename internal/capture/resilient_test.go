@@ -96,17 +96,34 @@ type fakeSource struct {
 	done  chan struct{}
 	once  sync.Once
 	stats SourceStats
+
+	screenMu sync.Mutex
+	screen   func(Packet) bool
 }
 
 func (s *fakeSource) Read() (Packet, error) {
-	select {
-	case p := <-s.pkts:
-		return p, nil
-	case err := <-s.errs:
-		return Packet{}, err
-	case <-s.done:
-		return Packet{}, fmt.Errorf("fake source: %w", net.ErrClosed)
+	for {
+		select {
+		case p := <-s.pkts:
+			s.screenMu.Lock()
+			f := s.screen
+			s.screenMu.Unlock()
+			if f != nil && f(p) {
+				continue
+			}
+			return p, nil
+		case err := <-s.errs:
+			return Packet{}, err
+		case <-s.done:
+			return Packet{}, fmt.Errorf("fake source: %w", net.ErrClosed)
+		}
 	}
+}
+
+func (s *fakeSource) Screen(f func(Packet) bool) {
+	s.screenMu.Lock()
+	defer s.screenMu.Unlock()
+	s.screen = f
 }
 
 func (s *fakeSource) Close() error {

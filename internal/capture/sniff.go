@@ -75,6 +75,8 @@ type Sniffer struct {
 	next int
 	// payloads holds the copies of the payloads keep takes from the ring.
 	payloads arena
+	// screen, if set, sees each packet before keep copies it (Screener).
+	screen func(Packet) bool
 	// readFn runs fill and leaves its error in rerr; it is built once so that Read does not
 	// allocate a closure.
 	rerr   error
@@ -330,10 +332,14 @@ func (s *Sniffer) fill(fd int) error {
 }
 
 // keep appends the packet in b to s.pend, with its payload copied, unless the decoder rejects
-// it or holds it as a fragment.
+// it or holds it as a fragment, or the screen settles it.
 func (s *Sniffer) keep(b []byte) {
 	p, fresh, ok := s.dec.decode(b)
 	if !ok {
+		return
+	}
+	p.Time = s.ring.stamp()
+	if s.screen != nil && s.screen(p) {
 		return
 	}
 	if !fresh {
@@ -341,6 +347,9 @@ func (s *Sniffer) keep(b []byte) {
 	}
 	s.pend = append(s.pend, p)
 }
+
+// Screen implements Screener. The screen runs inside Read, on the payload in the ring.
+func (s *Sniffer) Screen(f func(Packet) bool) { s.screen = f }
 
 // readError wraps a socket error for Read.
 func (s *Sniffer) readError(err error) error {

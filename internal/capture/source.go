@@ -61,16 +61,36 @@
 // # Payloads
 //
 // ParseIP returns the UDP payload, the TCP payload after options, or the ICMP/ICMPv6 payload
-// after the 8-byte header (as fwknopd). Sources copy the payload, so the caller owns it.
+// after the 8-byte header (as fwknopd). Sources copy the payload, so the caller owns it. A
+// Screener (Sniffer, ResilientSniffer, MultiSniffer, UDPServer) first shows each packet to a
+// screen while its payload still lies in the receive buffer, and copies only what the screen
+// does not settle: a flood of forged packets is rejected without a copy or an allocation.
 package capture
 
-import "net/netip"
+import (
+	"net/netip"
+	"time"
+)
 
 // Packet is one candidate SPA packet.
 type Packet struct {
 	Src, Dst netip.AddrPort // Dst's address is unspecified in UDP-server mode
 	Proto    uint8          // 17 udp, 6 tcp, 1 icmp, 58 icmpv6
 	Payload  []byte         // the L4 payload; owned by the caller after Read returns
+	// Time is when the kernel received the packet (CLOCK_REALTIME, from the Sniffer's ring
+	// frame; for a reassembled datagram, its last fragment), or zero where the source does
+	// not say (UDPServer, Chan; FileSource's records are not wall-clock arrivals).
+	Time time.Time
+}
+
+// Screener is a Source that can show packets to the caller before copying them.
+type Screener interface {
+	// Screen makes Read call f on every packet before its payload is copied, and skip the
+	// packets for which f returns true (the caller settled them). pkt.Payload is the source's
+	// receive buffer: f must not keep it, since it is overwritten once f returns. f must be
+	// safe to call from several goroutines (a MultiSniffer reads each interface in its own).
+	// Call Screen before the first Read.
+	Screen(f func(pkt Packet) (settled bool))
 }
 
 // Source is where packets come from.

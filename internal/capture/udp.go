@@ -43,9 +43,10 @@ type UDPServer struct {
 
 	buf []byte // the one-datagram path for other PacketConns
 
-	payloads arena // the copies Read returns
+	payloads arena             // the copies Read returns
+	screen   func(Packet) bool // Screener
 
-	read atomic.Uint64 // datagrams Read returned
+	read atomic.Uint64 // datagrams read from the socket
 
 	statsMu   sync.Mutex
 	rc        syscall.RawConn // nil if pc has no file descriptor
@@ -135,8 +136,28 @@ func socketDrops(rc syscall.RawConn) (uint32, error) {
 // LocalAddr is the socket's address.
 func (s *UDPServer) LocalAddr() net.Addr { return s.pc.LocalAddr() }
 
-// Read blocks until a datagram arrives. After Close the error wraps net.ErrClosed.
+// Read blocks until a datagram arrives (and, with a screen, one the screen does not settle).
+// After Close the error wraps net.ErrClosed.
 func (s *UDPServer) Read() (Packet, error) {
+	for {
+		p, err := s.next()
+		if err != nil {
+			return Packet{}, err
+		}
+		s.read.Add(1)
+		if s.screen != nil && s.screen(p) {
+			continue
+		}
+		p.Payload = s.payloads.copy(p.Payload)
+		return p, nil
+	}
+}
+
+// Screen implements Screener. The screen runs inside Read, on the payload in the receive buffer.
+func (s *UDPServer) Screen(f func(Packet) bool) { s.screen = f }
+
+// next returns the next datagram, its payload still in the receive buffer.
+func (s *UDPServer) next() (Packet, error) {
 	if s.bc == nil {
 		n, a, err := s.pc.ReadFrom(s.buf)
 		if err != nil {
@@ -146,7 +167,6 @@ func (s *UDPServer) Read() (Packet, error) {
 		if err != nil {
 			return Packet{}, fmt.Errorf("capture: udp read on %v: %w", s.pc.LocalAddr(), err)
 		}
-		s.read.Add(1)
 		return s.packet(src, s.buf[:n]), nil
 	}
 	for s.i >= s.n {
@@ -158,7 +178,6 @@ func (s *UDPServer) Read() (Packet, error) {
 	}
 	m := &s.msgs[s.i]
 	s.i++
-	s.read.Add(1)
 	var src netip.AddrPort
 	if ua, ok := m.Addr.(*net.UDPAddr); ok {
 		src = ua.AddrPort()
@@ -170,8 +189,8 @@ func (s *UDPServer) Read() (Packet, error) {
 	return p, nil
 }
 
-// packet makes the Packet for a datagram from src, copying the payload. Its destination is
-// the unspecified address of src's family; Read puts the real one in when the kernel gave it.
+// packet makes the Packet for a datagram from src, its payload not yet copied. Its destination
+// is the unspecified address of src's family; next puts the real one in when the kernel gave it.
 func (s *UDPServer) packet(src netip.AddrPort, payload []byte) Packet {
 	ip := src.Addr().Unmap().WithZone("")
 	dst := netip.IPv4Unspecified()
@@ -182,7 +201,7 @@ func (s *UDPServer) packet(src netip.AddrPort, payload []byte) Packet {
 		Src:     netip.AddrPortFrom(ip, src.Port()),
 		Dst:     netip.AddrPortFrom(dst, s.port),
 		Proto:   ProtoUDP,
-		Payload: s.payloads.copy(payload),
+		Payload: payload,
 	}
 }
 

@@ -33,6 +33,7 @@ type Server struct {
 	replayTimeout time.Duration
 	onGrant       func(st *fwconf.Stanza, gs []firewall.Grant) error
 	observe       func(granted bool, d time.Duration)
+	stamped       bool // now is time.Now, so a packet's receive time (Packet.Time) may stand for it
 	cmds          CommandRunner
 	closes        CloseStore
 	afterFunc     func(d time.Duration, f func())
@@ -90,7 +91,7 @@ func New(cfg Config) (*Server, error) {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if s.now == nil {
-		s.now = time.Now
+		s.now, s.stamped = time.Now, true
 	}
 	if s.queue <= 0 {
 		s.queue = defaultQueue
@@ -186,11 +187,17 @@ func (s *Server) Run(ctx context.Context, src capture.Source) error {
 		defer wg.Wait()
 		defer close(ch)
 		// The reader rejects what fails the cheap checks (wire, source, HMAC) itself and
-		// hands the rest to the workers. A full queue blocks the reader, so the backlog stays
-		// in the source's buffer. A queued payload gets its own copy: a source may carve
-		// payloads out of shared chunks, and a queue of them would keep every chunk alive.
+		// hands the rest to the workers: inside the source's Read, before any copy, when the
+		// source is a Screener. A full queue blocks the reader, so the backlog stays in the
+		// source's buffer. A queued payload gets its own copy: a source may carve payloads
+		// out of shared chunks, and a queue of them would keep every chunk alive.
+		screen := func(p capture.Packet) bool { return s.precheck(ctx, p) }
+		if sc, ok := src.(capture.Screener); ok {
+			sc.Screen(screen)
+			screen = nil
+		}
 		handle = func(p capture.Packet) {
-			if !s.precheck(ctx, p) {
+			if screen == nil || !screen(p) {
 				p.Payload = bytes.Clone(p.Payload)
 				ch <- p
 			}

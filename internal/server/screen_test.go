@@ -1,0 +1,121 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sesame-spa/sesame/internal/capture"
+)
+
+// screenSource is a chanSource that is a capture.Screener, as the Sniffer and the UDPServer
+// are: its Read shows each packet to the screen and returns only what the screen leaves.
+type screenSource struct {
+	*chanSource
+	mu       sync.Mutex
+	screen   func(capture.Packet) bool
+	returned []capture.Packet
+}
+
+func (s *screenSource) Screen(f func(capture.Packet) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.screen = f
+}
+
+func (s *screenSource) Read() (capture.Packet, error) {
+	for {
+		p, err := s.chanSource.Read()
+		if err != nil {
+			return p, err
+		}
+		s.mu.Lock()
+		f := s.screen
+		s.mu.Unlock()
+		if f != nil && f(p) {
+			continue
+		}
+		s.mu.Lock()
+		s.returned = append(s.returned, p)
+		s.mu.Unlock()
+		return p, nil
+	}
+}
+
+// runPackets runs a two-worker server over src until the packets are all read.
+func runPackets(t *testing.T, s *Server, ch chan capture.Packet, run func() error, pkts ...capture.Packet) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- run() }()
+	for _, p := range pkts {
+		ch <- p
+	}
+	close(ch)
+	if err := <-done; !errors.Is(err, io.EOF) {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// TestRunScreensInsideTheSource: with a Screener source the reader's cheap checks run inside
+// Read, so a forged packet never leaves the source (no copy), while a valid one does and is
+// granted; with a source that is not a Screener the reader settles the same packets itself.
+// Both count the same.
+func TestRunScreensInsideTheSource(t *testing.T) {
+	for _, screener := range []bool{true, false} {
+		codec := newFakeCodec()
+		valid := pkt("10.99.0.2", codec.add(baseMessage(), keysA))
+		forged := forgedPacket(t)
+		s, err := New(Config{Policy: basePolicy(baseStanza()), Firewall: &fakeFirewall{}, Cache: newFakeCache(),
+			NewOpener: codec.opener, Workers: 2, Now: func() time.Time { return testNow }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := newChanSource()
+		var src capture.Source = base
+		ss := &screenSource{chanSource: base}
+		if screener {
+			src = ss
+		}
+		runPackets(t, s, base.ch, func() error { return s.Run(context.Background(), src) }, forged, forged, valid, forged)
+		st := s.Stats()
+		if st.ByReason[BadHMAC] != 3 || st.ByReason[Granted] != 1 || st.Handled != 4 {
+			t.Fatalf("screener %v: stats %+v, want 3 bad HMAC and 1 granted", screener, st)
+		}
+		if screener && (len(ss.returned) != 1 || string(ss.returned[0].Payload) != string(valid.Payload)) {
+			t.Fatalf("the source returned %d packets, want only the valid one", len(ss.returned))
+		}
+	}
+}
+
+// TestCheapChecksTakeTheReceiveTime: on the real clock the cheap checks take a stamped
+// packet's receive time (capture.Packet.Time) as now, so a stanza that had expired when the
+// packet arrived rejects it; an injected clock is always used, whatever the packet says.
+func TestCheapChecksTakeTheReceiveTime(t *testing.T) {
+	st := baseStanza()
+	st.AccessExpire = time.Now().Add(24 * time.Hour)
+	forged := forgedPacket(t)
+	late := forged
+	late.Time = time.Now().Add(48 * time.Hour)
+	for _, c := range []struct {
+		name string
+		now  func() time.Time
+		p    capture.Packet
+		want Reason
+	}{
+		{"real clock, unstamped", nil, forged, BadHMAC},
+		{"real clock, stamped after the expiry", nil, late, StanzaExpired},
+		{"injected clock, stamped after the expiry", time.Now, late, BadHMAC},
+	} {
+		s, err := New(Config{Policy: basePolicy(st), Firewall: &fakeFirewall{}, Cache: newFakeCache(), Now: c.now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, settled := s.cheap(context.Background(), c.p)
+		if !settled || res.Reason != c.want {
+			t.Errorf("%s: %v (settled %v), want %v", c.name, res.Reason, settled, c.want)
+		}
+	}
+}
