@@ -23,6 +23,7 @@ type Fake = Chan
 var (
 	_ Source   = (*Chan)(nil)
 	_ Screener = (*Chan)(nil)
+	_ Backlog  = (*Chan)(nil)
 )
 
 // NewChan returns a Chan holding up to buffer unread packets before Push blocks.
@@ -69,6 +70,9 @@ func (c *Chan) Read() (Packet, error) {
 		}
 	}
 }
+
+// Waiting implements Backlog: whether a pushed packet is unread.
+func (c *Chan) Waiting() bool { return len(c.ch) > 0 }
 
 // Screen implements Screener.
 func (c *Chan) Screen(f func(Packet) bool) {

@@ -31,6 +31,7 @@ func SplitInterfaces(s string) []string {
 type subSniffer interface {
 	Source
 	Screener
+	Backlog
 	Statser
 	Reattachments() (n uint64, attached bool)
 	Filter() Filter
@@ -150,6 +151,15 @@ func (m *MultiSniffer) Read() (Packet, error) {
 	case <-m.done:
 		return Packet{}, m.closedError()
 	}
+}
+
+// Waiting implements Backlog. With several interfaces it sees only the packets their readers
+// have already passed on, not those a reader is holding or the kernel has queued.
+func (m *MultiSniffer) Waiting() bool {
+	if len(m.subs) == 1 {
+		return m.subs[0].Waiting()
+	}
+	return len(m.ch) > 0
 }
 
 // Screen implements Screener: every interface's sniffer gets f (each calls it from its own

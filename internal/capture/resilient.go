@@ -298,6 +298,20 @@ func (r *ResilientSniffer) openSource() (Source, error) {
 	return src, nil
 }
 
+// Waiting implements Backlog for the open socket; without one nothing is waiting.
+func (r *ResilientSniffer) Waiting() bool {
+	r.mu.Lock()
+	cur := r.cur
+	r.mu.Unlock()
+	if cur == nil {
+		return false
+	}
+	if b, ok := cur.(Backlog); ok {
+		return b.Waiting()
+	}
+	return true
+}
+
 // Screen implements Screener: the open socket and every one opened later get f.
 func (r *ResilientSniffer) Screen(f func(Packet) bool) {
 	r.mu.Lock()

@@ -120,6 +120,8 @@ func (s *fakeSource) Read() (Packet, error) {
 	}
 }
 
+func (s *fakeSource) Waiting() bool { return len(s.pkts) > 0 }
+
 func (s *fakeSource) Screen(f func(Packet) bool) {
 	s.screenMu.Lock()
 	defer s.screenMu.Unlock()

@@ -94,16 +94,21 @@ func (r *ring) hdr() *unix.Tpacket2Hdr {
 // has handed the frame over. The bytes stay valid until release. A frame whose offsets do not
 // fit in it (never seen; the kernel fills them) comes back empty, so the caller rejects it.
 func (r *ring) next() ([]byte, bool) {
-	h := r.hdr()
-	if atomic.LoadUint32((*uint32)(unsafe.Pointer(&h.Status)))&unix.TP_STATUS_USER == 0 {
+	if !r.ready() {
 		return nil, false
 	}
+	h := r.hdr()
 	start, end := int(h.Net), int(h.Net)+int(h.Snaplen)
 	if end > r.geo.frameSize {
 		return []byte{}, true
 	}
 	frame := unsafe.Slice((*byte)(unsafe.Pointer(h)), r.geo.frameSize)
 	return frame[start:end:end], true
+}
+
+// ready reports whether the kernel has handed over the head frame.
+func (r *ring) ready() bool {
+	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&r.hdr().Status)))&unix.TP_STATUS_USER != 0
 }
 
 // stamp is the kernel's receive time of the packet in the head frame (valid once next has

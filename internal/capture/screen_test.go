@@ -141,3 +141,64 @@ func TestResilientAndMultiScreen(t *testing.T) {
 		t.Fatalf("the screen saw %d packets (%q), want 6", n, l.saw())
 	}
 }
+
+// checkWaiting: Waiting is false with nothing sent, turns true once a packet is queued (by the
+// kernel, without a Read), and is false again once Read has taken it.
+func checkWaiting(t *testing.T, src interface {
+	Source
+	Backlog
+}, send func()) {
+	t.Helper()
+	if src.Waiting() {
+		t.Fatal("Waiting before anything was sent")
+	}
+	send()
+	deadline := time.Now().Add(3 * time.Second)
+	for !src.Waiting() {
+		if time.Now().After(deadline) {
+			t.Fatal("Waiting stayed false after a packet was sent")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := src.Read(); err != nil {
+		t.Fatal(err)
+	}
+	if src.Waiting() {
+		t.Fatal("Waiting after the only packet was read")
+	}
+}
+
+func TestIntegrationSnifferWaiting(t *testing.T) {
+	srv, cli := nstest.Pair(t)
+	s := openSniffer(t, srv, SniffConfig{Interface: srv.Ifc})
+	checkWaiting(t, s, func() { sendUDP(t, cli, nstest.SrvIP4+":62201", []byte("knock"), 0) })
+}
+
+func TestUDPServerWaiting(t *testing.T) {
+	s, c := loopbackUDP(t)
+	checkWaiting(t, s, func() {
+		if _, err := c.Write([]byte("knock")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// Two datagrams: after the first is read the second is waiting, in the batch Read took
+	// or on the socket.
+	for _, p := range []string{"one", "two"} {
+		if _, err := c.Write([]byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Read(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for !s.Waiting() {
+		if time.Now().After(deadline) {
+			t.Fatal("the second datagram is not waiting")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if p, err := s.Read(); err != nil || string(p.Payload) != "two" {
+		t.Fatalf("Read: %q, %v; want the second datagram", p.Payload, err)
+	}
+}

@@ -348,6 +348,20 @@ func (s *Sniffer) keep(b []byte) {
 	s.pend = append(s.pend, p)
 }
 
+// Waiting implements Backlog: a packet taken from the ring and not yet returned, or a frame
+// the kernel has handed over (no system call).
+func (s *Sniffer) Waiting() bool {
+	if s.next < len(s.pend) {
+		return true
+	}
+	waiting := true
+	// Inside Control the socket stays open, so the ring stays mapped.
+	if s.rc.Control(func(uintptr) { waiting = s.ring.ready() }) != nil {
+		return true
+	}
+	return waiting
+}
+
 // Screen implements Screener. The screen runs inside Read, on the payload in the ring.
 func (s *Sniffer) Screen(f func(Packet) bool) { s.screen = f }
 

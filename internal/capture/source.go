@@ -93,6 +93,13 @@ type Screener interface {
 	Screen(f func(pkt Packet) (settled bool))
 }
 
+// Backlog is a Source that can tell whether a packet is waiting to be read.
+type Backlog interface {
+	// Waiting reports whether a packet may be waiting: Read holds one, the kernel has one
+	// queued, or the source cannot tell cheaply. Call it from the goroutine that calls Read.
+	Waiting() bool
+}
+
 // Source is where packets come from.
 type Source interface {
 	// Read blocks until a packet arrives. After Close it returns an error wrapping net.ErrClosed.

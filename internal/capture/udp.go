@@ -153,6 +153,22 @@ func (s *UDPServer) Read() (Packet, error) {
 	}
 }
 
+// Waiting implements Backlog: a datagram of the last batch not yet returned, or one queued on
+// the socket (SIOCINQ, one system call). It is true when it cannot tell (no batch reader).
+func (s *UDPServer) Waiting() bool {
+	if s.i < s.n {
+		return true
+	}
+	if s.bc == nil || s.rc == nil {
+		return true
+	}
+	n, ierr := 1, error(nil)
+	if err := s.rc.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }); err != nil || ierr != nil {
+		return true
+	}
+	return n > 0
+}
+
 // Screen implements Screener. The screen runs inside Read, on the payload in the receive buffer.
 func (s *UDPServer) Screen(f func(Packet) bool) { s.screen = f }
 

@@ -3,12 +3,15 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/sesame-spa/sesame/internal/capture"
+	"github.com/sesame-spa/sesame/spa"
 )
 
 // screenSource is a chanSource that is a capture.Screener, as the Sniffer and the UDPServer
@@ -117,5 +120,87 @@ func TestCheapChecksTakeTheReceiveTime(t *testing.T) {
 		if !settled || res.Reason != c.want {
 			t.Errorf("%s: %v (settled %v), want %v", c.name, res.Reason, settled, c.want)
 		}
+	}
+}
+
+// TestRunHandlesALoneKnockInTheReader: with a source that is a Backlog, a valid packet that
+// arrives alone is handled by the reader itself (it decodes the source's own buffer: no copy,
+// no hand-off), while the packets of a burst go to the workers with their own copies.
+func TestRunHandlesALoneKnockInTheReader(t *testing.T) {
+	codec := newFakeCodec()
+	chunk := make([]byte, 8192)
+	var wires [][]byte
+	for i := range 3 {
+		m := baseMessage()
+		m.Random = fmt.Sprintf("12345678901234%02d", i)
+		w := codec.add(m, keysA)
+		wires = append(wires, chunk[i*2048:i*2048+len(w):i*2048+len(w)])
+		copy(wires[i], w)
+	}
+	var mu sync.Mutex
+	aliased := map[int]bool{} // wire number -> decoded in the source's buffer
+	open := func(k spa.Keys) (Opener, error) {
+		return recordingOpener{fakeOpener{codec, k}, func(wire []byte) {
+			for i, w := range wires {
+				if unsafe.SliceData(wire) == unsafe.SliceData(w) {
+					mu.Lock()
+					aliased[i] = true
+					mu.Unlock()
+				}
+			}
+		}}, nil
+	}
+	s, err := New(Config{Policy: basePolicy(baseStanza()), Firewall: &fakeFirewall{}, Cache: newFakeCache(),
+		NewOpener: open, Workers: 4, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := capture.NewChan(8)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	// A burst: two packets waiting before the reader starts.
+	src.Push(pkt("10.99.0.2", wires[0]))
+	src.Push(pkt("10.99.0.2", wires[1]))
+	go func() { done <- s.Run(ctx, src) }()
+	waitHandled(t, s, 2)
+	src.Push(pkt("10.99.0.2", wires[2])) // then one alone
+	waitHandled(t, s, 3)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if st := s.Stats(); st.ByReason[Granted] != 3 {
+		t.Fatalf("stats %+v, want 3 granted", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if aliased[0] {
+		t.Error("the first packet of the burst was not handed to a worker with its own copy")
+	}
+	if !aliased[2] {
+		t.Error("the lone packet was not handled by the reader in place")
+	}
+}
+
+// recordingOpener is a fakeOpener that shows every wire it decodes to seen.
+type recordingOpener struct {
+	fakeOpener
+	seen func(wire []byte)
+}
+
+func (o recordingOpener) Decode(wire []byte) (*spa.Message, error) {
+	o.seen(wire)
+	return o.fakeOpener.Decode(wire)
+}
+
+// waitHandled waits until s has settled n packets.
+func waitHandled(t *testing.T, s *Server, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Stats().Handled < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d packets handled, want %d", s.Stats().Handled, n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -177,28 +177,39 @@ func (s *Server) Run(ctx context.Context, src capture.Source) error {
 			defer s.batch.Store(nil) // after the workers have stopped (deferred below, so run first)
 		}
 		ch := make(chan capture.Packet, s.queue)
+		var busy atomic.Int64 // packets queued or being handled by a worker
 		for range s.workers {
 			wg.Go(func() {
 				for p := range ch {
 					s.Handle(ctx, p)
+					busy.Add(-1)
 				}
 			})
 		}
 		defer wg.Wait()
 		defer close(ch)
-		// The reader rejects what fails the cheap checks (wire, source, HMAC) itself and
-		// hands the rest to the workers: inside the source's Read, before any copy, when the
-		// source is a Screener. A full queue blocks the reader, so the backlog stays in the
-		// source's buffer. A queued payload gets its own copy: a source may carve payloads
-		// out of shared chunks, and a queue of them would keep every chunk alive.
+		// The reader rejects what fails the cheap checks (wire, source, HMAC) itself: inside
+		// the source's Read, before any copy, when the source is a Screener. A lone packet
+		// that passes (no worker busy, and nothing waiting in a source that is a Backlog) it
+		// handles itself too, sparing a knock the hand-off to another goroutine; the rest go
+		// to the workers, so a burst of valid packets is granted in parallel and in shared
+		// transactions. A full queue blocks the reader, so the backlog stays in the source's
+		// buffer. A queued payload gets its own copy: a source may carve payloads out of
+		// shared chunks, and a queue of them would keep every chunk alive.
 		screen := func(p capture.Packet) bool { return s.precheck(ctx, p) }
 		if sc, ok := src.(capture.Screener); ok {
 			sc.Screen(screen)
 			screen = nil
 		}
+		backlog, _ := src.(capture.Backlog)
 		handle = func(p capture.Packet) {
-			if screen == nil || !screen(p) {
+			switch {
+			case screen != nil && screen(p):
+			case backlog != nil && busy.Load() == 0 && !backlog.Waiting():
+				s.Handle(ctx, p)
+			default:
 				p.Payload = bytes.Clone(p.Payload)
+				busy.Add(1)
 				ch <- p
 			}
 		}
