@@ -55,6 +55,8 @@ type ring struct {
 	mem  []byte
 	geo  ringGeometry
 	head int // the next frame to look at
+	off  int // its offset in mem
+	slot int // its index in its block
 }
 
 // newRing sets up a receive ring on the packet socket fd and maps it. Packets the socket
@@ -86,8 +88,7 @@ func (r *ring) touch() { clear(r.mem) }
 
 // hdr returns the header of the head frame.
 func (r *ring) hdr() *unix.Tpacket2Hdr {
-	off := (r.head/r.geo.perBlock)*r.geo.blockSize + (r.head%r.geo.perBlock)*r.geo.frameSize
-	return (*unix.Tpacket2Hdr)(unsafe.Pointer(&r.mem[off]))
+	return (*unix.Tpacket2Hdr)(unsafe.Pointer(&r.mem[r.off]))
 }
 
 // next returns the packet in the head frame, starting at the network header, if the kernel
@@ -118,11 +119,18 @@ func (r *ring) stamp() time.Time {
 	return time.Unix(int64(h.Sec), int64(h.Nsec))
 }
 
-// release hands the head frame back to the kernel and moves to the next one.
+// release hands the head frame back to the kernel and moves to the next one: the next slot of
+// the block, or the first of the next block (blocks may end in slack that holds no frame).
 func (r *ring) release() {
 	atomic.StoreUint32((*uint32)(unsafe.Pointer(&r.hdr().Status)), unix.TP_STATUS_KERNEL)
-	if r.head++; r.head == r.geo.frames() {
-		r.head = 0
+	r.head++
+	r.slot++
+	r.off += r.geo.frameSize
+	switch {
+	case r.head == r.geo.frames():
+		r.head, r.slot, r.off = 0, 0, 0
+	case r.slot == r.geo.perBlock:
+		r.slot, r.off = 0, (r.head/r.geo.perBlock)*r.geo.blockSize
 	}
 }
 

@@ -134,3 +134,18 @@ func TestIntegrationSnifferCloseUnderFlood(t *testing.T) {
 		}
 	}
 }
+
+// TestRingWalk: release moves the head through every frame of every block in order, skipping
+// the slack at the end of a block, and wraps to the first frame, twice round.
+func TestRingWalk(t *testing.T) {
+	for _, g := range []ringGeometry{geometry(1500, 4<<20, 4096), geometry(100, 1, 4096), geometry(70000, 1<<20, 4096)} {
+		r := &ring{mem: make([]byte, g.blockSize*g.blocks), geo: g}
+		for i := range 2 * g.frames() {
+			f := i % g.frames()
+			if want := (f/g.perBlock)*g.blockSize + (f%g.perBlock)*g.frameSize; r.head != f || r.off != want {
+				t.Fatalf("%+v: step %d: head %d at %d, want frame %d at %d", g, i, r.head, r.off, f, want)
+			}
+			r.release()
+		}
+	}
+}
