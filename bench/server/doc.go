@@ -4,7 +4,9 @@
 // "go test" does not run it.
 //
 // Definitions: knock-to-open is the time from sending the SPA datagram to the first completed
-// TCP connect from the granted address, with a connect attempt every 100 µs; grants per second is
+// TCP connect from the granted address, with a connect attempt every 100 µs (knocks one after
+// the other, each from its own address; then again with 50 ms of quiet before each, when the
+// server and its CPU start cold); grants per second is
 // the rate at which distinct valid packets become grants under overload; garbage per second per
 // core is forged (bad-HMAC) packets handled per second of server CPU time; connect latency is
 // the p50 of a full TCP connect from a granted client while N other grants are live.
