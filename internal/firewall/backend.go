@@ -115,6 +115,32 @@ type Backend interface {
 	Close() error
 }
 
+// Host is the firewall a server runs on a host: a Backend that may own its table, hooks the
+// host's own chains that would drop granted packets, and can see other sesame servers' tables.
+type Host interface {
+	Backend
+	// Owned reports whether Init made the table owned (no other process can change it).
+	Owned() bool
+	// HostChains returns the host chains Init and Heal hook.
+	HostChains() []HostChain
+	// SetHostChains replaces them (taking effect at the next Init or Heal).
+	SetHostChains([]HostChain)
+	// PeerTables returns the guarded ports of other sesame servers' tables, by table name.
+	PeerTables(ctx context.Context) (map[string][]Port, error)
+}
+
+var _ Host = (*Nftables)(nil)
+
+// Open returns the firewall cfg describes. There is one kind today, nftables (NewNftables);
+// wrappers and other kinds are chosen here, so the commands never name a concrete type.
+func Open(cfg Config) (Host, error) {
+	n, err := NewNftables(cfg)
+	if err != nil {
+		return nil, err // not a Host holding a nil *Nftables
+	}
+	return n, nil
+}
+
 // Protocol numbers a Grant or Port may carry.
 const (
 	ProtoTCP uint8 = 6

@@ -1,6 +1,8 @@
 // Package firewall opens and closes access for SPA grants. The nftables backend keeps grants as
 // set elements with per-element timeouts, so the kernel closes access on time even if sesame
-// dies; Fake is an in-memory Backend for callers' tests.
+// dies; Fake is an in-memory Backend for callers' tests. Open picks the firewall from a Config
+// and returns it as a Host (a Backend that also hooks the host's chains), so callers never name
+// the nftables type.
 //
 // # The promise: fail closed
 //

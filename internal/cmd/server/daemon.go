@@ -34,9 +34,9 @@ import (
 	"github.com/sesame-spa/sesame/internal/tcpserver"
 )
 
-// newFirewall builds the nftables backend from the settings.
-func newFirewall(s *settings) (*firewall.Nftables, error) {
-	fw, err := firewall.NewNftables(firewall.Config{TableName: s.tableName, GuardPorts: s.guardPorts,
+// newFirewall opens the firewall the settings describe.
+func newFirewall(s *settings) (firewall.Host, error) {
+	fw, err := firewall.Open(firewall.Config{TableName: s.tableName, GuardPorts: s.guardPorts,
 		GuardLoopback: s.guardLoopback, HostChain: s.hostChain, NoOwner: !s.tableOwner, NAT: s.policy.NAT.Enabled()})
 	if err != nil {
 		return nil, privHint(fmt.Errorf("firewall: %w", err), "CAP_NET_ADMIN", "nftables needs it")

@@ -224,7 +224,7 @@ func signalServer(s *settings, sig syscall.Signal) (int, error) {
 }
 
 // withFirewall runs fn with the firewall backend of s and a 10-second deadline.
-func withFirewall(s *settings, fn func(context.Context, *firewall.Nftables) error) error {
+func withFirewall(s *settings, fn func(context.Context, firewall.Host) error) error {
 	fw, err := newFirewall(s)
 	if err != nil {
 		return err
@@ -241,7 +241,7 @@ func withFirewall(s *settings, fn func(context.Context, *firewall.Nftables) erro
 // table's objects and the host chains hooked. It is not a full `nft list table` (package
 // firewall has no listing of rules).
 func fwList(s *settings, all bool, stdout io.Writer) error {
-	return withFirewall(s, func(ctx context.Context, fw *firewall.Nftables) error {
+	return withFirewall(s, func(ctx context.Context, fw firewall.Host) error {
 		es, err := fw.List(ctx)
 		if err != nil {
 			return fmt.Errorf("list grants: %w", err)
@@ -306,7 +306,7 @@ func fwFlush(s *settings, stdout io.Writer) error {
 		return nil
 	}
 	noTable := false
-	err := withFirewall(s, func(ctx context.Context, fw *firewall.Nftables) error {
+	err := withFirewall(s, func(ctx context.Context, fw firewall.Host) error {
 		if _, err := fw.List(ctx); errors.Is(err, firewall.ErrNoTable) {
 			noTable = true
 			return nil
@@ -335,7 +335,7 @@ func fwRemove(s *settings, stdout, stderr io.Writer) error {
 	if pid := holderPID(s.tableName); pid != 0 {
 		return fmt.Errorf("a sesame server (pid %d) runs with table inet %s: stop it first (systemctl stop sesame-server, or sesame server -K)", pid, s.tableName)
 	}
-	err := withFirewall(s, func(ctx context.Context, fw *firewall.Nftables) error {
+	err := withFirewall(s, func(ctx context.Context, fw firewall.Host) error {
 		if rep, err := hostfw.Detect(ctx, nil, hostfw.Options{TableName: s.tableName, Ports: s.guardPorts}); err == nil {
 			fw.SetHostChains(append(fw.HostChains(), rep.Hooks()...))
 		}
