@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -110,13 +109,6 @@ func (r *ring) next() ([]byte, bool) {
 // ready reports whether the kernel has handed over the head frame.
 func (r *ring) ready() bool {
 	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&r.hdr().Status)))&unix.TP_STATUS_USER != 0
-}
-
-// stamp is the kernel's receive time of the packet in the head frame (valid once next has
-// returned it).
-func (r *ring) stamp() time.Time {
-	h := r.hdr()
-	return time.Unix(int64(h.Sec), int64(h.Nsec))
 }
 
 // release hands the head frame back to the kernel and moves to the next one: the next slot of

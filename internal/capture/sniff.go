@@ -92,6 +92,10 @@ type Sniffer struct {
 // pendSize is how many packets one fill takes from the ring at most.
 const pendSize = 32
 
+// scanLimit is how many frames one fill looks at at most: about a quarter of a millisecond of
+// forged packets, the longest a kept packet waits behind a flood of them.
+const scanLimit = 256
+
 var _ Source = (*Sniffer)(nil)
 
 // ErrNoInterface is wrapped by NewSniffer's error when the named interface does not exist in
@@ -305,21 +309,25 @@ func (s *Sniffer) Read() (Packet, error) {
 	}
 }
 
-// fill moves up to pendSize packets that pass the filter from the ring into s.pend, copying
-// their payloads and handing the frames back. If it finds none it returns the socket's pending
-// error (ENETDOWN when the interface went down), or EAGAIN. It runs inside rc.Read, which
-// holds the socket open, so the ring cannot be unmapped meanwhile.
+// fill moves packets that pass the filter (and the screen) from the ring into s.pend, up to
+// pendSize of them, copying their payloads and handing the frames back. It looks at most at
+// scanLimit frames, so a flood the screen settles neither holds back the packets it has kept
+// nor keeps Close waiting. If the ring is empty it returns the socket's pending error (ENETDOWN
+// when the interface went down), or EAGAIN. It runs inside rc.Read, which holds the socket
+// open, so the ring cannot be unmapped meanwhile.
 func (s *Sniffer) fill(fd int) error {
-	for len(s.pend) < cap(s.pend) {
+	scanned := 0
+	for len(s.pend) < cap(s.pend) && scanned < scanLimit {
 		b, ok := s.ring.next()
 		if !ok {
 			break
 		}
+		scanned++
 		s.keep(b)
 		s.ring.release()
 	}
-	if len(s.pend) > 0 {
-		return nil
+	if len(s.pend) > 0 || scanned == scanLimit {
+		return nil // Read returns what was kept, or comes back for more
 	}
 	serr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
 	switch {
@@ -335,11 +343,7 @@ func (s *Sniffer) fill(fd int) error {
 // it or holds it as a fragment, or the screen settles it.
 func (s *Sniffer) keep(b []byte) {
 	p, fresh, ok := s.dec.decode(b)
-	if !ok {
-		return
-	}
-	p.Time = s.ring.stamp()
-	if s.screen != nil && s.screen(p) {
+	if !ok || s.screen != nil && s.screen(p) {
 		return
 	}
 	if !fresh {

@@ -67,20 +67,13 @@
 // does not settle: a flood of forged packets is rejected without a copy or an allocation.
 package capture
 
-import (
-	"net/netip"
-	"time"
-)
+import "net/netip"
 
 // Packet is one candidate SPA packet.
 type Packet struct {
 	Src, Dst netip.AddrPort // Dst's address is unspecified in UDP-server mode
 	Proto    uint8          // 17 udp, 6 tcp, 1 icmp, 58 icmpv6
 	Payload  []byte         // the L4 payload; owned by the caller after Read returns
-	// Time is when the kernel received the packet (CLOCK_REALTIME, from the Sniffer's ring
-	// frame; for a reassembled datagram, its last fragment), or zero where the source does
-	// not say (UDPServer, Chan; FileSource's records are not wall-clock arrivals).
-	Time time.Time
 }
 
 // Screener is a Source that can show packets to the caller before copying them.

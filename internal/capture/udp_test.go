@@ -79,9 +79,14 @@ func TestUDPServerReadAllocs(t *testing.T) {
 		}
 	})
 	// The payload copy, and the sender address that x/net's recvmmsg path builds per message
-	// (a *net.UDPAddr and its IP): one system call per batch is worth more than those.
-	if allocs > 3 {
-		t.Fatalf("%v allocations per datagram, want at most 3", allocs)
+	// (a *net.UDPAddr and its IP): one system call per batch is worth more than those. The race
+	// detector makes sync.Pool drop some of what it is given, hence more there.
+	want := 3.0
+	if raceEnabled {
+		want = 5
+	}
+	if allocs > want {
+		t.Fatalf("%v allocations per datagram, want at most %v", allocs, want)
 	}
 }
 

@@ -68,9 +68,7 @@ type Config struct {
 	Firewall Firewall     // required unless Policy.TestMode
 	Cache    replay.Cache // nil: no replay protection
 	Logger   *slog.Logger // nil: discard
-	// Now is the clock (nil: time.Now, and then the checks a forged packet gets take the
-	// source's receive time, Packet.Time, as now when the packet has one).
-	Now func() time.Time
+	Now      func() time.Time
 
 	// NewOpener builds a stanza's Opener from its keys, once per stanza and Reload (nil:
 	// NewSPAOpener). Tests may substitute a fake.

@@ -100,7 +100,7 @@ func (s *Server) cheap(ctx context.Context, pkt capture.Packet) (Result, bool) {
 	if len(pkt.Payload) == 0 {
 		return Result{Reason: Malformed, Err: spa.ErrTooShort}, true // as handle: not logged
 	}
-	now := s.arrival(pkt)
+	now := s.now()
 	p := s.policy.Load()
 	if p.SPAOverHTTP && spahttp.IsRequest(pkt.Payload) {
 		return Result{}, false // rare: handle unwraps it
@@ -158,16 +158,6 @@ func (s *Server) cheap(ctx context.Context, pkt capture.Packet) (Result, bool) {
 	}
 	s.reject(p, pkt, now, best, bestDetail)
 	return best, true
-}
-
-// arrival is the time the cheap checks take as now: the kernel's receive time when the source
-// stamped the packet and the server runs on the real clock (a clock read is a measurable share
-// of what a forged packet costs), else the server's clock.
-func (s *Server) arrival(pkt capture.Packet) time.Time {
-	if s.stamped && !pkt.Time.IsZero() {
-		return pkt.Time
-	}
-	return s.now()
 }
 
 // gnupgLen is the wire length from which fwknop treats a packet as GnuPG, not Rijndael.

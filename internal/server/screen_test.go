@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
 
 	"github.com/sesame-spa/sesame/internal/capture"
+	"github.com/sesame-spa/sesame/internal/fwconf"
 	"github.com/sesame-spa/sesame/spa"
 )
 
@@ -89,36 +91,6 @@ func TestRunScreensInsideTheSource(t *testing.T) {
 		}
 		if screener && (len(ss.returned) != 1 || string(ss.returned[0].Payload) != string(valid.Payload)) {
 			t.Fatalf("the source returned %d packets, want only the valid one", len(ss.returned))
-		}
-	}
-}
-
-// TestCheapChecksTakeTheReceiveTime: on the real clock the cheap checks take a stamped
-// packet's receive time (capture.Packet.Time) as now, so a stanza that had expired when the
-// packet arrived rejects it; an injected clock is always used, whatever the packet says.
-func TestCheapChecksTakeTheReceiveTime(t *testing.T) {
-	st := baseStanza()
-	st.AccessExpire = time.Now().Add(24 * time.Hour)
-	forged := forgedPacket(t)
-	late := forged
-	late.Time = time.Now().Add(48 * time.Hour)
-	for _, c := range []struct {
-		name string
-		now  func() time.Time
-		p    capture.Packet
-		want Reason
-	}{
-		{"real clock, unstamped", nil, forged, BadHMAC},
-		{"real clock, stamped after the expiry", nil, late, StanzaExpired},
-		{"injected clock, stamped after the expiry", time.Now, late, BadHMAC},
-	} {
-		s, err := New(Config{Policy: basePolicy(st), Firewall: &fakeFirewall{}, Cache: newFakeCache(), Now: c.now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, settled := s.cheap(context.Background(), c.p)
-		if !settled || res.Reason != c.want {
-			t.Errorf("%s: %v (settled %v), want %v", c.name, res.Reason, settled, c.want)
 		}
 	}
 }
@@ -202,5 +174,56 @@ func waitHandled(t *testing.T, s *Server, n uint64) {
 			t.Fatalf("%d packets handled, want %d", s.Stats().Handled, n)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// aliasGnuPG is a GnuPG Opener that records whether the wire it decodes is the pushed buffer.
+type aliasGnuPG struct {
+	GnuPGOpener
+	pushed  []byte
+	aliased *atomic.Bool
+}
+
+func (a aliasGnuPG) Decode(wire []byte) (*spa.Message, error) {
+	if unsafe.SliceData(wire) == unsafe.SliceData(a.pushed) {
+		a.aliased.Store(true)
+	}
+	return a.GnuPGOpener.Decode(wire)
+}
+
+// TestRunGnuPGPacketNotInline: a lone GnuPG packet for a stanza without HMAC key passes the
+// reader's checks unauthenticated, so the reader hands it to a worker (its private-key
+// decryption must not hold up the reading of other packets) instead of handling it itself.
+func TestRunGnuPGPacketNotInline(t *testing.T) {
+	w := newGPGWorld(t)
+	msg := baseMessage()
+	msg.Random = ""
+	wire := w.wire(t, msg, w.server, w.client, spa.Keys{})
+	var aliased atomic.Bool
+	keys := newKeyCache(w.loader(t))
+	clock := func() time.Time { return testNow }
+	s, err := New(Config{Policy: basePolicy(gpgStanza(w)), Firewall: &fakeFirewall{}, Cache: newFakeCache(), Now: clock,
+		Workers: 4, GnuPG: func(st *fwconf.Stanza) (GnuPGOpener, error) {
+			o, err := NewGnuPGOpener(st, keys.get, clock)
+			return aliasGnuPG{o, wire, &aliased}, err
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := capture.NewChan(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, src) }()
+	src.Push(pkt("10.99.0.2", wire))
+	waitHandled(t, s, 1)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if st := s.Stats(); st.ByReason[Granted] != 1 {
+		t.Fatalf("stats %+v, want the GnuPG packet granted", st)
+	}
+	if aliased.Load() {
+		t.Fatal("the reader decrypted a GnuPG packet itself")
 	}
 }

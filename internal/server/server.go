@@ -33,7 +33,6 @@ type Server struct {
 	replayTimeout time.Duration
 	onGrant       func(st *fwconf.Stanza, gs []firewall.Grant) error
 	observe       func(granted bool, d time.Duration)
-	stamped       bool // now is time.Now, so a packet's receive time (Packet.Time) may stand for it
 	cmds          CommandRunner
 	closes        CloseStore
 	afterFunc     func(d time.Duration, f func())
@@ -91,7 +90,7 @@ func New(cfg Config) (*Server, error) {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if s.now == nil {
-		s.now, s.stamped = time.Now, true
+		s.now = time.Now
 	}
 	if s.queue <= 0 {
 		s.queue = defaultQueue
@@ -189,11 +188,12 @@ func (s *Server) Run(ctx context.Context, src capture.Source) error {
 		defer wg.Wait()
 		defer close(ch)
 		// The reader rejects what fails the cheap checks (wire, source, HMAC) itself: inside
-		// the source's Read, before any copy, when the source is a Screener. A lone packet
-		// that passes (no worker busy, and nothing waiting in a source that is a Backlog) it
-		// handles itself too, sparing a knock the hand-off to another goroutine; the rest go
-		// to the workers, so a burst of valid packets is granted in parallel and in shared
-		// transactions. A full queue blocks the reader, so the backlog stays in the source's
+		// the source's Read, before any copy, when the source is a Screener. A lone Rijndael
+		// packet that passes (no worker busy, and nothing waiting in a source that is a
+		// Backlog) it handles itself too, sparing a knock the hand-off to another goroutine;
+		// the rest go to the workers, so a burst of valid packets is granted in parallel and
+		// in shared transactions, and a GnuPG packet (which may pass unauthenticated, to a
+		// private-key decryption) never holds up the reader. A full queue blocks the reader, so the backlog stays in the source's
 		// buffer. A queued payload gets its own copy: a source may carve payloads out of
 		// shared chunks, and a queue of them would keep every chunk alive.
 		screen := func(p capture.Packet) bool { return s.precheck(ctx, p) }
@@ -205,7 +205,7 @@ func (s *Server) Run(ctx context.Context, src capture.Source) error {
 		handle = func(p capture.Packet) {
 			switch {
 			case screen != nil && screen(p):
-			case backlog != nil && busy.Load() == 0 && !backlog.Waiting():
+			case backlog != nil && len(p.Payload) < gnupgLen && busy.Load() == 0 && !backlog.Waiting():
 				s.Handle(ctx, p)
 			default:
 				p.Payload = bytes.Clone(p.Payload)
