@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/netip"
 	"testing"
+	"time"
 )
 
 func TestParseIP(t *testing.T) {
@@ -37,25 +38,25 @@ func TestParseIP(t *testing.T) {
 		wantErr error
 	}{
 		{"udp4", ip4(ProtoUDP, cli4, srv4, 0, udpHdr(40000, 62201, pl)),
-			Packet{netip.AddrPortFrom(cli4, 40000), netip.AddrPortFrom(srv4, 62201), ProtoUDP, pl}, nil},
+			Packet{netip.AddrPortFrom(cli4, 40000), netip.AddrPortFrom(srv4, 62201), ProtoUDP, pl, time.Time{}}, nil},
 		{"udp4 options", ip4(ProtoUDP, cli4, srv4, 3, udpHdr(40000, 62201, pl)),
-			Packet{netip.AddrPortFrom(cli4, 40000), netip.AddrPortFrom(srv4, 62201), ProtoUDP, pl}, nil},
+			Packet{netip.AddrPortFrom(cli4, 40000), netip.AddrPortFrom(srv4, 62201), ProtoUDP, pl, time.Time{}}, nil},
 		{"udp4 link padding", padded,
-			Packet{netip.AddrPortFrom(cli4, 40000), netip.AddrPortFrom(srv4, 62201), ProtoUDP, []byte("hi")}, nil},
+			Packet{netip.AddrPortFrom(cli4, 40000), netip.AddrPortFrom(srv4, 62201), ProtoUDP, []byte("hi"), time.Time{}}, nil},
 		{"udp4 short udp length", shortULen,
-			Packet{netip.AddrPortFrom(cli4, 40000), netip.AddrPortFrom(srv4, 62201), ProtoUDP, pl[:10]}, nil},
+			Packet{netip.AddrPortFrom(cli4, 40000), netip.AddrPortFrom(srv4, 62201), ProtoUDP, pl[:10], time.Time{}}, nil},
 		{"udp4 empty", ip4(ProtoUDP, cli4, srv4, 0, udpHdr(1, 2, nil)),
-			Packet{netip.AddrPortFrom(cli4, 1), netip.AddrPortFrom(srv4, 2), ProtoUDP, []byte{}}, nil},
+			Packet{netip.AddrPortFrom(cli4, 1), netip.AddrPortFrom(srv4, 2), ProtoUDP, []byte{}, time.Time{}}, nil},
 		{"tcp4", ip4(ProtoTCP, cli4, srv4, 0, tcpHdr(40000, 62201, 3, pl)),
-			Packet{netip.AddrPortFrom(cli4, 40000), netip.AddrPortFrom(srv4, 62201), ProtoTCP, pl}, nil},
+			Packet{netip.AddrPortFrom(cli4, 40000), netip.AddrPortFrom(srv4, 62201), ProtoTCP, pl, time.Time{}}, nil},
 		{"icmp4", ip4(ProtoICMP, cli4, srv4, 0, icmpHdr(0, pl)),
-			Packet{netip.AddrPortFrom(cli4, 0), netip.AddrPortFrom(srv4, 0), ProtoICMP, pl}, nil},
+			Packet{netip.AddrPortFrom(cli4, 0), netip.AddrPortFrom(srv4, 0), ProtoICMP, pl, time.Time{}}, nil},
 		{"udp6", ip6(ProtoUDP, cli6, srv6, udpHdr(40000, 62201, pl)),
-			Packet{netip.AddrPortFrom(cli6, 40000), netip.AddrPortFrom(srv6, 62201), ProtoUDP, pl}, nil},
+			Packet{netip.AddrPortFrom(cli6, 40000), netip.AddrPortFrom(srv6, 62201), ProtoUDP, pl, time.Time{}}, nil},
 		{"tcp6", ip6(ProtoTCP, cli6, srv6, tcpHdr(40000, 62201, 0, pl)),
-			Packet{netip.AddrPortFrom(cli6, 40000), netip.AddrPortFrom(srv6, 62201), ProtoTCP, pl}, nil},
+			Packet{netip.AddrPortFrom(cli6, 40000), netip.AddrPortFrom(srv6, 62201), ProtoTCP, pl, time.Time{}}, nil},
 		{"icmp6", ip6(ProtoICMPv6, cli6, srv6, icmpHdr(129, pl)),
-			Packet{netip.AddrPortFrom(cli6, 0), netip.AddrPortFrom(srv6, 0), ProtoICMPv6, pl}, nil},
+			Packet{netip.AddrPortFrom(cli6, 0), netip.AddrPortFrom(srv6, 0), ProtoICMPv6, pl, time.Time{}}, nil},
 
 		{"empty", nil, Packet{}, ErrTruncated},
 		{"version 5", []byte{0x50, 1, 2, 3}, Packet{}, ErrMalformed},
@@ -77,11 +78,11 @@ func TestParseIP(t *testing.T) {
 		{"icmpv6 in ipv4", ip4(ProtoICMPv6, cli4, srv4, 0, icmpHdr(0, pl)), Packet{}, ErrUnsupported},
 		{"icmp in ipv6", ip6(ProtoICMP, cli6, srv6, icmpHdr(0, pl)), Packet{}, ErrUnsupported},
 		{"ipv6 hop-by-hop", ip6ext(ProtoUDP, cli6, srv6, []uint8{extHopByHop}, udpHdr(40000, 62201, pl)),
-			Packet{netip.AddrPortFrom(cli6, 40000), netip.AddrPortFrom(srv6, 62201), ProtoUDP, pl}, nil},
+			Packet{netip.AddrPortFrom(cli6, 40000), netip.AddrPortFrom(srv6, 62201), ProtoUDP, pl, time.Time{}}, nil},
 		{"ipv6 hop dst rt ah dst", ip6ext(ProtoTCP, cli6, srv6, []uint8{0, 60, 43, 51, 60}, tcpHdr(40000, 62201, 0, pl)),
-			Packet{netip.AddrPortFrom(cli6, 40000), netip.AddrPortFrom(srv6, 62201), ProtoTCP, pl}, nil},
+			Packet{netip.AddrPortFrom(cli6, 40000), netip.AddrPortFrom(srv6, 62201), ProtoTCP, pl, time.Time{}}, nil},
 		{"ipv6 8 extension headers", ip6ext(ProtoICMPv6, cli6, srv6, []uint8{0, 60, 60, 60, 60, 60, 60, 60}, icmpHdr(128, pl)),
-			Packet{netip.AddrPortFrom(cli6, 0), netip.AddrPortFrom(srv6, 0), ProtoICMPv6, pl}, nil},
+			Packet{netip.AddrPortFrom(cli6, 0), netip.AddrPortFrom(srv6, 0), ProtoICMPv6, pl, time.Time{}}, nil},
 		{"ipv6 9 extension headers", ip6ext(ProtoUDP, cli6, srv6, []uint8{0, 60, 60, 60, 60, 60, 60, 60, 60}, udpHdr(1, 2, pl)),
 			Packet{}, ErrUnsupported},
 		{"ipv6 extension header cut", ip6(0, cli6, srv6, make([]byte, 40)), Packet{}, ErrTruncated},

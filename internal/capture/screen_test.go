@@ -39,11 +39,13 @@ func (l *screenLog) saw() []string {
 }
 
 // checkScreened sends settle/keep payloads with send and checks that the screen saw every one
-// in order and Read returned exactly the kept ones, intact and in order.
+// in order and Read returned exactly the kept ones, intact, in order, and with the time they
+// were read (Packet.Time) between the first send and the last Read.
 func checkScreened(t *testing.T, r *reader, l *screenLog, send func(payload []byte)) {
 	t.Helper()
 	var want []string
 	var all []string
+	before := time.Now()
 	for i := range 6 {
 		p := fmt.Sprintf("keep %d", i)
 		if i%2 == 0 {
@@ -55,8 +57,12 @@ func checkScreened(t *testing.T, r *reader, l *screenLog, send func(payload []by
 		send([]byte(p))
 	}
 	for _, w := range want {
-		if p := r.expect(t, w); string(p.Payload) != w {
+		p := r.expect(t, w)
+		if string(p.Payload) != w {
 			t.Fatalf("Read returned %q, want %q", p.Payload, w)
+		}
+		if p.Time.Before(before) || p.Time.After(time.Now()) {
+			t.Fatalf("%q read at %v, not between %v and now", w, p.Time, before)
 		}
 	}
 	r.expectNone(t, 200*time.Millisecond)

@@ -316,6 +316,7 @@ func (s *Sniffer) Read() (Packet, error) {
 // when the interface went down), or EAGAIN. It runs inside rc.Read, which holds the socket
 // open, so the ring cannot be unmapped meanwhile.
 func (s *Sniffer) fill(fd int) error {
+	now := time.Now() // the batch's Packet.Time
 	scanned := 0
 	for len(s.pend) < cap(s.pend) && scanned < scanLimit {
 		b, ok := s.ring.next()
@@ -323,7 +324,7 @@ func (s *Sniffer) fill(fd int) error {
 			break
 		}
 		scanned++
-		s.keep(b)
+		s.keep(b, now)
 		s.ring.release()
 	}
 	if len(s.pend) > 0 || scanned == scanLimit {
@@ -339,11 +340,15 @@ func (s *Sniffer) fill(fd int) error {
 	return unix.EAGAIN
 }
 
-// keep appends the packet in b to s.pend, with its payload copied, unless the decoder rejects
+// keep appends the packet in b, read at now, to s.pend, with its payload copied, unless the decoder rejects
 // it or holds it as a fragment, or the screen settles it.
-func (s *Sniffer) keep(b []byte) {
+func (s *Sniffer) keep(b []byte, now time.Time) {
 	p, fresh, ok := s.dec.decode(b)
-	if !ok || s.screen != nil && s.screen(p) {
+	if !ok {
+		return
+	}
+	p.Time = now
+	if s.screen != nil && s.screen(p) {
 		return
 	}
 	if !fresh {

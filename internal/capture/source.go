@@ -67,13 +67,21 @@
 // does not settle: a flood of forged packets is rejected without a copy or an allocation.
 package capture
 
-import "net/netip"
+import (
+	"net/netip"
+	"time"
+)
 
 // Packet is one candidate SPA packet.
 type Packet struct {
 	Src, Dst netip.AddrPort // Dst's address is unspecified in UDP-server mode
 	Proto    uint8          // 17 udp, 6 tcp, 1 icmp, 58 icmpv6
 	Payload  []byte         // the L4 payload; owned by the caller after Read returns
+	// Time is when the source took the packet from the kernel, read once per batch (at most
+	// 256 packets from a Sniffer's ring, one recvmmsg batch of the UDPServer), with its
+	// monotonic reading; zero from sources that do not say (Chan, FileSource, whose records
+	// are not arrivals).
+	Time time.Time
 }
 
 // Screener is a Source that can show packets to the caller before copying them.

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/net/ipv4"
@@ -40,6 +41,8 @@ type UDPServer struct {
 	bc   *ipv4.PacketConn // batch reader, when pc is a *net.UDPConn (works for IPv6 too)
 	msgs []ipv4.Message   // the last batch; msgs[i:n] are still to be returned
 	n, i int
+	// batchTime is when the last batch was read (its packets' Time).
+	batchTime time.Time
 
 	buf []byte // the one-datagram path for other PacketConns
 
@@ -183,14 +186,16 @@ func (s *UDPServer) next() (Packet, error) {
 		if err != nil {
 			return Packet{}, fmt.Errorf("capture: udp read on %v: %w", s.pc.LocalAddr(), err)
 		}
-		return s.packet(src, s.buf[:n]), nil
+		p := s.packet(src, s.buf[:n])
+		p.Time = time.Now()
+		return p, nil
 	}
 	for s.i >= s.n {
 		n, err := s.bc.ReadBatch(s.msgs, 0)
 		if err != nil {
 			return Packet{}, fmt.Errorf("capture: udp read on %v: %w", s.pc.LocalAddr(), err)
 		}
-		s.n, s.i = n, 0
+		s.n, s.i, s.batchTime = n, 0, time.Now()
 	}
 	m := &s.msgs[s.i]
 	s.i++
@@ -199,6 +204,7 @@ func (s *UDPServer) next() (Packet, error) {
 		src = ua.AddrPort()
 	}
 	p := s.packet(src, m.Buffers[0][:m.N])
+	p.Time = s.batchTime
 	if d := pktinfoDst(m.OOB[:m.NN]); d.IsValid() && d.Is4() == p.Src.Addr().Is4() {
 		p.Dst = netip.AddrPortFrom(d, s.port)
 	}

@@ -68,7 +68,9 @@ type Config struct {
 	Firewall Firewall     // required unless Policy.TestMode
 	Cache    replay.Cache // nil: no replay protection
 	Logger   *slog.Logger // nil: discard
-	Now      func() time.Time
+	// Now is the clock (nil: time.Now, and then the checks a forged packet gets take the time
+	// the source read it, capture.Packet.Time, when it has one).
+	Now func() time.Time
 
 	// NewOpener builds a stanza's Opener from its keys, once per stanza and Reload (nil:
 	// NewSPAOpener). Tests may substitute a fake.

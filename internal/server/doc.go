@@ -39,7 +39,8 @@
 // HMAC itself, at one HMAC per matching stanza and no allocation, and hands the rest to the
 // workers. When the source is a capture.Screener (the Sniffer and the UDP server are) these
 // checks run inside its Read, on the payload still in the receive buffer, so a forged packet
-// is never copied. It also settles GnuPG packets for stanzas without HMAC key once the decryption
+// is never copied; they take the time the source read the packet as now (one clock reading per
+// batch) when the server runs on the real clock. It also settles GnuPG packets for stanzas without HMAC key once the decryption
 // budget is exhausted, so a flood of forged 400-character packets costs a token-bucket check
 // each and never queues ahead of valid knocks.
 //

@@ -100,7 +100,7 @@ func (s *Server) cheap(ctx context.Context, pkt capture.Packet) (Result, bool) {
 	if len(pkt.Payload) == 0 {
 		return Result{Reason: Malformed, Err: spa.ErrTooShort}, true // as handle: not logged
 	}
-	now := s.now()
+	now := s.arrival(pkt)
 	p := s.policy.Load()
 	if p.SPAOverHTTP && spahttp.IsRequest(pkt.Payload) {
 		return Result{}, false // rare: handle unwraps it
@@ -158,6 +158,16 @@ func (s *Server) cheap(ctx context.Context, pkt capture.Packet) (Result, bool) {
 	}
 	s.reject(p, pkt, now, best, bestDetail)
 	return best, true
+}
+
+// arrival is the time the cheap checks take as now: the time the source read the packet (one
+// clock reading per batch, see capture.Packet.Time) when the server runs on the real clock, so
+// a flood does not pay a clock reading per packet; else the server's clock.
+func (s *Server) arrival(pkt capture.Packet) time.Time {
+	if s.realClock && !pkt.Time.IsZero() {
+		return pkt.Time
+	}
+	return s.now()
 }
 
 // gnupgLen is the wire length from which fwknop treats a packet as GnuPG, not Rijndael.

@@ -27,6 +27,14 @@ func newLogLimiter(burst int, interval time.Duration) *logLimiter {
 	return &logLimiter{burst: burst, interval: interval, bySrc: map[netip.Addr]*window{}}
 }
 
+// expired reports whether the window that started at start is over at now: an interval has
+// passed, or now is more than an interval before it (a clock set back). A time a little before
+// the start, such as a batch's read time (capture.Packet.Time), is still in the window.
+func (l *logLimiter) expired(start, now time.Time) bool {
+	d := now.Sub(start)
+	return d >= l.interval || d < -l.interval
+}
+
 // allow reports whether a line for src may be logged at now, and how many lines for src were
 // suppressed since the last one allowed.
 func (l *logLimiter) allow(src netip.Addr, now time.Time) (bool, int) {
@@ -40,10 +48,10 @@ func (l *logLimiter) allow(src netip.Addr, now time.Time) (bool, int) {
 		w = &window{start: now}
 		l.bySrc[src] = w
 	}
-	if now.Sub(w.start) >= l.interval || now.Before(w.start) {
+	if l.expired(w.start, now) {
 		w.start, w.n = now, 0
 	}
-	if now.Sub(l.total.start) >= l.interval || now.Before(l.total.start) {
+	if l.expired(l.total.start, now) {
 		l.total.start, l.total.n = now, 0
 	}
 	if w.n >= l.burst || l.total.n >= 50*l.burst {

@@ -95,6 +95,36 @@ func TestRunScreensInsideTheSource(t *testing.T) {
 	}
 }
 
+// TestCheapChecksTakeTheReadTime: on the real clock the cheap checks take the time the source
+// read the packet (capture.Packet.Time) as now, so a stanza that had expired by then rejects
+// it; an injected clock is always used, whatever the packet says.
+func TestCheapChecksTakeTheReadTime(t *testing.T) {
+	st := baseStanza()
+	st.AccessExpire = time.Now().Add(24 * time.Hour)
+	forged := forgedPacket(t)
+	late := forged
+	late.Time = time.Now().Add(48 * time.Hour)
+	for _, c := range []struct {
+		name string
+		now  func() time.Time
+		p    capture.Packet
+		want Reason
+	}{
+		{"real clock, no read time", nil, forged, BadHMAC},
+		{"real clock, read after the expiry", nil, late, StanzaExpired},
+		{"injected clock, read after the expiry", time.Now, late, BadHMAC},
+	} {
+		s, err := New(Config{Policy: basePolicy(st), Firewall: &fakeFirewall{}, Cache: newFakeCache(), Now: c.now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, settled := s.cheap(context.Background(), c.p)
+		if !settled || res.Reason != c.want {
+			t.Errorf("%s: %v (settled %v), want %v", c.name, res.Reason, settled, c.want)
+		}
+	}
+}
+
 // TestRunHandlesALoneKnockInTheReader: with a source that is a Backlog, a valid packet that
 // arrives alone is handled by the reader itself (it decodes the source's own buffer: no copy,
 // no hand-off), while the packets of a burst go to the workers with their own copies.

@@ -33,6 +33,7 @@ type Server struct {
 	replayTimeout time.Duration
 	onGrant       func(st *fwconf.Stanza, gs []firewall.Grant) error
 	observe       func(granted bool, d time.Duration)
+	realClock     bool // now is time.Now, so a packet's read time (capture.Packet.Time) may stand for it
 	cmds          CommandRunner
 	closes        CloseStore
 	afterFunc     func(d time.Duration, f func())
@@ -90,7 +91,7 @@ func New(cfg Config) (*Server, error) {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if s.now == nil {
-		s.now = time.Now
+		s.now, s.realClock = time.Now, true
 	}
 	if s.queue <= 0 {
 		s.queue = defaultQueue
