@@ -1,6 +1,8 @@
 package firewall
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"syscall"
@@ -24,6 +26,7 @@ type nlConn interface {
 	SendMessages([]netlink.Message) ([]netlink.Message, error)
 	Receive() ([]netlink.Message, error)
 	SetReadDeadline(time.Time) error
+	SyscallConn() (syscall.RawConn, error)
 }
 
 // sock is sesame's netlink socket: lib for the library's reads, nl (the same socket) for writes,
@@ -33,6 +36,13 @@ type sock struct {
 	nl  nlConn
 	rec *nftables.Conn
 	buf []netlink.Message // what rec recorded since the last take
+
+	// tx carries transactions: send frames them into wbuf and reads the answers into rbuf
+	// itself, on nl's socket, which costs a third of the library's allocations and a system
+	// call less per transaction (a knock waits on one). seq numbers the messages.
+	tx         wire
+	wbuf, rbuf []byte
+	seq        uint32
 
 	sndbuf int // the send buffer fit set (0: the kernel's default, about 208 KiB)
 }
@@ -61,6 +71,12 @@ func newSock(opts ...nftables.ConnOption) (*sock, error) {
 		lib.CloseLasting()
 		return nil, errors.New("open netlink: the library did not hand out its socket")
 	}
+	if rc, err := s.nl.SyscallConn(); err == nil {
+		s.tx = rawWire{rc}
+	} else {
+		s.tx = msgWire{s.nl} // a socket without a file descriptor: the library's test dial
+	}
+	s.rbuf = make([]byte, recvSize)
 	s.rec, err = nftables.New(nftables.WithTestDial(s.record))
 	if err != nil {
 		lib.CloseLasting()
@@ -108,26 +124,22 @@ func (s *sock) send(msgs []netlink.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	batch := make([]netlink.Message, 0, len(msgs)+2)
-	batch = append(batch, netlink.Message{Header: netlink.Header{Type: unix.NFNL_MSG_BATCH_BEGIN, Flags: netlink.Request},
-		Data: nfgen(unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)})
+	s.wbuf = s.frame(s.wbuf[:0], unix.NFNL_MSG_BATCH_BEGIN, netlink.Request, nfgen(unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES))
 	for _, m := range msgs {
 		// No echo (the library asks for one on rules, to learn handles sesame does not use).
-		m.Header.Flags = (m.Header.Flags | netlink.Request | netlink.Acknowledge) &^ netlink.Echo
-		m.Header.Sequence = 0 // the socket numbers them
-		batch = append(batch, m)
+		flags := (m.Header.Flags | netlink.Request | netlink.Acknowledge) &^ netlink.Echo
+		s.wbuf = s.frame(s.wbuf, uint16(m.Header.Type), flags, m.Data)
 	}
-	batch = append(batch, netlink.Message{Header: netlink.Header{Type: unix.NFNL_MSG_BATCH_END, Flags: netlink.Request},
-		Data: nfgen(unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)})
-	if err := s.fit(batch); err != nil {
+	s.wbuf = s.frame(s.wbuf, unix.NFNL_MSG_BATCH_END, netlink.Request, nfgen(unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES))
+	if err := s.fit(len(s.wbuf)); err != nil {
 		return err
 	}
-	if _, err := s.nl.SendMessages(batch); err != nil {
+	if err := s.tx.write(s.wbuf); err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
 	var first error
 	for got := 0; got < len(msgs); {
-		replies, err := s.nl.Receive()
+		acks, err := s.acks()
 		if err != nil {
 			if first != nil && isTimeout(err) {
 				break // the rest never came: drain below
@@ -144,19 +156,140 @@ func (s *sock) send(msgs []netlink.Message) error {
 					break
 				}
 			}
-			got++
-			continue
 		}
-		for _, r := range replies {
-			if r.Header.Type == netlink.Error {
-				got++
-			}
-		}
+		got += acks
 	}
 	if first != nil {
 		s.drain()
 	}
 	return first
+}
+
+// frame appends one netlink message (struct nlmsghdr in host order, then data, padded to 4
+// bytes) to b, numbered with the socket's next sequence number.
+func (s *sock) frame(b []byte, typ uint16, flags netlink.HeaderFlags, data []byte) []byte {
+	s.seq++
+	b = binary.NativeEndian.AppendUint32(b, uint32(unix.NLMSG_HDRLEN+len(data)))
+	b = binary.NativeEndian.AppendUint16(b, typ)
+	b = binary.NativeEndian.AppendUint16(b, uint16(flags))
+	b = binary.NativeEndian.AppendUint32(b, s.seq)
+	b = binary.NativeEndian.AppendUint32(b, 0) // port id: the kernel's
+	b = append(b, data...)
+	for len(b)%unix.NLMSG_ALIGNTO != 0 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+// wire is what send writes a framed transaction to and reads the kernel's answers from.
+type wire interface {
+	// write sends b, one or more framed messages, in one datagram.
+	write(b []byte) error
+	// read reads one datagram of answers into b (truncated to len(b)) and returns its length.
+	read(b []byte) (int, error)
+}
+
+// rawWire is the socket itself.
+type rawWire struct{ rc syscall.RawConn }
+
+func (w rawWire) write(b []byte) error {
+	var serr error
+	err := w.rc.Write(func(fd uintptr) bool {
+		serr = unix.Sendto(int(fd), b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+		return serr != unix.EAGAIN
+	})
+	if err == nil {
+		err = serr
+	}
+	return err
+}
+
+func (w rawWire) read(b []byte) (int, error) {
+	var n int
+	var rerr error
+	err := w.rc.Read(func(fd uintptr) bool {
+		n, _, rerr = unix.Recvfrom(int(fd), b, 0)
+		return rerr != unix.EAGAIN
+	})
+	if err == nil {
+		err = rerr
+	}
+	return n, err
+}
+
+// msgWire carries the same bytes over a connection's messages, for a socket without a file
+// descriptor (the library's test dial): write parses the frames back into messages, read
+// frames the answers again (an error answer as the NLMSG_ERROR it came as).
+type msgWire struct{ nl nlConn }
+
+func (w msgWire) write(b []byte) error {
+	ms, err := syscall.ParseNetlinkMessage(b)
+	if err != nil {
+		return err
+	}
+	out := make([]netlink.Message, len(ms))
+	for i, m := range ms {
+		out[i] = netlink.Message{Header: netlink.Header{Length: m.Header.Len, Type: netlink.HeaderType(m.Header.Type),
+			Flags: netlink.HeaderFlags(m.Header.Flags), Sequence: m.Header.Seq, PID: m.Header.Pid},
+			Data: bytes.Clone(m.Data)} // b is reused, and a test socket keeps what it was sent
+	}
+	_, err = w.nl.SendMessages(out)
+	return err
+}
+
+func (w msgWire) read(b []byte) (int, error) {
+	ms, err := w.nl.Receive()
+	var oe *netlink.OpError
+	if err != nil && errors.As(err, &oe) {
+		var errno syscall.Errno
+		if !errors.As(oe.Err, &errno) {
+			return 0, err
+		}
+		ms = []netlink.Message{{Header: netlink.Header{Type: netlink.Error},
+			Data: binary.NativeEndian.AppendUint32(nil, uint32(-int32(errno)))}}
+	} else if err != nil {
+		return 0, err
+	}
+	var out []byte
+	for _, m := range ms {
+		m.Header.Length = uint32(unix.NLMSG_HDRLEN + len(m.Data))
+		mb, err := m.MarshalBinary()
+		if err != nil {
+			return 0, err
+		}
+		out = append(out, mb...)
+	}
+	return copy(b, out), nil
+}
+
+// recvSize is how much of one answer acks reads: an error answer quotes the failed message,
+// which can be large, but only its header and error code are read (the rest is discarded).
+const recvSize = 64 << 10
+
+// acks reads one datagram of answers and returns how many acknowledgements or errors it held,
+// and the first error as a *netlink.OpError (what the library returns for one), or the
+// socket's error (a timeout after SetReadDeadline).
+func (s *sock) acks() (int, error) {
+	n, err := s.tx.read(s.rbuf)
+	if err != nil {
+		return 0, err
+	}
+	count, first := 0, error(nil)
+	for b := s.rbuf[:n]; len(b) >= unix.NLMSG_HDRLEN; {
+		l := int(binary.NativeEndian.Uint32(b[0:4]))
+		if binary.NativeEndian.Uint16(b[4:6]) == unix.NLMSG_ERROR && len(b) >= unix.NLMSG_HDRLEN+4 {
+			count++
+			if code := int32(binary.NativeEndian.Uint32(b[unix.NLMSG_HDRLEN:])); code != 0 && first == nil {
+				first = &netlink.OpError{Op: "receive", Err: syscall.Errno(-code)}
+			}
+		}
+		l = (l + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1)
+		if l < unix.NLMSG_HDRLEN || l > len(b) {
+			break // truncated: the rest of this datagram was not read
+		}
+		b = b[l:]
+	}
+	return count, first
 }
 
 // isReply reports whether err is the kernel's answer to one message (a netlink error reply).
@@ -173,27 +306,17 @@ const defaultSndbuf = 160 << 10
 // batch in one sendmsg (it is one transaction) and refuses one larger than the buffer with
 // EMSGSIZE, so taking over a table with 100,000 live grants needs megabytes. SO_SNDBUFFORCE
 // (CAP_NET_ADMIN, which sesame has) passes net.core.wmem_max.
-func (s *sock) fit(batch []netlink.Message) error {
-	size := 0
-	for _, m := range batch {
-		size += 16 + len(m.Data) + 4 // header, data, alignment
-	}
+func (s *sock) fit(size int) error {
 	if size+size/8+1024 <= max(s.sndbuf, defaultSndbuf) {
 		return nil
 	}
-	sc, ok := s.nl.(interface {
-		SyscallConn() (syscall.RawConn, error)
-	})
+	want := max(2*size, 1<<20)
+	var serr error
+	rw, ok := s.tx.(rawWire)
 	if !ok {
 		return nil // a test socket
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("send buffer: %w", err)
-	}
-	want := max(2*size, 1<<20)
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
+	if err := rw.rc.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, want)
 	}); err != nil {
 		return fmt.Errorf("send buffer: %w", err)
