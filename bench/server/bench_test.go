@@ -108,7 +108,7 @@ func BenchmarkServerVsFwknopd(b *testing.B) {
 		row{"knock-to-open p50", ms(pct(ks, 50)), ms(pct(kf, 50)), "ms", "lower", "< 0.5 ms"},
 		row{"knock-to-open p90", ms(pct(ks, 90)), ms(pct(kf, 90)), "ms", "lower", ""},
 		row{"knock-to-open max", ms(pct(ks, 100)), ms(pct(kf, 100)), "ms", "lower", ""},
-		row{"knock-to-open p50, 50 ms apart", ms(pct(ksIdle, 50)), ms(pct(kfIdle, 50)), "ms", "lower", ""})
+		row{"knock-to-open p50, 50 ms quiet before each", ms(pct(ksIdle, 50)), ms(pct(kfIdle, 50)), "ms", "lower", ""})
 
 	// 2. Garbage (forged HMAC) handled per second of server CPU. sesame: saturated drain (the
 	// server is stopped while its 8 MB socket buffer fills, then resumed: drainRound), so the

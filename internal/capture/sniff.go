@@ -68,7 +68,9 @@ type Sniffer struct {
 	rc   syscall.RawConn
 	dec  *decoder
 	name string
-	ring *ring // read only inside rc.Read, so Close can unmap it once the socket is closed
+	// ring is read only inside rc.Read and rc.Control, so Close can unmap it once the socket
+	// is closed.
+	ring *ring
 
 	// pend holds packets taken from the ring by the last fill, pend[next:] not yet returned.
 	pend []Packet
@@ -340,8 +342,8 @@ func (s *Sniffer) fill(fd int) error {
 	return unix.EAGAIN
 }
 
-// keep appends the packet in b, read at now, to s.pend, with its payload copied, unless the decoder rejects
-// it or holds it as a fragment, or the screen settles it.
+// keep appends the packet in b, read at now, to s.pend, with its payload copied, unless the
+// decoder rejects it or holds it as a fragment, or the screen settles it.
 func (s *Sniffer) keep(b []byte, now time.Time) {
 	p, fresh, ok := s.dec.decode(b)
 	if !ok {
@@ -392,8 +394,8 @@ func (s *Sniffer) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	// Closing the socket waits for a running rc.Read callback (fill) to return, and no later
-	// one starts; only then is the ring unmapped.
+	// Closing the socket waits for a running rc.Read or rc.Control callback (fill, Waiting) to
+	// return, and no later one starts; only then is the ring unmapped.
 	err := s.conn.Close()
 	if rerr := s.ring.close(); err == nil {
 		err = rerr

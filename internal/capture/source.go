@@ -62,9 +62,10 @@
 //
 // ParseIP returns the UDP payload, the TCP payload after options, or the ICMP/ICMPv6 payload
 // after the 8-byte header (as fwknopd). Sources copy the payload, so the caller owns it. A
-// Screener (Sniffer, ResilientSniffer, MultiSniffer, UDPServer) first shows each packet to a
-// screen while its payload still lies in the receive buffer, and copies only what the screen
-// does not settle: a flood of forged packets is rejected without a copy or an allocation.
+// Screener (Sniffer, ResilientSniffer, MultiSniffer, UDPServer, Chan) first shows each packet
+// to a screen while its payload still lies in the receive buffer, and copies only what the
+// screen does not settle: a flood of forged packets is rejected without a copy or an
+// allocation. A Backlog tells whether another packet is waiting.
 package capture
 
 import (

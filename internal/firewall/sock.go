@@ -38,8 +38,9 @@ type sock struct {
 	buf []netlink.Message // what rec recorded since the last take
 
 	// tx carries transactions: send frames them into wbuf and reads the answers into rbuf
-	// itself, on nl's socket, which costs a third of the library's allocations and a system
-	// call less per transaction (a knock waits on one). seq numbers the messages.
+	// itself, on nl's socket, which costs less than half the library's allocations and one
+	// system call less per answer (a knock waits on one transaction). seq numbers the
+	// messages.
 	tx         wire
 	wbuf, rbuf []byte
 	seq        uint32
@@ -124,6 +125,7 @@ func (s *sock) send(msgs []netlink.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	first := s.seq + 1
 	s.wbuf = s.frame(s.wbuf[:0], unix.NFNL_MSG_BATCH_BEGIN, netlink.Request, nfgen(unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES))
 	for _, m := range msgs {
 		// No echo (the library asks for one on rules, to learn handles sesame does not use).
@@ -137,15 +139,15 @@ func (s *sock) send(msgs []netlink.Message) error {
 	if err := s.tx.write(s.wbuf); err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
-	var first error
+	var failed error
 	for got := 0; got < len(msgs); {
-		acks, err := s.acks()
+		acks, err := s.acks(first, s.seq)
 		if err != nil {
-			if first != nil && isTimeout(err) {
+			if failed != nil && isTimeout(err) {
 				break // the rest never came: drain below
 			}
-			if first == nil {
-				first = err
+			if failed == nil {
+				failed = err
 				if !isReply(err) {
 					break
 				}
@@ -159,16 +161,18 @@ func (s *sock) send(msgs []netlink.Message) error {
 		}
 		got += acks
 	}
-	if first != nil {
+	if failed != nil {
 		s.drain()
 	}
-	return first
+	return failed
 }
 
 // frame appends one netlink message (struct nlmsghdr in host order, then data, padded to 4
 // bytes) to b, numbered with the socket's next sequence number.
 func (s *sock) frame(b []byte, typ uint16, flags netlink.HeaderFlags, data []byte) []byte {
-	s.seq++
+	if s.seq++; s.seq == 0 {
+		s.seq = 1 // 0 stands for an answer without a number (acks)
+	}
 	b = binary.NativeEndian.AppendUint32(b, uint32(unix.NLMSG_HDRLEN+len(data)))
 	b = binary.NativeEndian.AppendUint16(b, typ)
 	b = binary.NativeEndian.AppendUint16(b, uint16(flags))
@@ -266,21 +270,25 @@ func (w msgWire) read(b []byte) (int, error) {
 // which can be large, but only its header and error code are read (the rest is discarded).
 const recvSize = 64 << 10
 
-// acks reads one datagram of answers and returns how many acknowledgements or errors it held,
-// and the first error as a *netlink.OpError (what the library returns for one), or the
-// socket's error (a timeout after SetReadDeadline).
-func (s *sock) acks() (int, error) {
+// acks reads one datagram of answers and returns how many acknowledgements or errors it held
+// for the messages numbered first to last (answers to earlier transactions, if any were left,
+// are skipped; an answer numbered 0 comes from a test socket and counts), and the first error
+// as a *netlink.OpError (what the library returns for one), or the socket's error wrapped (a
+// timeout after SetReadDeadline).
+func (s *sock) acks(first, last uint32) (int, error) {
 	n, err := s.tx.read(s.rbuf)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("receive: %w", err)
 	}
-	count, first := 0, error(nil)
+	count, failed := 0, error(nil)
 	for b := s.rbuf[:n]; len(b) >= unix.NLMSG_HDRLEN; {
 		l := int(binary.NativeEndian.Uint32(b[0:4]))
-		if binary.NativeEndian.Uint16(b[4:6]) == unix.NLMSG_ERROR && len(b) >= unix.NLMSG_HDRLEN+4 {
+		seq := binary.NativeEndian.Uint32(b[8:12])
+		ours := seq == 0 || seq-first <= last-first
+		if binary.NativeEndian.Uint16(b[4:6]) == unix.NLMSG_ERROR && len(b) >= unix.NLMSG_HDRLEN+4 && ours {
 			count++
-			if code := int32(binary.NativeEndian.Uint32(b[unix.NLMSG_HDRLEN:])); code != 0 && first == nil {
-				first = &netlink.OpError{Op: "receive", Err: syscall.Errno(-code)}
+			if code := int32(binary.NativeEndian.Uint32(b[unix.NLMSG_HDRLEN:])); code != 0 && failed == nil {
+				failed = &netlink.OpError{Op: "receive", Err: syscall.Errno(-code)}
 			}
 		}
 		l = (l + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1)
@@ -289,7 +297,7 @@ func (s *sock) acks() (int, error) {
 		}
 		b = b[l:]
 	}
-	return count, first
+	return count, failed
 }
 
 // isReply reports whether err is the kernel's answer to one message (a netlink error reply).
@@ -310,12 +318,12 @@ func (s *sock) fit(size int) error {
 	if size+size/8+1024 <= max(s.sndbuf, defaultSndbuf) {
 		return nil
 	}
-	want := max(2*size, 1<<20)
-	var serr error
 	rw, ok := s.tx.(rawWire)
 	if !ok {
 		return nil // a test socket
 	}
+	want := max(2*size, 1<<20)
+	var serr error
 	if err := rw.rc.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, want)
 	}); err != nil {

@@ -101,9 +101,10 @@ type Config struct {
 
 	// Workers is how many goroutines Run uses to handle packets; 0 or 1 handles them in the
 	// reading goroutine. With Workers > 1 the reader itself rejects what fails the cheap
-	// checks (wire, source, one HMAC per matching stanza), and Queue is the backlog between
-	// the reader and the workers (default 1024); when it is full the reader waits, leaving
-	// packets in the source's (kernel) buffer.
+	// checks (wire, source, one HMAC per matching stanza) and handles a lone Rijndael packet
+	// (see the package doc), and Queue is the backlog between the reader and the workers
+	// (default 1024); when it is full the reader waits, leaving packets in the source's
+	// (kernel) buffer.
 	Workers int
 	Queue   int
 

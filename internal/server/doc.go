@@ -36,13 +36,16 @@
 //     never run on the packet path (command.go; verdict "command accepted").
 //
 // With several workers, Run's reading goroutine settles the packets that fail steps 1 to 3's
-// HMAC itself, at one HMAC per matching stanza and no allocation, and hands the rest to the
-// workers. When the source is a capture.Screener (the Sniffer and the UDP server are) these
-// checks run inside its Read, on the payload still in the receive buffer, so a forged packet
-// is never copied; they take the time the source read the packet as now (one clock reading per
-// batch) when the server runs on the real clock. It also settles GnuPG packets for stanzas without HMAC key once the decryption
-// budget is exhausted, so a flood of forged 400-character packets costs a token-bucket check
-// each and never queues ahead of valid knocks.
+// HMAC itself, at one HMAC per matching stanza and no allocation. When the source is a
+// capture.Screener (the Sniffer and the UDP server are) these checks run inside its Read, on
+// the payload still in the receive buffer, so a forged packet is never copied; they take the
+// time the source read the packet as now (one clock reading per batch) when the server runs on
+// the real clock. The reader also settles GnuPG packets for stanzas without HMAC key once the
+// decryption budget is exhausted, so a flood of forged 400-character packets costs a
+// token-bucket check each and never queues ahead of valid knocks. Of the packets that pass, a
+// lone one shorter than 400 characters (no worker busy, nothing waiting in a source that is a
+// capture.Backlog) is handled by the reader itself, sparing a knock the hand-off; the rest go
+// to the workers, whose grants arriving together share one firewall transaction.
 //
 // A packet that no stanza grants is rejected with one log line carrying src=, reason= and
 // stanza= (the stanza that got furthest), so fail2ban can match it, and counted per reason in

@@ -165,6 +165,9 @@ func TestRunHandlesALoneKnockInTheReader(t *testing.T) {
 	src.Push(pkt("10.99.0.2", wires[1]))
 	go func() { done <- s.Run(ctx, src) }()
 	waitHandled(t, s, 2)
+	for s.inFlight.Load() != 0 { // the workers have settled the burst but may not have returned
+		time.Sleep(time.Millisecond)
+	}
 	src.Push(pkt("10.99.0.2", wires[2])) // then one alone
 	waitHandled(t, s, 3)
 	cancel()

@@ -33,15 +33,18 @@ type Server struct {
 	replayTimeout time.Duration
 	onGrant       func(st *fwconf.Stanza, gs []firewall.Grant) error
 	observe       func(granted bool, d time.Duration)
-	realClock     bool // now is time.Now, so a packet's read time (capture.Packet.Time) may stand for it
-	cmds          CommandRunner
-	closes        CloseStore
-	afterFunc     func(d time.Duration, f func())
-	resolve       Resolver
-	log           *slog.Logger
-	now           func() time.Time
-	workers       int
-	queue         int
+	// realClock: now is time.Now, so a packet's read time (capture.Packet.Time) may stand for it.
+	realClock bool
+	// inFlight counts the packets Run has queued to its workers that they have not finished.
+	inFlight  atomic.Int64
+	cmds      CommandRunner
+	closes    CloseStore
+	afterFunc func(d time.Duration, f func())
+	resolve   Resolver
+	log       *slog.Logger
+	now       func() time.Time
+	workers   int
+	queue     int
 
 	batch atomic.Pointer[batcher] // set while Run commits grants in batches
 
@@ -177,12 +180,11 @@ func (s *Server) Run(ctx context.Context, src capture.Source) error {
 			defer s.batch.Store(nil) // after the workers have stopped (deferred below, so run first)
 		}
 		ch := make(chan capture.Packet, s.queue)
-		var busy atomic.Int64 // packets queued or being handled by a worker
 		for range s.workers {
 			wg.Go(func() {
 				for p := range ch {
 					s.Handle(ctx, p)
-					busy.Add(-1)
+					s.inFlight.Add(-1)
 				}
 			})
 		}
@@ -194,9 +196,10 @@ func (s *Server) Run(ctx context.Context, src capture.Source) error {
 		// Backlog) it handles itself too, sparing a knock the hand-off to another goroutine;
 		// the rest go to the workers, so a burst of valid packets is granted in parallel and
 		// in shared transactions, and a GnuPG packet (which may pass unauthenticated, to a
-		// private-key decryption) never holds up the reader. A full queue blocks the reader, so the backlog stays in the source's
-		// buffer. A queued payload gets its own copy: a source may carve payloads out of
-		// shared chunks, and a queue of them would keep every chunk alive.
+		// private-key decryption) never holds up the reader. A full queue blocks the reader,
+		// so the backlog stays in the source's buffer. A queued payload gets its own copy: a
+		// source may carve payloads out of shared chunks, and a queue of them would keep every
+		// chunk alive.
 		screen := func(p capture.Packet) bool { return s.precheck(ctx, p) }
 		if sc, ok := src.(capture.Screener); ok {
 			sc.Screen(screen)
@@ -206,11 +209,11 @@ func (s *Server) Run(ctx context.Context, src capture.Source) error {
 		handle = func(p capture.Packet) {
 			switch {
 			case screen != nil && screen(p):
-			case backlog != nil && len(p.Payload) < gnupgLen && busy.Load() == 0 && !backlog.Waiting():
+			case backlog != nil && len(p.Payload) < gnupgLen && s.inFlight.Load() == 0 && !backlog.Waiting():
 				s.Handle(ctx, p)
 			default:
 				p.Payload = bytes.Clone(p.Payload)
-				busy.Add(1)
+				s.inFlight.Add(1)
 				ch <- p
 			}
 		}

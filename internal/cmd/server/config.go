@@ -277,8 +277,9 @@ func captureDesc(s *settings) string {
 }
 
 // defaultWorkers is how many goroutines handle packets that pass the HMAC check. The reader
-// rejects forged packets itself; valid packets wait on the firewall, and several waiting at
-// once are committed in one nftables transaction.
+// rejects forged packets itself and handles a lone knock itself; the packets of a burst wait
+// on the firewall in the workers, and several waiting at once are committed in one nftables
+// transaction.
 const defaultWorkers = 64
 
 // checkCommandFiles refuses to start when a stanza runs commands (ENABLE_CMD_EXEC, a command
