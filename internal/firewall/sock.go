@@ -136,7 +136,11 @@ func (s *sock) send(msgs []netlink.Message) error {
 	if err := s.fit(len(s.wbuf)); err != nil {
 		return err
 	}
-	if err := s.tx.write(s.wbuf); err != nil {
+	err := s.tx.write(s.wbuf)
+	if cap(s.wbuf) > keepWbuf {
+		s.wbuf = nil // a takeover's megabytes are not kept for the grants after it
+	}
+	if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
 	var failed error
@@ -265,6 +269,9 @@ func (w msgWire) read(b []byte) (int, error) {
 	}
 	return copy(b, out), nil
 }
+
+// keepWbuf is the largest transaction buffer send keeps for the next one (about 5,000 grants).
+const keepWbuf = 256 << 10
 
 // recvSize is how much of one answer acks reads: an error answer quotes the failed message,
 // which can be large, but only its header and error code are read (the rest is discarded).
